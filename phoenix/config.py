@@ -1,0 +1,183 @@
+"""One settings object for the whole project.
+
+Read, in order of precedence, from `PHOENIX_*` environment variables, then the TOML
+file named by `PHOENIX_CONFIG` (default `phoenix.toml` in the working directory, if
+present), then the defaults below. Nested sections use `__` in environment
+variables: `PHOENIX_RBD__POOL=phoenix`. Unknown keys and wrong values are one-line
+`ConfigError`s naming the key and the accepted values.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from phoenix.errors import ConfigError
+
+_STRICT = ConfigDict(extra="forbid")
+
+
+class LocalStorageSettings(BaseModel):
+    """btrfs on a sparse loop file (the embedded default)."""
+
+    model_config = _STRICT
+    # Where the btrfs pool is mounted; default `<home>/btrfs`.
+    mount: Path | None = None
+    # Size of the sparse backing file; only allocated as written.
+    size: str = "20G"
+
+
+class RbdSettings(BaseModel):
+    """Ceph RBD through librbd."""
+
+    model_config = _STRICT
+    pool: str = "phoenix"
+    # ceph.conf of the cluster; default: the local stack's `<home>/ceph/ceph.conf`.
+    conf: Path | None = None
+    cluster_id: str = "phoenix-local"
+    # Seconds before a connection attempt to the cluster is given up.
+    connect_timeout: int = Field(default=5, ge=1, le=300)
+    # Local stack only: memstore keeps data in RAM; bluestore uses a sparse file.
+    objectstore: Literal["memstore", "bluestore"] = "memstore"
+    osd_size: str = "8G"
+
+
+class KubernetesSettings(BaseModel):
+    model_config = _STRICT
+    kubeconfig: Path | None = None
+    context: str | None = None
+    db_image: str = "mariadb:10.11"
+    base_domain: str = "phoenix.localhost"
+    storage_class: str = ""
+    fs_type: str = "ext4"
+    node_stage_secret: str = "csi-rbd-secret"
+    node_stage_secret_namespace: str = "rook-ceph"
+
+
+class PrefectSettings(BaseModel):
+    model_config = _STRICT
+    host: str = "127.0.0.1"
+    port: int = Field(default=4200, ge=1, le=65535)
+    work_pool: str = "phoenix"
+
+
+class Settings(BaseSettings):
+    """Everything configurable. See `phoenix.example.toml` for a documented example."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PHOENIX_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    home: Path = Path(".phoenix")
+    storage: Literal["local", "rbd"] = "local"
+    runtime: Literal["local", "kubernetes"] = "local"
+    source: str | None = None
+    rules: Path | None = None
+    database: str = "app"
+    keep_generations: int = Field(default=2, ge=1, le=100)
+    default_ttl: str = "8h"
+    # Image size for a breeder (and so every golden); sparse, only written blocks count.
+    image_size: str = "20G"
+    anon_key: SecretStr | None = None
+    local: LocalStorageSettings = LocalStorageSettings()
+    rbd: RbdSettings = RbdSettings()
+    kubernetes: KubernetesSettings = KubernetesSettings()
+    prefect: PrefectSettings = PrefectSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlSource(settings_cls))
+
+    # ---- derived paths -------------------------------------------------------
+    @property
+    def home_dir(self) -> Path:
+        return self.home.expanduser().absolute()
+
+    @property
+    def btrfs_mount(self) -> Path:
+        return (self.local.mount or self.home_dir / "btrfs").absolute()
+
+    @property
+    def ceph_conf(self) -> Path:
+        return (self.rbd.conf or self.home_dir / "ceph" / "ceph.conf").absolute()
+
+    @property
+    def prefect_url(self) -> str:
+        return f"http://{self.prefect.host}:{self.prefect.port}/api"
+
+    @property
+    def rules_path(self) -> Path:
+        if self.rules is not None:
+            return self.rules
+        return Path(__file__).resolve().parent.parent / "anonymization" / "rules" / "shop.yaml"
+
+    def anon_key_bytes(self) -> bytes:
+        """The anonymization key; a one-line error if it is not configured."""
+        if self.anon_key is None or not self.anon_key.get_secret_value():
+            raise ConfigError("PHOENIX_ANON_KEY is not set: export a long random secret (e.g. `openssl rand -hex 32`)")
+        return self.anon_key.get_secret_value().encode()
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Reads `phoenix.toml` (or `$PHOENIX_CONFIG`); a missing default file is fine."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        explicit = os.environ.get("PHOENIX_CONFIG")
+        path = Path(explicit) if explicit else Path("phoenix.toml")
+        self._data: dict[str, Any] = {}
+        if not path.exists():
+            if explicit:
+                raise ConfigError(f"PHOENIX_CONFIG={path}: no such file; unset it or point it at a phoenix.toml")
+            return
+        try:
+            self._data = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc}); fix the file") from None
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+def _describe(err: ValidationError) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "?"
+    if first["type"] == "extra_forbidden":
+        return f"unknown configuration key '{key}': remove it or check the spelling (see phoenix.example.toml)"
+    ctx = first.get("ctx") or {}
+    if "expected" in ctx:
+        return f"configuration key '{key}': {first.get('input')!r} is not accepted; expected {ctx['expected']}"
+    return f"configuration key '{key}': {first['msg']}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings, turning validation errors into one-line ConfigErrors."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as err:
+        raise ConfigError(_describe(err)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached; tests call `get_settings.cache_clear()`)."""
+    return load_settings()

@@ -1,0 +1,1 @@
+"""Runtimes that run database servers on storage images, behind one contract (`base.Runtime`)."""

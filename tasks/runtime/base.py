@@ -1,0 +1,156 @@
+"""The runtime contract: the strict point of cut-off between Phoenix and whatever runs
+database servers (local processes, Kubernetes).
+
+A runtime starts a MariaDB/MySQL server on a storage image, waits until it answers a
+real query, stops it with a slow shutdown (so the files are consistent and a clone
+starts without crash recovery), and lists what it runs. It finds its servers again
+after the orchestrator restarts (pid files / labels), and reports a dead one as
+`state="dead"` instead of assuming it alive.
+
+Implementations: `local.py` (mariadbd processes on this host), `kubernetes/`
+(namespace + Secret + static ceph-csi PV + Deployment per environment).
+Each is a context manager; `close()` releases clients, never servers.
+"""
+
+from __future__ import annotations
+
+import secrets
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Literal
+
+from phoenix.errors import PhoenixError
+
+Profile = Literal["restore", "environment"]
+
+
+class RuntimeError_(PhoenixError):
+    """Base of runtime failures (named with a trailing underscore to keep the builtin)."""
+
+
+class ServerNotFound(RuntimeError_):
+    pass
+
+
+class ServerFailed(RuntimeError_):
+    """The server did not start, did not answer in time, or died."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """An environment's own database account. `repr` hides the password."""
+
+    user: str
+    password: str = field(repr=False)
+    database: str
+
+    @classmethod
+    def generate(cls, database: str, user: str = "app") -> "Credentials":
+        return cls(user=user, password=secrets.token_urlsafe(24), database=database)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a server is and what state it is in (no secrets here)."""
+
+    name: str
+    image: str
+    host: str
+    port: int
+    state: Literal["starting", "running", "dead", "stopped"]
+    profile: Profile
+    labels: dict[str, str] = field(default_factory=dict)
+    pid: int | None = None
+    socket: Path | None = None
+
+
+@dataclass(frozen=True)
+class AdminAccess:
+    """How Phoenix itself reaches a server with full rights (restore, anonymize)."""
+
+    host: str | None
+    port: int | None
+    user: str
+    password: str | None = field(default=None, repr=False)
+    socket: Path | None = None
+
+    def client_args(self) -> list[str]:
+        """Arguments for the `mariadb`/`mysql` client. A password travels in the
+        MYSQL_PWD environment variable (see `client_env`), never on argv."""
+        if self.socket is not None:
+            return [f"--socket={self.socket}", f"--user={self.user}"]
+        return [f"--host={self.host}", f"--port={self.port}", f"--user={self.user}"]
+
+    def client_env(self) -> dict[str, str]:
+        return {"MYSQL_PWD": self.password} if self.password else {}
+
+    def pymysql_kwargs(self) -> dict[str, object]:
+        kw: dict[str, object] = {"user": self.user}
+        if self.socket is not None:
+            kw["unix_socket"] = str(self.socket)
+        else:
+            kw.update(host=self.host, port=self.port)
+        if self.password:
+            kw["password"] = self.password
+        return kw
+
+
+class Runtime(ABC):
+    name: str  # "local" | "kubernetes"
+
+    @abstractmethod
+    def start(
+        self,
+        name: str,
+        image: str,
+        *,
+        profile: Profile,
+        credentials: Credentials | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> Endpoint:
+        """Start a server named `name` on storage image `image` (attaching it if the
+        runtime needs a filesystem). With `credentials`, the server gets that account
+        (created or its password reset) with all rights on its database. Idempotent:
+        a running server of that name is returned as it is."""
+
+    @abstractmethod
+    def wait_ready(self, name: str, timeout: float = 120.0) -> Endpoint:
+        """Block until a real query answers; `ServerFailed` on timeout or death."""
+
+    @abstractmethod
+    def stop(self, name: str, timeout: float = 600.0) -> None:
+        """Slow shutdown (innodb_fast_shutdown=0); idempotent."""
+
+    @abstractmethod
+    def remove(self, name: str) -> None:
+        """Stop and forget the server and its runtime resources (secrets, state),
+        and detach its image; never removes the image itself. Idempotent."""
+
+    @abstractmethod
+    def get(self, name: str) -> Endpoint | None: ...
+
+    @abstractmethod
+    def list(self) -> list[Endpoint]: ...
+
+    @abstractmethod
+    def credentials(self, name: str) -> Credentials | None:
+        """The environment's stored account, for reset and for `spawn --json`."""
+
+    @abstractmethod
+    def admin(self, name: str) -> AdminAccess: ...
+
+    def close(self) -> None:  # noqa: B027
+        """Release clients; servers keep running."""
+
+    def __enter__(self) -> "Runtime":
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,246 @@
+"""One MariaDB/MySQL server process on a data directory: initialize, start, wait, stop.
+
+Shared by the local runtime (environments, breeders) and by tests and benchmarks that
+need a plain server. Servers run in their own session so they outlive the process that
+started them; the pid file is the handle to find them again.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pymysql
+
+from tasks.runtime.base import AdminAccess, Profile, ServerFailed
+
+# Both profiles keep the same redo log size so switching profile does not rewrite it,
+# and both shut down slowly so a snapshot of the files starts without crash recovery.
+_COMMON = [
+    "--innodb-fast-shutdown=0",
+    "--innodb-log-file-size=256M",
+    "--innodb-buffer-pool-dump-at-shutdown=0",
+    "--innodb-buffer-pool-load-at-startup=0",
+    "--skip-name-resolve",
+    "--character-set-server=utf8mb4",
+    "--collation-server=utf8mb4_unicode_ci",
+    "--max-allowed-packet=1G",
+]
+
+PROFILES: dict[str, list[str]] = {
+    # Fast import: nothing durable until the slow shutdown, no binlog, big buffers.
+    "restore": [
+        "--skip-log-bin",
+        "--innodb-flush-log-at-trx-commit=0",
+        "--innodb-doublewrite=0",
+        "--innodb-buffer-pool-size=2G",
+        "--innodb-log-buffer-size=64M",
+        "--skip-performance-schema",
+        "--max-connections=32",
+    ],
+    # Small footprint so dozens run on one host.
+    "environment": [
+        "--innodb-buffer-pool-size=64M",
+        "--innodb-log-buffer-size=4M",
+        "--skip-performance-schema",
+        "--max-connections=40",
+        "--table-open-cache=256",
+        "--table-definition-cache=256",
+        "--key-buffer-size=1M",
+        "--aria-pagecache-buffer-size=8M",
+        "--thread-cache-size=4",
+        "--tmp-table-size=16M",
+        "--max-heap-table-size=16M",
+    ],
+    # Plain defaults (benchmarks compare against it).
+    "default": [],
+}
+
+
+def server_binary() -> str:
+    for name in ("mariadbd", "mysqld"):
+        path = shutil.which(name) or (f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists() else None)
+        if path:
+            return path
+    raise ServerFailed("no mariadbd/mysqld found: run `make install` (installs Debian's mariadb-server)")
+
+
+def client_binary() -> str:
+    for name in ("mariadb", "mysql"):
+        path = shutil.which(name)
+        if path:
+            return path
+    raise ServerFailed("no mariadb/mysql client found: run `make install` (installs Debian's mariadb-client)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of ours counts as dead.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
+@dataclass
+class MariaDBServer:
+    """A server whose files live in `datadir` and whose socket/pid/log live in `rundir`."""
+
+    datadir: Path
+    rundir: Path
+    port: int
+    profile: str = "environment"
+    host: str = "127.0.0.1"
+
+    @property
+    def socket(self) -> Path:
+        return self.rundir / "mysqld.sock"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.rundir / "mysqld.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.rundir / "mysqld.err"
+
+    def admin(self) -> AdminAccess:
+        # root over the unix socket authenticates by the OS user (unix_socket plugin).
+        return AdminAccess(host=None, port=None, user="root", socket=self.socket)
+
+    def pid(self) -> int | None:
+        try:
+            return int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def running(self) -> bool:
+        return pid_alive(self.pid())
+
+    def initialize(self) -> None:
+        """Create the system tables in an empty datadir; no-op if already there."""
+        if (self.datadir / "mysql").is_dir():
+            return
+        self.datadir.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            "mariadb-install-db" if shutil.which("mariadb-install-db") else "mysql_install_db",
+            "--no-defaults", f"--datadir={self.datadir}", "--user=root",
+            "--auth-root-authentication-method=socket", "--skip-test-db",
+        ]
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        if res.returncode != 0:
+            tail = (res.stderr or res.stdout).strip().splitlines()[-1:] or ["?"]
+            raise ServerFailed(f"initializing {self.datadir} failed: {tail[0]}")
+
+    def start(self, init_file: Path | None = None, extra_args: list[str] | None = None) -> int:
+        """Start (idempotent: a live server is left alone) and return its pid."""
+        if self.running():
+            return self.pid()  # type: ignore[return-value]
+        self.rundir.mkdir(parents=True, exist_ok=True)
+        self.pid_file.unlink(missing_ok=True)
+        self.socket.unlink(missing_ok=True)
+        args = [
+            server_binary(), "--no-defaults", f"--datadir={self.datadir}", f"--socket={self.socket}",
+            f"--port={self.port}", f"--bind-address={self.host}", f"--pid-file={self.pid_file}",
+            f"--log-error={self.log_file}", "--user=root", f"--tmpdir={self.rundir}",
+            *_COMMON, *PROFILES[self.profile], *(extra_args or []),
+        ]
+        if init_file is not None:
+            args.append(f"--init-file={init_file}")
+        with open(os.devnull, "rb") as devnull, open(self.rundir / "mysqld.out", "ab") as out:
+            proc = subprocess.Popen(args, stdin=devnull, stdout=out, stderr=out, start_new_session=True)
+        # The pid file appears once the server is up; until then we know the child's pid.
+        self.pid_file.write_text(f"{proc.pid}\n")
+        return proc.pid
+
+    def wait_ready(self, timeout: float = 120.0, query: str = "SELECT COUNT(*) FROM information_schema.SCHEMATA") -> None:
+        deadline = time.monotonic() + timeout
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            if not self.running():
+                raise ServerFailed(f"server on {self.datadir} died while starting: {self._last_error()}")
+            try:
+                conn = pymysql.connect(unix_socket=str(self.socket), user="root", connect_timeout=2)
+                try:
+                    with conn.cursor() as cur:
+                        cur.execute(query)
+                        cur.fetchall()
+                    return
+                finally:
+                    conn.close()
+            except pymysql.MySQLError as exc:
+                last = exc
+                time.sleep(0.05)
+        raise ServerFailed(f"server on {self.datadir} did not answer within {timeout:.0f}s ({last}); see {self.log_file}")
+
+    def stop(self, timeout: float = 600.0) -> None:
+        """Slow shutdown; idempotent. SIGKILL only after `timeout` (then crash recovery follows)."""
+        pid = self.pid()
+        if not pid_alive(pid):
+            self.pid_file.unlink(missing_ok=True)
+            return
+        try:
+            conn = pymysql.connect(unix_socket=str(self.socket), user="root", connect_timeout=2)
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("SET GLOBAL innodb_fast_shutdown=0")
+                    cur.execute("SHUTDOWN")
+            finally:
+                conn.close()
+        except pymysql.MySQLError:
+            os.kill(pid, signal.SIGTERM)  # the server was started with innodb_fast_shutdown=0
+        deadline = time.monotonic() + timeout
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+            _reap(pid)
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+            raise ServerFailed(f"server on {self.datadir} did not shut down within {timeout:.0f}s and was killed")
+        self.pid_file.unlink(missing_ok=True)
+
+    def _last_error(self) -> str:
+        try:
+            lines = [ln for ln in self.log_file.read_text(errors="replace").splitlines() if "[ERROR]" in ln]
+            return lines[-1].split("[ERROR]", 1)[1].strip() if lines else f"see {self.log_file}"
+        except OSError:
+            return f"see {self.log_file}"
+
+
+def _reap(pid: int) -> None:
+    """Collect our own exited child so it does not linger as a zombie."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def init_sql(credentials_user: str, password: str, database: str) -> str:
+    """SQL for --init-file: the environment's account with all rights on its database.
+    Written to a 0600 file by the runtime; never logged."""
+    pw = password.replace("\\", "\\\\").replace("'", "\\'")
+    return (
+        f"CREATE DATABASE IF NOT EXISTS `{database}`;\n"
+        f"CREATE USER IF NOT EXISTS '{credentials_user}'@'%' IDENTIFIED BY '{pw}';\n"
+        f"ALTER USER '{credentials_user}'@'%' IDENTIFIED BY '{pw}';\n"
+        f"GRANT ALL PRIVILEGES ON `{database}`.* TO '{credentials_user}'@'%';\n"
+    )

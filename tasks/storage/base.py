@@ -1,0 +1,192 @@
+"""The storage contract: the strict point of cut-off between Phoenix and a volume backend.
+
+Everything above this line (flows, catalog, runtimes) talks only to `Storage`;
+everything below it (librbd, btrfs) is hidden in one implementation module each
+(`rbd.py`, `local.py`). The verbs are the ones Ceph RBD needs for the phoenix cycle —
+create, snapshot, protect, clone, flatten, unprotect, remove — and the local btrfs
+backend implements the same verbs with its own means.
+
+Rules every implementation keeps:
+
+- Names are validated with `validate_name` before any backend call.
+- Errors are the typed `StorageError` subclasses below, with one-line messages;
+  a backend's own exceptions never escape.
+- Removing an image refuses while it has snapshots or clones (`Busy`); removing a
+  snapshot refuses while it is protected or has clones (`Busy`); creating what
+  exists raises `AlreadyExists`; acting on what does not exist raises `NotFound`.
+  Callers that want idempotency catch those explicitly.
+- Metadata keys are strings under the `phoenix.` prefix; values are strings. The
+  catalog (generations, environments, their state) lives only there.
+- An implementation is a context manager; `close()` releases connections, and
+  detaches nothing (attachments outlive the process: a database server runs on them).
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from phoenix.errors import PhoenixError
+
+# Metadata keys used across the project (the catalog's schema).
+META_KIND = "phoenix.kind"  # "breeder" | "golden" | "env"
+META_STATE = "phoenix.state"  # golden: "breeding" | "published" | "retiring"
+META_CREATED = "phoenix.created"  # ISO-8601 UTC
+BASE_SNAPSHOT = "base"  # the protected snapshot every environment is cloned from
+
+_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,94}[a-z0-9])?$")
+
+
+class StorageError(PhoenixError):
+    """Base of all storage failures."""
+
+
+class NotFound(StorageError):
+    pass
+
+
+class AlreadyExists(StorageError):
+    pass
+
+
+class Busy(StorageError):
+    """Has snapshots/clones, is protected, or is attached."""
+
+
+class InvalidName(StorageError):
+    exit_code = 2
+
+
+class Unavailable(StorageError):
+    """The backend cannot be reached (Ceph down, btrfs pool not mounted)."""
+
+
+def validate_name(name: str, what: str = "image") -> str:
+    """Lower-case letters, digits, '.', '_', '-'; 1..96 chars; no path tricks."""
+    if not isinstance(name, str) or not _NAME_RE.match(name) or ".." in name:
+        shown = name if isinstance(name, str) and len(name) <= 60 else f"{str(name)[:60]}…"
+        raise InvalidName(
+            f"invalid {what} name {shown!r}: use 1-96 lower-case letters, digits, '.', '_' or '-', "
+            "starting and ending with a letter or digit"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class Parent:
+    image: str
+    snapshot: str
+
+
+class Storage(ABC):
+    """A pool of copy-on-write images. One instance per process; not thread-safe
+    unless the implementation says so (the local and rbd ones are)."""
+
+    name: str  # "local" | "rbd"
+
+    # -- images --------------------------------------------------------------
+    @abstractmethod
+    def create(self, image: str, size_bytes: int) -> None: ...
+
+    @abstractmethod
+    def remove(self, image: str) -> None:
+        """Delete an image; `Busy` while it has snapshots or is attached."""
+
+    @abstractmethod
+    def exists(self, image: str) -> bool: ...
+
+    @abstractmethod
+    def list(self, kind: str | None = None) -> list[str]:
+        """Image names, sorted; only those whose `phoenix.kind` is `kind` if given."""
+
+    @abstractmethod
+    def usage(self, image: str) -> int:
+        """Bytes this image itself uses (not what it shares with its parent)."""
+
+    @abstractmethod
+    def size(self, image: str) -> int:
+        """Provisioned size in bytes."""
+
+    # -- snapshots -----------------------------------------------------------
+    @abstractmethod
+    def snapshot(self, image: str, snap: str) -> None: ...
+
+    @abstractmethod
+    def snapshots(self, image: str) -> list[str]: ...
+
+    @abstractmethod
+    def remove_snapshot(self, image: str, snap: str) -> None:
+        """`Busy` while protected or cloned."""
+
+    @abstractmethod
+    def protect(self, image: str, snap: str) -> None:
+        """Idempotent: protecting a protected snapshot is a no-op."""
+
+    @abstractmethod
+    def unprotect(self, image: str, snap: str) -> None:
+        """`Busy` while the snapshot has clones. Idempotent otherwise."""
+
+    @abstractmethod
+    def is_protected(self, image: str, snap: str) -> bool: ...
+
+    # -- clones --------------------------------------------------------------
+    @abstractmethod
+    def clone(self, image: str, snap: str, new_image: str) -> None:
+        """A writable copy-on-write image of a protected snapshot."""
+
+    @abstractmethod
+    def children(self, image: str, snap: str) -> list[str]:
+        """Images cloned from `image@snap` that still depend on it (sorted)."""
+
+    @abstractmethod
+    def parent(self, image: str) -> Parent | None:
+        """The snapshot this image still depends on; None once flattened."""
+
+    @abstractmethod
+    def flatten(self, image: str) -> None:
+        """Copy the parent's data in, so the image no longer depends on it."""
+
+    # -- metadata ------------------------------------------------------------
+    @abstractmethod
+    def get_meta(self, image: str, key: str) -> str | None: ...
+
+    @abstractmethod
+    def set_meta(self, image: str, key: str, value: str) -> None: ...
+
+    @abstractmethod
+    def remove_meta(self, image: str, key: str) -> None:
+        """Idempotent."""
+
+    @abstractmethod
+    def list_meta(self, image: str) -> dict[str, str]: ...
+
+    # -- filesystem ------------------------------------------------------------
+    @abstractmethod
+    def attach(self, image: str) -> Path:
+        """Mount the image and return the directory; idempotent (same path again).
+        The first attach of a new image makes its filesystem."""
+
+    @abstractmethod
+    def detach(self, image: str) -> None:
+        """Unmount; idempotent (detaching a detached image is a no-op)."""
+
+    @abstractmethod
+    def attached(self, image: str) -> Path | None: ...
+
+    # -- lifecycle -------------------------------------------------------------
+    def close(self) -> None:  # noqa: B027 - optional for backends with nothing to release
+        """Release connections. Attachments stay (servers run on them)."""
+
+    def __enter__(self) -> "Storage":
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
