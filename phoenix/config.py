@@ -46,6 +46,8 @@ class RbdSettings(BaseModel):
     # Local stack only: memstore keeps data in RAM; bluestore uses a sparse file.
     objectstore: Literal["memstore", "bluestore"] = "memstore"
     osd_size: str = "8G"
+    # Local stack only: where the single monitor listens (tests use another port).
+    mon_port: int = Field(default=6789, ge=1, le=65535)
 
 
 class KubernetesSettings(BaseModel):
@@ -58,6 +60,9 @@ class KubernetesSettings(BaseModel):
     fs_type: str = "ext4"
     node_stage_secret: str = "csi-rbd-secret"
     node_stage_secret_namespace: str = "rook-ceph"
+    # Local control plane only (tests): kube-apiserver and etcd ports on 127.0.0.1.
+    api_port: int = Field(default=6443, ge=1, le=65535)
+    etcd_port: int = Field(default=2379, ge=1, le=65535)
 
 
 class PrefectSettings(BaseModel):
