@@ -38,8 +38,25 @@ def _register_all() -> None:
 _register_all()
 
 
+def _use_local_prefect() -> None:
+    """Point flows at the local stack's Prefect server when it runs and nothing else is
+    configured, so `phoenix breed` shows up in the same UI as the scheduled runs."""
+    import os
+
+    if os.environ.get("PREFECT_API_URL"):
+        return
+    from infra.local import prefect as local_prefect
+    from phoenix.config import get_settings
+
+    settings = get_settings()
+    if local_prefect.status(settings):
+        for key, value in local_prefect.client_env(settings).items():
+            os.environ.setdefault(key, value)
+
+
 def main() -> None:
     try:
+        _use_local_prefect()
         app()
     except PhoenixError as err:
         print(f"phoenix: error: {err}", file=sys.stderr)

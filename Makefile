@@ -1,0 +1,29 @@
+# Phoenix — the two commands: `make demo` and `make test`. Both do all set-up on a fresh
+# Debian 12 machine as root (Debian packages, virtualenv, the local stack) and are idempotent.
+
+VENV      := .venv
+PHOENIX   := $(VENV)/bin/phoenix
+SHELL     := /bin/bash
+
+.PHONY: install demo test stack-up stack-down bench clean
+
+install:
+	@infra/local/bootstrap.sh $(VENV)
+
+demo: install
+	$(PHOENIX) demo
+
+test: install
+	@infra/local/run-tests.sh $(VENV)
+
+stack-up: install
+	$(PHOENIX) stack up
+
+stack-down:
+	-$(PHOENIX) stack down
+
+bench: install
+	@for b in bench/*.py; do echo "== $$b (--quick)"; $(VENV)/bin/python $$b --quick || exit 1; done
+
+clean: stack-down
+	rm -rf .phoenix .phoenix-test

@@ -1,0 +1,62 @@
+"""`phoenix stack up|down|status`: the local stack."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from phoenix.config import get_settings
+
+stack_app = typer.Typer(help="Start, stop and inspect the local stack (btrfs, Ceph, Prefect, Kubernetes).",
+                        no_args_is_help=True)
+_err = Console(stderr=True)
+
+
+@stack_app.command("up")
+def up(
+    ceph: bool = typer.Option(False, "--ceph", help="Also start a single-node Ceph cluster (implied by storage=rbd)."),
+    kubernetes: bool = typer.Option(False, "--kubernetes", help="Also start a local Kubernetes control plane (builds it the first time)."),
+) -> None:
+    """Start every part that is not running yet (idempotent)."""
+    from infra.local import stack
+
+    stack.up(get_settings(), ceph=ceph, kubernetes=kubernetes, progress=lambda m: _err.print(f"[dim]stack[/] {m}"))
+    _print_status(stack.status(get_settings()))
+
+
+@stack_app.command("down")
+def down() -> None:
+    """Stop exactly what `up` started (by pid), unmount, detach loop devices."""
+    from infra.local import stack
+
+    stack.down(get_settings(), progress=lambda m: _err.print(f"[dim]stack[/] {m}"))
+
+
+@stack_app.command("status")
+def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """Each part, its pid and address; null for a part not started."""
+    from infra.local import stack
+
+    st = stack.status(get_settings())
+    if as_json:
+        print(json.dumps(st, indent=2, default=str))
+    else:
+        _print_status(st)
+
+
+def _print_status(st: dict) -> None:
+    table = Table("part", "state", "details")
+    for name, info in st.items():
+        if info is None:
+            table.add_row(name, "[dim]stopped[/]", "")
+        else:
+            details = ", ".join(f"{k}={v}" for k, v in info.items() if not isinstance(v, dict | list))
+            table.add_row(name, "[green]running[/]", details)
+    Console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(stack_app, name="stack")
