@@ -1,0 +1,290 @@
+"""The `local` storage backend: btrfs subvolumes on one filesystem.
+
+image    = writable subvolume      <mount>/images/<image>
+snapshot = read-only snapshot      <mount>/snaps/<image>@<snap>
+clone    = writable snapshot of a snapshot (O(1), block-level copy-on-write)
+flatten  = a recorded no-op: btrfs has no parent chain, a clone never depends on
+           its origin's existence; the parent link is kept in metadata only so the
+           catalog can count clones and refuse to remove a snapshot in use.
+metadata = <mount>/meta/<image>.json, written atomically (temp + rename) under an
+           fcntl lock, so concurrent processes never lose an update.
+usage    = btrfs quota-group bytes: exclusive for a clone, referenced for an origin image.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tasks.storage.base import (
+    AlreadyExists,
+    Busy,
+    NotFound,
+    Parent,
+    Storage,
+    StorageError,
+    Unavailable,
+    validate_name,
+)
+
+
+def _btrfs(*args: str) -> str:
+    res = subprocess.run(["btrfs", *args], capture_output=True, text=True)
+    if res.returncode != 0:
+        detail = (res.stderr or res.stdout).strip().splitlines()
+        raise StorageError(f"btrfs {args[0]} {args[1] if len(args) > 1 else ''} failed: "
+                           f"{detail[-1] if detail else res.returncode}")
+    return res.stdout
+
+
+class LocalStorage(Storage):
+    name = "local"
+
+    def __init__(self, mount: Path) -> None:
+        self.mount = Path(mount)
+
+    # -- layout ------------------------------------------------------------------
+    def _check(self) -> None:
+        if not os.path.ismount(self.mount) or _fstype(self.mount) != "btrfs":
+            raise Unavailable(f"btrfs pool {self.mount} is not mounted: run `phoenix stack up`")
+        for sub in ("images", "snaps", "meta", "locks"):
+            (self.mount / sub).mkdir(exist_ok=True)
+
+    def _img(self, image: str) -> Path:
+        return self.mount / "images" / validate_name(image)
+
+    def _snap(self, image: str, snap: str) -> Path:
+        return self.mount / "snaps" / f"{validate_name(image)}@{validate_name(snap, 'snapshot')}"
+
+    def _meta_path(self, image: str) -> Path:
+        return self.mount / "meta" / f"{image}.json"
+
+    def _existing(self, image: str) -> Path:
+        path = self._img(image)
+        self._check()
+        if not path.is_dir():
+            raise NotFound(f"image {image!r} not found in {self.mount}")
+        return path
+
+    @contextlib.contextmanager
+    def _locked(self, image: str) -> Iterator[None]:
+        with open(self.mount / "locks" / f"{image}.lock", "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    # -- the JSON record beside each subvolume -------------------------------------
+    def _read(self, image: str) -> dict[str, Any]:
+        try:
+            return json.loads(self._meta_path(image).read_text())
+        except FileNotFoundError:
+            return {"meta": {}, "snaps": {}, "parent": None}
+
+    def _write(self, image: str, record: dict[str, Any]) -> None:
+        path = self._meta_path(image)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{image}.", suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump(record, f, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    @contextlib.contextmanager
+    def _update(self, image: str) -> Iterator[dict[str, Any]]:
+        with self._locked(image):
+            record = self._read(image)
+            yield record
+            self._write(image, record)
+
+    # -- images ----------------------------------------------------------------------
+    def create(self, image: str, size_bytes: int) -> None:
+        path = self._img(image)
+        self._check()
+        with self._locked(image):
+            if path.exists():
+                raise AlreadyExists(f"image {image!r} already exists")
+            _btrfs("subvolume", "create", str(path))
+            self._write(image, {"meta": {}, "snaps": {}, "parent": None, "size": int(size_bytes)})
+
+    def remove(self, image: str) -> None:
+        path = self._existing(image)
+        with self._locked(image):
+            record = self._read(image)
+            if record["snaps"]:
+                raise Busy(f"image {image!r} has snapshots ({', '.join(sorted(record['snaps']))}): remove them first")
+            _btrfs("subvolume", "delete", str(path))
+            parent = record.get("parent")
+            self._meta_path(image).unlink(missing_ok=True)
+        if parent:
+            with self._update(parent["image"]) as prec:
+                snap = prec["snaps"].get(parent["snapshot"])
+                if snap and image in snap["children"]:
+                    snap["children"].remove(image)
+
+    def exists(self, image: str) -> bool:
+        path = self._img(image)
+        self._check()
+        return path.is_dir()
+
+    def list(self, kind: str | None = None) -> list[str]:
+        self._check()
+        names = sorted(p.name for p in (self.mount / "images").iterdir() if p.is_dir())
+        if kind is None:
+            return names
+        return [n for n in names if self._read(n)["meta"].get("phoenix.kind") == kind]
+
+    def usage(self, image: str) -> int:
+        path = self._existing(image)
+        subvol_id = _btrfs("inspect-internal", "rootid", str(path)).strip()
+        # Quota numbers are updated at transaction commit: commit first.
+        _btrfs("filesystem", "sync", str(self.mount))
+        out = _btrfs("qgroup", "show", "--raw", "-e", str(self.mount))
+        # A clone's own bytes are its exclusive ones; an origin image (no parent: a
+        # breeder, a flattened golden) owns everything it references, even the blocks
+        # its read-only snapshots share with it.
+        column = 2 if self._read(image).get("parent") else 1
+        for line in out.splitlines():
+            cols = line.split()
+            if cols and cols[0] == f"0/{subvol_id}":
+                return int(cols[column])
+        raise StorageError(f"no quota group for image {image!r}: run `btrfs quota enable {self.mount}`")
+
+    def size(self, image: str) -> int:
+        self._existing(image)
+        return int(self._read(image).get("size", 0))
+
+    # -- snapshots -------------------------------------------------------------------
+    def snapshot(self, image: str, snap: str) -> None:
+        src, dst = self._existing(image), self._snap(image, snap)
+        with self._update(image) as record:
+            if snap in record["snaps"] or dst.exists():
+                raise AlreadyExists(f"snapshot {image}@{snap} already exists")
+            _btrfs("subvolume", "snapshot", "-r", str(src), str(dst))
+            record["snaps"][snap] = {"protected": False, "children": []}
+
+    def snapshots(self, image: str) -> list[str]:
+        self._existing(image)
+        return sorted(self._read(image)["snaps"])
+
+    def _snap_record(self, record: dict[str, Any], image: str, snap: str) -> dict[str, Any]:
+        try:
+            return record["snaps"][snap]
+        except KeyError:
+            raise NotFound(f"snapshot {image}@{snap} not found") from None
+
+    def remove_snapshot(self, image: str, snap: str) -> None:
+        self._existing(image)
+        path = self._snap(image, snap)
+        with self._update(image) as record:
+            info = self._snap_record(record, image, snap)
+            if info["protected"]:
+                raise Busy(f"snapshot {image}@{snap} is protected: unprotect it first")
+            if info["children"]:
+                raise Busy(f"snapshot {image}@{snap} has clones: {', '.join(info['children'])}")
+            if path.exists():
+                _btrfs("subvolume", "delete", str(path))
+            del record["snaps"][snap]
+
+    def protect(self, image: str, snap: str) -> None:
+        self._existing(image)
+        with self._update(image) as record:
+            self._snap_record(record, image, snap)["protected"] = True
+
+    def unprotect(self, image: str, snap: str) -> None:
+        self._existing(image)
+        with self._update(image) as record:
+            info = self._snap_record(record, image, snap)
+            if info["children"]:
+                raise Busy(f"snapshot {image}@{snap} has clones: {', '.join(info['children'])}")
+            info["protected"] = False
+
+    def is_protected(self, image: str, snap: str) -> bool:
+        self._existing(image)
+        return bool(self._snap_record(self._read(image), image, snap)["protected"])
+
+    # -- clones ----------------------------------------------------------------------
+    def clone(self, image: str, snap: str, new_image: str) -> None:
+        self._existing(image)
+        src, dst = self._snap(image, snap), self._img(new_image)
+        # Lock order: parent, then child — the same order in remove(), so no deadlock.
+        with self._update(image) as record:
+            info = self._snap_record(record, image, snap)
+            if not info["protected"]:
+                raise Busy(f"snapshot {image}@{snap} is not protected: protect it before cloning")
+            with self._locked(new_image):
+                if dst.exists():
+                    raise AlreadyExists(f"image {new_image!r} already exists")
+                _btrfs("subvolume", "snapshot", str(src), str(dst))
+                self._write(new_image, {"meta": {}, "snaps": {}, "size": record.get("size", 0),
+                                        "parent": {"image": image, "snapshot": snap}})
+            info["children"] = sorted({*info["children"], new_image})
+
+    def children(self, image: str, snap: str) -> list[str]:
+        self._existing(image)
+        return sorted(self._snap_record(self._read(image), image, snap)["children"])
+
+    def parent(self, image: str) -> Parent | None:
+        self._existing(image)
+        p = self._read(image).get("parent")
+        return Parent(p["image"], p["snapshot"]) if p else None
+
+    def flatten(self, image: str) -> None:
+        self._existing(image)
+        with self._update(image) as record:
+            parent = record.get("parent")
+            record["parent"] = None
+            record["meta"]["phoenix.flattened"] = "true"  # a no-op on btrfs, recorded
+        if parent:
+            with self._update(parent["image"]) as prec:
+                info = prec["snaps"].get(parent["snapshot"])
+                if info and image in info["children"]:
+                    info["children"].remove(image)
+
+    # -- metadata --------------------------------------------------------------------
+    def get_meta(self, image: str, key: str) -> str | None:
+        self._existing(image)
+        return self._read(image)["meta"].get(key)
+
+    def set_meta(self, image: str, key: str, value: str) -> None:
+        self._existing(image)
+        with self._update(image) as record:
+            record["meta"][key] = str(value)
+
+    def remove_meta(self, image: str, key: str) -> None:
+        self._existing(image)
+        with self._update(image) as record:
+            record["meta"].pop(key, None)
+
+    def list_meta(self, image: str) -> dict[str, str]:
+        self._existing(image)
+        return dict(self._read(image)["meta"])
+
+    # -- filesystem: a subvolume is already a directory --------------------------------
+    def attach(self, image: str) -> Path:
+        return self._existing(image)
+
+    def detach(self, image: str) -> None:
+        validate_name(image)
+
+    def attached(self, image: str) -> Path | None:
+        path = self._img(image)
+        return path if path.is_dir() else None
+
+
+def _fstype(mount: Path) -> str | None:
+    target = str(mount.resolve())
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            _dev, mnt, fstype, *_ = line.split()
+            if mnt == target:
+                return fstype
+    return None
