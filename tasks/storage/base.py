@@ -135,7 +135,7 @@ class Storage(ABC):
     # -- clones --------------------------------------------------------------
     @abstractmethod
     def clone(self, image: str, snap: str, new_image: str) -> None:
-        """A writable copy-on-write image of a protected snapshot."""
+        """A writable copy-on-write image of a protected snapshot; it starts with no metadata."""
 
     @abstractmethod
     def children(self, image: str, snap: str) -> list[str]:

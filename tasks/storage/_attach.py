@@ -1,0 +1,132 @@
+"""Putting a filesystem on an RBD image and mounting it.
+
+Real hosts map images with the kernel client (`rbd device map`); this machine has no
+`rbd`/`nbd` kernel module, so the fallback exposes each attached image as a file
+through its own `rbd-fuse -r <image>` mount, puts it on a loop device and mounts that.
+One fuse mount per image, because rbd-fuse keeps a watch on every image it opened
+until it exits, and RBD refuses to remove a watched image. Order matters both ways:
+fuse → loop → mount, and on detach umount → loop → fuse.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from tasks.storage.base import StorageError, Unavailable
+
+
+def _run(args: list[str], what: str, timeout: float = 120) -> str:
+    try:
+        res = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise StorageError(f"{what} timed out after {timeout:.0f}s") from None
+    if res.returncode != 0:
+        detail = (res.stderr or res.stdout).strip().splitlines()
+        raise StorageError(f"{what} failed: {detail[-1] if detail else res.returncode}")
+    return res.stdout
+
+
+def _mounts() -> list[tuple[str, str, str]]:
+    with open("/proc/self/mounts") as f:
+        return [tuple(line.split()[:3]) for line in f]  # type: ignore[misc]
+
+
+def mount_source(path: Path) -> str | None:
+    for dev, mnt, _fs in _mounts():
+        if mnt == str(path):
+            return dev
+    return None
+
+
+def krbd_available() -> bool:
+    return Path("/sys/bus/rbd").exists()
+
+
+class FuseAttacher:
+    """rbd-fuse + loop + mount, under `root` (`<root>/fuse/<image>`, `<root>/mnt/<image>`)."""
+
+    def __init__(self, root: Path, conf: Path, pool: str) -> None:
+        self.root, self.conf, self.pool = root, conf, pool
+        self.fuse_dir = root / "fuse"
+        self.mnt_dir = root / "mnt"
+        self.lock_dir = root / "locks"
+
+    @contextlib.contextmanager
+    def _locked(self, name: str) -> Iterator[None]:
+        self.lock_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.lock_dir / f"{name}.lock", "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _fuse(self, image: str) -> Path:
+        """The file of `image`, through an rbd-fuse mount of its own (started if needed)."""
+        fuse = self.fuse_dir / image
+        if mount_source(fuse) is None:
+            fuse.mkdir(parents=True, exist_ok=True)
+            _run(["rbd-fuse", "-c", str(self.conf), "-p", self.pool, "-r", image, str(fuse)],
+                 f"rbd-fuse for image {image!r} (cluster up? `phoenix stack up --ceph`)", timeout=30)
+        path = fuse / image
+        for _ in range(50):
+            if path.exists():
+                return path
+            time.sleep(0.1)
+        raise StorageError(f"image {image!r} is not visible through rbd-fuse at {fuse}")
+
+    def _loop_of(self, file: Path) -> str | None:
+        out = subprocess.run(["losetup", "-j", str(file)], capture_output=True, text=True).stdout
+        return out.split(":", 1)[0] if out.strip() else None
+
+    def attached(self, image: str) -> Path | None:
+        mnt = self.mnt_dir / image
+        return mnt if mount_source(mnt) is not None else None
+
+    def attach(self, image: str) -> Path:
+        with self._locked(image):
+            mnt = self.mnt_dir / image
+            if mount_source(mnt) is not None:
+                return mnt
+            file = self._fuse(image)
+            loop = self._loop_of(file) or _run(["losetup", "--find", "--show", str(file)],
+                                               f"losetup for image {image!r}").strip()
+            try:
+                fstype = subprocess.run(["blkid", "-o", "value", "-s", "TYPE", loop],
+                                        capture_output=True, text=True).stdout.strip()
+                if not fstype:  # first attach of a new image
+                    _run(["mkfs.ext4", "-q", "-F", "-m", "0", "-E", "nodiscard,lazy_itable_init=1,lazy_journal_init=1",
+                          loop], f"mkfs.ext4 on image {image!r}", timeout=600)
+                mnt.mkdir(parents=True, exist_ok=True)
+                _run(["mount", "-t", "ext4", "-o", "noatime", loop, str(mnt)], f"mounting image {image!r}")
+            except BaseException:
+                subprocess.run(["losetup", "-d", loop], capture_output=True)
+                raise
+            return mnt
+
+    def detach(self, image: str) -> None:
+        with self._locked(image):
+            mnt = self.mnt_dir / image
+            if mount_source(mnt) is not None:
+                os.sync()
+                _run(["umount", str(mnt)], f"unmounting image {image!r} (a server still running on it?)")
+            fuse = self.fuse_dir / image
+            if mount_source(fuse) is not None:
+                loop = self._loop_of(fuse / image)
+                if loop:
+                    _run(["losetup", "-d", loop], f"detaching the loop device of image {image!r}")
+                _run(["fusermount3", "-u", str(fuse)], f"stopping rbd-fuse of image {image!r}")
+            for d in (mnt, fuse):
+                with contextlib.suppress(OSError):
+                    d.rmdir()
+
+
+def unavailable(conf: Path, exc: BaseException) -> Unavailable:
+    return Unavailable(f"Ceph cluster of {conf} is not reachable ({type(exc).__name__}): "
+                       "start it with `phoenix stack up --ceph` or check rbd.conf")
