@@ -31,3 +31,52 @@ def settings():
 
     get_settings.cache_clear()
     return get_settings()
+
+
+@pytest.fixture(scope="session")
+def btrfs_pool(settings):
+    from infra.local import btrfs
+
+    return btrfs.up(settings)
+
+
+@pytest.fixture(scope="session")
+def ceph_cluster(settings):
+    from infra.local import ceph
+
+    return ceph.up(settings)
+
+
+@pytest.fixture(scope="session")
+def storage_local(settings, btrfs_pool):
+    from tasks.storage.local import LocalStorage
+
+    with LocalStorage(settings.btrfs_mount) as st:
+        yield st
+
+
+@pytest.fixture(scope="session")
+def storage_rbd(settings, ceph_cluster):
+    from tasks.storage import open_storage
+
+    with open_storage(settings.model_copy(update={"storage": "rbd"})) as st:
+        yield st
+
+
+@pytest.fixture(params=["local", "rbd"])
+def backend(request):
+    """Name of a storage backend; tests that run on both are parametrized with it."""
+    return request.param
+
+
+@pytest.fixture
+def storage(request, backend):
+    return request.getfixturevalue(f"storage_{backend}")
+
+
+@pytest.fixture
+def unique(request):
+    """A short name prefix unique to this test, valid as an image name."""
+    import hashlib
+
+    return "t" + hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:10]

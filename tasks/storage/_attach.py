@@ -98,7 +98,7 @@ class FuseAttacher:
             loop = self._loop_of(file) or _run(["losetup", "--find", "--show", str(file)],
                                                f"losetup for image {image!r}").strip()
             try:
-                fstype = subprocess.run(["blkid", "-o", "value", "-s", "TYPE", loop],
+                fstype = subprocess.run(["blkid", "-p", "-o", "value", "-s", "TYPE", loop],  # -p: no stale cache
                                         capture_output=True, text=True).stdout.strip()
                 if not fstype:  # first attach of a new image
                     _run(["mkfs.ext4", "-q", "-F", "-m", "0", "-E", "nodiscard,lazy_itable_init=1,lazy_journal_init=1",
