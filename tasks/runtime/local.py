@@ -1,0 +1,192 @@
+"""The `local` runtime: one mariadbd process per environment (or breeder) on this host.
+
+State per server lives in `<home>/runtime/<name>/`: `server.json` (image, port, profile,
+labels), the pid file, socket and error log, and — mode 0600 — the environment's
+credentials and the `--init-file` that (re)creates its account on every start, so a
+reset keeps the same password. After an orchestrator restart everything is found
+again from those files; a server whose pid is gone is reported `dead`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pymysql
+
+from phoenix.config import Settings
+from tasks.runtime.base import (
+    AdminAccess,
+    Credentials,
+    Endpoint,
+    Profile,
+    Runtime,
+    ServerFailed,
+    ServerNotFound,
+)
+from tasks.runtime.mariadb import MariaDBServer, free_port, init_sql, pid_alive
+from tasks.storage import Storage, validate_name
+
+_DATADIR = "mysql"  # inside the attached image
+
+
+class LocalRuntime(Runtime):
+    name = "local"
+
+    def __init__(self, settings: Settings, storage: Storage) -> None:
+        self.settings, self.storage = settings, storage
+        self.root = settings.home_dir / "runtime"
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    # -- state on disk -------------------------------------------------------------
+    def _dir(self, name: str) -> Path:
+        return self.root / validate_name(name, "server")
+
+    @contextlib.contextmanager
+    def _lock(self, lock: str) -> Iterator[None]:
+        with open(self.root / f".{lock}.lock", "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _state(self, name: str) -> dict | None:
+        try:
+            return json.loads((self._dir(name) / "server.json").read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def _server(self, state: dict) -> MariaDBServer:
+        return MariaDBServer(Path(state["datadir"]), self._dir(state["name"]), state["port"], state["profile"])
+
+    def _endpoint(self, state: dict) -> Endpoint:
+        server = self._server(state)
+        pid = server.pid()
+        alive = pid_alive(pid)
+        if alive:
+            run_state = "running" if server.socket.exists() else "starting"
+        else:
+            run_state = "stopped" if state.get("stopped") else "dead"
+        return Endpoint(name=state["name"], image=state["image"], host="127.0.0.1", port=state["port"],
+                        state=run_state, profile=state["profile"], labels=dict(state.get("labels", {})),
+                        pid=pid if alive else None, socket=server.socket)
+
+    @staticmethod
+    def _write_private(path: Path, text: str) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+
+    def _pick_port(self, name: str) -> int:
+        """A free port not promised to another server of ours (caller holds the ports lock)."""
+        taken = set()
+        for d in self.root.iterdir():
+            st = self._state(d.name) if d.is_dir() and d.name != name else None
+            if st:
+                taken.add(st["port"])
+        for _ in range(100):
+            port = free_port()
+            if port not in taken:
+                return port
+        raise ServerFailed("no free TCP port on 127.0.0.1")
+
+    # -- the contract --------------------------------------------------------------
+    def start(self, name: str, image: str, *, profile: Profile, credentials: Credentials | None = None,
+              labels: dict[str, str] | None = None) -> Endpoint:
+        rundir = self._dir(name)
+        with self._lock(f"server-{name}"):
+            state = self._state(name)
+            if state and state["image"] == image and self._server(state).running():
+                return self._endpoint(state)
+            path = self.storage.attach(image)
+            rundir.mkdir(parents=True, exist_ok=True)
+            if len(str(rundir / "mysqld.sock")) > 100:
+                raise ServerFailed(f"state directory {self.root} is too deep for a unix socket path: "
+                                   "set PHOENIX_HOME to a shorter path")
+            with self._lock("ports"):
+                port = state["port"] if state and state["image"] == image else self._pick_port(name)
+                state = {"name": name, "image": image, "port": port, "profile": profile,
+                         "labels": dict(labels or {}), "datadir": str(path / _DATADIR)}
+                (rundir / "server.json").write_text(json.dumps(state, indent=2, sort_keys=True))
+            server = self._server(state)
+            server.initialize()  # a breeder starts empty; a clone already has its system tables
+            if credentials is not None:
+                self._write_private(rundir / "credentials.json", json.dumps(
+                    {"user": credentials.user, "password": credentials.password, "database": credentials.database}))
+            creds = self.credentials(name)
+            init_file = None
+            if creds is not None:
+                init_file = rundir / "init.sql"
+                self._write_private(init_file, init_sql(creds.user, creds.password, creds.database))
+            server.start(init_file=init_file)
+            return self._endpoint(state)
+
+    def wait_ready(self, name: str, timeout: float = 120.0) -> Endpoint:
+        state = self._require(name)
+        server = self._server(state)
+        server.wait_ready(timeout)
+        creds = self.credentials(name)
+        if creds is not None:
+            # The environment's own account over TCP, on its own database: what the app will do.
+            try:
+                conn = pymysql.connect(host="127.0.0.1", port=state["port"], user=creds.user,
+                                       password=creds.password, database=creds.database, connect_timeout=5)
+                with conn.cursor() as cur:
+                    cur.execute("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()")
+                conn.close()
+            except pymysql.MySQLError as exc:
+                raise ServerFailed(f"server {name!r} answers, but its account cannot log in "
+                                   f"(error {exc.args[0] if exc.args else '?'})") from None
+        return self._endpoint(state)
+
+    def stop(self, name: str, timeout: float = 600.0) -> None:
+        state = self._state(name)
+        if state is None:
+            return
+        self._server(state).stop(timeout)
+        state["stopped"] = True
+        (self._dir(name) / "server.json").write_text(json.dumps(state, indent=2, sort_keys=True))
+
+    def remove(self, name: str) -> None:
+        state = self._state(name)
+        if state is not None:
+            self._server(state).stop()
+            with contextlib.suppress(Exception):
+                if self.storage.exists(state["image"]):
+                    self.storage.detach(state["image"])
+        shutil.rmtree(self._dir(name), ignore_errors=True)
+
+    def get(self, name: str) -> Endpoint | None:
+        state = self._state(name)
+        return self._endpoint(state) if state else None
+
+    def list(self) -> list[Endpoint]:
+        out = []
+        for d in sorted(self.root.iterdir()):
+            if d.is_dir():
+                state = self._state(d.name)
+                if state:
+                    out.append(self._endpoint(state))
+        return out
+
+    def credentials(self, name: str) -> Credentials | None:
+        try:
+            data = json.loads((self._dir(name) / "credentials.json").read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        return Credentials(user=data["user"], password=data["password"], database=data["database"])
+
+    def admin(self, name: str) -> AdminAccess:
+        return self._server(self._require(name)).admin()
+
+    def _require(self, name: str) -> dict:
+        state = self._state(name)
+        if state is None:
+            raise ServerNotFound(f"no server named {name!r} in {self.root}")
+        return state
