@@ -80,3 +80,24 @@ def unique(request):
     import hashlib
 
     return "t" + hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:10]
+
+
+@pytest.fixture(scope="session")
+def shop_dump(tmp_path_factory):
+    """A generated shop dump at scale 1 (about 20k rows), shared by the session."""
+    from tests.generator.fixtures import make_shop_dump
+
+    return make_shop_dump(tmp_path_factory.mktemp("dumps") / "shop.sql.zst")
+
+
+@pytest.fixture
+def mariadb(tmp_path):
+    """A plain throwaway MariaDB server (restore profile) in a temp directory."""
+    from tasks.runtime.mariadb import MariaDBServer, free_port
+
+    server = MariaDBServer(tmp_path / "data", tmp_path / "run", free_port(), "restore")
+    server.initialize()
+    server.start()
+    server.wait_ready()
+    yield server
+    server.stop()
