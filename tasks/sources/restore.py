@@ -1,0 +1,245 @@
+"""Restoring a source into a running server: a dump file, a live server, a mydumper dir.
+
+Dumps are streamed: read in 1 MiB blocks, decompressed on the fly (gzip, zstd) and
+piped into the `mariadb` client — never loaded whole into memory. Errors carry what the
+operator needs to find the fault: the client's line number, or the byte offset in the
+file where decompression broke. A dump written by mysqldump (or `phoenix generate`) must
+end with its `-- Dump completed` trailer; a dump cut short at a statement boundary
+would otherwise restore "successfully" with tables missing.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import urlparse
+
+from phoenix.errors import PhoenixError
+from tasks.runtime.base import AdminAccess
+from tasks.runtime.mariadb import client_binary
+
+Progress = Callable[[int, int | None, float, float | None], None]  # done, total, bytes/s, eta s
+_BLOCK = 1 << 20
+_NAMES_DB = re.compile(rb"^(CREATE DATABASE|USE )", re.M)
+_PRODUCERS = (b"-- MySQL dump", b"-- MariaDB dump", b"-- Phoenix synthetic shop dump")
+
+
+class RestoreError(PhoenixError):
+    """The source could not be restored; the message says where it broke."""
+
+
+@dataclass
+class RestoreReport:
+    source: str
+    kind: str
+    bytes_read: int
+    seconds: float
+    database: str | None  # None when the dump names its own databases
+
+
+def describe(source: str) -> str:
+    """The source as it may be logged: no password, ever."""
+    if source.startswith(("mysql://", "mariadb://")):
+        u = urlparse(source)
+        return f"{u.scheme}://{u.username or ''}@{u.hostname}{':' + str(u.port) if u.port else ''}{u.path}"
+    return source
+
+
+def restore(source: str, admin: AdminAccess, database: str, progress: Progress | None = None) -> RestoreReport:
+    """Restore `source` (path to .sql/.sql.gz/.sql.zst, mydumper dir, or mysql:// URL)."""
+    progress = progress or (lambda *_: None)
+    if source.startswith(("mysql://", "mariadb://")):
+        return _restore_live(source, admin, database, progress)
+    path = Path(source)
+    if path.is_dir():
+        return _restore_mydumper(path, admin, database)
+    if not path.is_file():
+        raise RestoreError(f"source {source}: no such file or directory; set `source` to a dump, a mydumper "
+                           "directory or a mysql:// URL")
+    return _restore_dump(path, admin, database, progress)
+
+
+# -- dump files ---------------------------------------------------------------------------
+def _reader(path: Path, raw: BinaryIO) -> Iterator[bytes]:
+    name = path.name
+    try:
+        if name.endswith(".gz"):
+            d = zlib.decompressobj(wbits=31)
+            while block := raw.read(_BLOCK):
+                yield d.decompress(block)
+                while d.unused_data:  # concatenated gzip members
+                    rest = d.unused_data
+                    d = zlib.decompressobj(wbits=31)
+                    yield d.decompress(rest)
+            if not d.eof:
+                raise RestoreError(f"{path}: gzip stream ends early at byte {raw.tell()} (truncated file)")
+        elif name.endswith(".zst"):
+            import zstandard
+
+            d = zstandard.ZstdDecompressor().decompressobj()
+            fed = False
+            while block := raw.read(_BLOCK):
+                fed = True
+                yield d.decompress(block)
+            if fed and not d.eof:
+                raise RestoreError(f"{path}: zstd stream ends early at byte {raw.tell()} (truncated file)")
+        elif name.endswith(".sql"):
+            while block := raw.read(_BLOCK):
+                yield block
+        else:
+            raise RestoreError(f"{path}: unknown dump format; expected .sql, .sql.gz or .sql.zst")
+    except zlib.error as exc:
+        raise RestoreError(f"{path}: not valid gzip near byte {raw.tell()} ({exc}); wrong compression?") from None
+    except gzip.BadGzipFile as exc:
+        raise RestoreError(f"{path}: not valid gzip near byte {raw.tell()} ({exc})") from None
+    except Exception as exc:
+        if type(exc).__name__ == "ZstdError":
+            raise RestoreError(f"{path}: not valid zstd near byte {raw.tell()} ({exc}); wrong compression?") from None
+        raise
+
+
+def _client(admin: AdminAccess, database: str | None) -> subprocess.Popen:
+    args = [client_binary(), *admin.client_args(), "--binary-mode", "--max-allowed-packet=1G",
+            "--init-command=SET SESSION foreign_key_checks=0, unique_checks=0, sql_log_bin=0"]
+    if database:
+        args.append(database)
+    # stderr to a file, not a pipe: a client that reports while we feed its stdin would
+    # otherwise block on a full stderr pipe, and we on its stdin — a deadlock.
+    errfile = tempfile.TemporaryFile()
+    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errfile,
+                            env={**os.environ, **admin.client_env()})
+    proc.errfile = errfile  # type: ignore[attr-defined]
+    return proc
+
+
+def _stderr(proc: subprocess.Popen) -> bytes:
+    proc.errfile.seek(0)  # type: ignore[attr-defined]
+    return proc.errfile.read()  # type: ignore[attr-defined]
+
+
+def _client_error(stderr: bytes) -> str:
+    lines = [ln for ln in stderr.decode(errors="replace").splitlines() if ln.strip()]
+    return lines[-1] if lines else "the client exited with an error"
+
+
+def _ensure_database(admin: AdminAccess, database: str) -> None:
+    res = subprocess.run([client_binary(), *admin.client_args(), "-e", f"CREATE DATABASE IF NOT EXISTS `{database}`"],
+                         capture_output=True, env={**os.environ, **admin.client_env()})
+    if res.returncode != 0:
+        raise RestoreError(f"creating database {database!r} failed: {_client_error(res.stderr)}")
+
+
+def _restore_dump(path: Path, admin: AdminAccess, database: str, progress: Progress) -> RestoreReport:
+    total = path.stat().st_size
+    t0 = time.monotonic()
+    with open(path, "rb") as raw:
+        blocks = _reader(path, raw)
+        first = b""
+        for block in blocks:  # enough of the head to see whether it names its databases
+            first += block
+            if len(first) >= _BLOCK:
+                break
+        target = None if _NAMES_DB.search(first) else database
+        if target:
+            _ensure_database(admin, target)
+        proc = _client(admin, target)
+        tail = first[-256:]
+        try:
+            assert proc.stdin is not None
+            proc.stdin.write(first)
+            last_report = 0.0
+            for block in blocks:
+                proc.stdin.write(block)
+                if block:
+                    tail = (tail + block)[-256:]
+                now = time.monotonic()
+                if now - last_report > 1.0:
+                    done = raw.tell()
+                    rate = done / max(now - t0, 1e-6)
+                    progress(done, total, rate, (total - done) / rate if rate else None)
+                    last_report = now
+            proc.stdin.close()
+        except BrokenPipeError:
+            proc.wait()
+            raise RestoreError(f"{path}: restore failed near byte {raw.tell()}: {_client_error(_stderr(proc))}") from None
+        except RestoreError:
+            proc.kill()
+            proc.wait()
+            raise
+        if proc.wait() != 0:
+            raise RestoreError(f"{path}: restore failed: {_client_error(_stderr(proc))}")
+    if first.startswith(_PRODUCERS) and b"-- Dump completed" not in tail:
+        raise RestoreError(f"{path}: the dump has no '-- Dump completed' trailer: it was cut short (truncated file)")
+    secs = time.monotonic() - t0
+    progress(total, total, total / max(secs, 1e-6), 0.0)
+    return RestoreReport(str(path), "dump", total, secs, target)
+
+
+# -- a live server, read with mysqldump ------------------------------------------------------
+def _restore_live(url: str, admin: AdminAccess, database: str, progress: Progress) -> RestoreReport:
+    u = urlparse(url)
+    if u.password:
+        raise RestoreError(f"source {describe(url)}: put the password in PHOENIX_SOURCE_PASSWORD, not in the URL")
+    src_db = u.path.lstrip("/")
+    if not src_db or not u.hostname:
+        raise RestoreError(f"source {describe(url)}: expected mysql://user@host[:port]/database")
+    dump_bin = shutil.which("mariadb-dump") or shutil.which("mysqldump")
+    if not dump_bin:
+        raise RestoreError("mysqldump not found: install mariadb-client")
+    env = {**os.environ}
+    if os.environ.get("PHOENIX_SOURCE_PASSWORD"):
+        env["MYSQL_PWD"] = os.environ["PHOENIX_SOURCE_PASSWORD"]
+    args = [dump_bin, f"--host={u.hostname}", f"--port={u.port or 3306}", f"--user={u.username or 'root'}",
+            "--single-transaction", "--quick", "--routines", "--triggers", "--events", "--hex-blob",
+            "--no-tablespaces", "--max-allowed-packet=1G", src_db]
+    _ensure_database(admin, database)
+    t0 = time.monotonic()
+    dump = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    client = _client(admin, database)
+    done = 0
+    try:
+        assert dump.stdout is not None and client.stdin is not None
+        while block := dump.stdout.read(_BLOCK):
+            client.stdin.write(block)
+            done += len(block)
+            progress(done, None, done / max(time.monotonic() - t0, 1e-6), None)
+        client.stdin.close()
+    except BrokenPipeError:
+        dump.kill()
+    if dump.wait() != 0:
+        client.kill()
+        client.wait()
+        raise RestoreError(f"source {describe(url)}: mysqldump failed: {_client_error(dump.stderr.read())}")
+    if client.wait() != 0:
+        raise RestoreError(f"source {describe(url)}: restore failed: {_client_error(_stderr(client))}")
+    return RestoreReport(describe(url), "live", done, time.monotonic() - t0, database)
+
+
+# -- a mydumper directory, restored in parallel with myloader ------------------------------------
+def _restore_mydumper(path: Path, admin: AdminAccess, database: str) -> RestoreReport:
+    if not (path / "metadata").exists():
+        raise RestoreError(f"source {path}: a directory but not a mydumper dump (no 'metadata' file)")
+    loader = shutil.which("myloader")
+    if not loader:
+        raise RestoreError("myloader not found: install Debian's mydumper")
+    args = [loader, f"--directory={path}", f"--database={database}", "--threads=2", "--overwrite-tables",
+            "--user=root"]
+    args += [f"--socket={admin.socket}"] if admin.socket else [f"--host={admin.host}", f"--port={admin.port}"]
+    if admin.password:
+        args.append(f"--password={admin.password}")  # myloader reads no env var; argv is local and short-lived
+    size = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
+    t0 = time.monotonic()
+    res = subprocess.run(args, capture_output=True)
+    if res.returncode != 0:
+        raise RestoreError(f"source {path}: myloader failed: {_client_error(res.stderr)}")
+    return RestoreReport(str(path), "mydumper", size, time.monotonic() - t0, database)
