@@ -1,0 +1,216 @@
+"""Rule files: which strategy rewrites which column, validated with precise errors.
+
+    locale: [en_US, de_DE]            # Faker locale(s) for the dictionaries
+    key_env: PHOENIX_ANON_KEY         # where the secret key comes from
+    email_domain: example.invalid     # domain of fake e-mails
+    tables:
+      customers:
+        columns:
+          email: email                               # a strategy by name
+          phone: {strategy: phone, where: "phone <> ''"}
+          company: "faker:company"                   # any Faker provider
+          profile: {json: {"$.secondary_email": email, "$.mobile": phone}}
+          locale: keep                               # explicitly not personal data
+      sessions: {truncate: true}
+      audit_log: {delete_where: "created_at < NOW() - INTERVAL 90 DAY"}
+
+Errors name the file, the line, the table and the column, and what is wrong.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from phoenix.errors import PhoenixError
+
+DICT_STRATEGIES = {"first_name", "last_name", "name", "street", "city", "postcode", "iban"}
+STRATEGIES = DICT_STRATEGIES | {"email", "phone", "ip", "birth_date", "date_shift", "hash", "fixed", "null",
+                                "empty", "keep", "scrub", "json"}
+_TABLE_KEYS = {"columns", "truncate", "delete_where"}
+_COLUMN_KEYS = {"strategy", "args", "where", "json"}
+_TOP_KEYS = {"locale", "key_env", "email_domain", "tables", "database"}
+
+
+class RulesError(PhoenixError):
+    exit_code = 2
+
+
+@dataclass
+class ColumnRule:
+    strategy: str  # one of STRATEGIES, or "faker:<provider>"
+    args: dict = field(default_factory=dict)
+    where: str | None = None
+    paths: dict[str, ColumnRule] = field(default_factory=dict)  # for json
+    line: int = 0
+
+    @property
+    def changes(self) -> bool:
+        return self.strategy != "keep"
+
+
+@dataclass
+class TableRule:
+    name: str
+    columns: dict[str, ColumnRule] = field(default_factory=dict)
+    truncate: bool = False
+    delete_where: str | None = None
+    line: int = 0
+
+    @property
+    def removes_rows(self) -> bool:
+        return self.truncate or bool(self.delete_where)
+
+
+@dataclass
+class Rules:
+    path: str
+    locales: list[str]
+    key_env: str
+    email_domain: str
+    tables: dict[str, TableRule]
+    database: str | None = None
+
+    def faker_providers(self) -> set[str]:
+        out = set()
+        for t in self.tables.values():
+            for c in t.columns.values():
+                for r in (c, *c.paths.values()):
+                    if r.strategy.startswith("faker:"):
+                        out.add(r.strategy.split(":", 1)[1])
+        return out
+
+
+def _fail(path: Path, node: yaml.Node | None, where: str, what: str) -> RulesError:
+    line = f":{node.start_mark.line + 1}" if node is not None else ""
+    return RulesError(f"{path}{line}: {where}: {what}")
+
+
+def _mapping(path: Path, node: yaml.Node, where: str) -> list[tuple[yaml.ScalarNode, yaml.Node]]:
+    if not isinstance(node, yaml.MappingNode):
+        raise _fail(path, node, where, "expected a mapping")
+    return node.value  # type: ignore[return-value]
+
+
+def _scalar(path: Path, node: yaml.Node, where: str) -> str:
+    if not isinstance(node, yaml.ScalarNode):
+        raise _fail(path, node, where, "expected a single value")
+    return str(node.value)
+
+
+def _strategy(path: Path, node: yaml.Node, where: str, name: str) -> str:
+    if name.startswith("faker:"):
+        provider = name.split(":", 1)[1]
+        from faker import Faker
+
+        if not provider or not hasattr(Faker(), provider):
+            raise _fail(path, node, where, f"unknown Faker provider {provider!r}")
+        return name
+    if name not in STRATEGIES:
+        raise _fail(path, node, where, f"unknown strategy {name!r}; use one of {', '.join(sorted(STRATEGIES))} "
+                                       "or faker:<provider>")
+    return name
+
+
+def _column(path: Path, node: yaml.Node, where: str) -> ColumnRule:
+    line = node.start_mark.line + 1
+    if isinstance(node, yaml.ScalarNode):
+        strategy = _strategy(path, node, where, str(node.value))
+        if strategy in ("json", "fixed"):
+            raise _fail(path, node, where, f"strategy {strategy!r} needs arguments (a mapping)")
+        return ColumnRule(strategy=strategy, line=line)
+    rule = ColumnRule(strategy="", line=line)
+    for k, v in _mapping(path, node, where):
+        key = _scalar(path, k, where)
+        if key not in _COLUMN_KEYS:
+            raise _fail(path, k, where, f"unknown key {key!r}; expected {', '.join(sorted(_COLUMN_KEYS))}")
+        if key == "strategy":
+            rule.strategy = _strategy(path, v, where, _scalar(path, v, where))
+        elif key == "where":
+            rule.where = _scalar(path, v, where)
+        elif key == "args":
+            rule.args = yaml.safe_load(yaml.serialize(v)) or {}
+        elif key == "json":
+            rule.strategy = "json"
+            for pk, pv in _mapping(path, v, where):
+                p = _scalar(path, pk, where)
+                if not p.startswith("$"):
+                    raise _fail(path, pk, where, f"JSON path {p!r} must start with '$'")
+                sub = _column(path, pv, f"{where} {p}")
+                if sub.strategy in ("json", "scrub"):
+                    raise _fail(path, pv, where, f"strategy {sub.strategy!r} is not allowed inside json")
+                rule.paths[p] = sub
+    if not rule.strategy:
+        raise _fail(path, node, where, "no strategy given")
+    if rule.strategy == "fixed" and "value" not in rule.args:
+        raise _fail(path, node, where, "strategy 'fixed' needs args: {value: ...}")
+    return rule
+
+
+def load_rules(path: str | Path) -> Rules:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise RulesError(f"{path}: cannot read the rules file ({exc.strerror}); check the path") from None
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise RulesError(f"{path}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if root is None:
+        raise RulesError(f"{path}: the rules file is empty")
+    top: dict[str, yaml.Node] = {}
+    for k, v in _mapping(path, root, "top level"):
+        key = _scalar(path, k, "top level")
+        if key not in _TOP_KEYS:
+            raise _fail(path, k, "top level", f"unknown key {key!r}; expected {', '.join(sorted(_TOP_KEYS))}")
+        top[key] = v
+    locales_node = top.get("locale")
+    locales = (["en_US"] if locales_node is None else
+               [_scalar(path, n, "locale") for n in locales_node.value] if isinstance(locales_node, yaml.SequenceNode)
+               else [_scalar(path, locales_node, "locale")])
+    from faker.config import AVAILABLE_LOCALES
+
+    for loc in locales:
+        if loc not in AVAILABLE_LOCALES:
+            raise _fail(path, locales_node, "locale", f"unknown Faker locale {loc!r}")
+    tables: dict[str, TableRule] = {}
+    if "tables" not in top:
+        raise RulesError(f"{path}: no 'tables' section; nothing would be anonymized")
+    for tk, tv in _mapping(path, top["tables"], "tables"):
+        tname = _scalar(path, tk, "tables")
+        rule = TableRule(name=tname, line=tk.start_mark.line + 1)
+        for k, v in _mapping(path, tv, f"table {tname}"):
+            key = _scalar(path, k, f"table {tname}")
+            if key not in _TABLE_KEYS:
+                raise _fail(path, k, f"table {tname}", f"unknown key {key!r}; expected {', '.join(sorted(_TABLE_KEYS))}")
+            if key == "truncate":
+                rule.truncate = _scalar(path, v, f"table {tname}").lower() in ("true", "yes", "1")
+            elif key == "delete_where":
+                rule.delete_where = _scalar(path, v, f"table {tname}")
+            else:
+                for ck, cv in _mapping(path, v, f"table {tname}"):
+                    cname = _scalar(path, ck, f"table {tname}")
+                    rule.columns[cname] = _column(path, cv, f"table {tname}, column {cname}")
+        tables[tname] = rule
+    return Rules(path=str(path), locales=locales,
+                 key_env=_scalar(path, top["key_env"], "key_env") if "key_env" in top else "PHOENIX_ANON_KEY",
+                 email_domain=_scalar(path, top["email_domain"], "email_domain") if "email_domain" in top else "example.invalid",
+                 tables=tables, database=_scalar(path, top["database"], "database") if "database" in top else None)
+
+
+def check_against_schema(rules: Rules, schema: dict[str, dict[str, tuple[str, int | None]]]) -> None:
+    """Unknown table or column → RulesError naming it, before anything is changed.
+    `schema`: table → column → (data type, max length)."""
+    for tname, trule in rules.tables.items():
+        if tname not in schema:
+            raise RulesError(f"{rules.path}:{trule.line}: table {tname!r} does not exist in the database")
+        for cname, crule in trule.columns.items():
+            if cname not in schema[tname]:
+                raise RulesError(f"{rules.path}:{crule.line}: table {tname}, column {cname!r} does not exist")
+            if crule.strategy == "json" and schema[tname][cname][0] not in ("json", "longtext", "text", "mediumtext"):
+                raise RulesError(f"{rules.path}:{crule.line}: table {tname}, column {cname}: 'json' needs a JSON column")

@@ -1,0 +1,129 @@
+"""Strategies as SQL expressions (set-based), with Python twins where text scrubbing needs them.
+
+Each strategy maps the original value `v` to a pseudonym through the keyed hash `h`
+(hex HMAC of the value under the strategy family's key, see `keyed.py`). Names,
+streets, IBANs, … come from dictionary tables Faker fills once per run
+(`_phx_dict_<kind>`, `bucket` → `value`); the bucket is taken from the hash, so the
+same original always picks the same entry.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from faker import Faker
+from pymysql.converters import escape_string
+
+from anonymization.keyed import bucket, sql_bucket
+from anonymization.rules import ColumnRule
+from tasks.sources._gen_pools import ascii_slug
+
+DICT_SIZE = 2048
+# The hash family of each strategy: strategies that must agree share one.
+FAMILY = {"email": "email", "first_name": "first_name", "last_name": "last_name", "name": "name", "phone": "phone",
+          "street": "street", "city": "city", "postcode": "postcode", "iban": "iban", "ip": "ip",
+          "birth_date": "date", "date_shift": "date", "hash": "hash"}
+_FAKER_KIND = {"first_name": "first_name", "last_name": "last_name", "name": "name", "street": "street_address",
+               "city": "city", "postcode": "postcode", "iban": "iban"}
+
+
+def family(strategy: str) -> str | None:
+    if strategy.startswith("faker:"):
+        return "faker_" + strategy.split(":", 1)[1]
+    return FAMILY.get(strategy)
+
+
+def dict_table(kind: str) -> str:
+    return f"_phx_dict_{kind}"
+
+
+@dataclass
+class Dictionaries:
+    """Values per kind, the same on every run (Faker seeded with a constant)."""
+
+    values: dict[str, list[str]]
+
+    @classmethod
+    def build(cls, locales: list[str], kinds: set[str]) -> Dictionaries:
+        fakers = [Faker(loc) for loc in locales]
+        for i, fk in enumerate(fakers):
+            fk.seed_instance(1000 + i)
+        out: dict[str, list[str]] = {}
+        for kind in sorted(kinds):
+            provider = kind.removeprefix("faker_") if kind.startswith("faker_") else _FAKER_KIND.get(kind)
+            if provider is None:
+                continue
+            vals = [str(getattr(fakers[i % len(fakers)], provider)()) for i in range(DICT_SIZE)]
+            out[kind] = vals
+        # e-mail local parts: ASCII slugs of names
+        out["email_first"] = [ascii_slug(fakers[i % len(fakers)].first_name()) for i in range(DICT_SIZE)]
+        out["email_last"] = [ascii_slug(fakers[i % len(fakers)].last_name()) for i in range(DICT_SIZE)]
+        return cls(out)
+
+
+def _lookup(kind: str, h: str, start: int = 0) -> str:
+    return f"(SELECT value FROM `{dict_table(kind)}` WHERE bucket = {sql_bucket(h, start, DICT_SIZE)})"
+
+
+def email_input_sql(v: str) -> str:
+    return f"LOWER(TRIM({v}))"
+
+
+def email_input(v: str) -> str:
+    return v.strip().lower()
+
+
+def sql_expr(rule: ColumnRule, v: str, h: str, domain: str) -> str:
+    """SQL for the new value of `v` (NULL stays NULL; callers add length limits)."""
+    s = rule.strategy
+    if s == "keep":
+        return v
+    if s == "null":
+        return "NULL"
+    if s == "empty":
+        return f"IF({v} IS NULL, NULL, '')"
+    if s == "fixed":
+        return f"IF({v} IS NULL, NULL, '{escape_string(str(rule.args['value']))}')"
+    if s in _FAKER_KIND or s.startswith("faker:"):
+        expr = _lookup(family(s) or s, h)
+    elif s == "email":
+        expr = (f"CONCAT({_lookup('email_first', h, 0)}, '.', {_lookup('email_last', h, 8)}, '.', "
+                f"SUBSTR({h}, 17, 10), '@{escape_string(domain)}')")
+    elif s == "phone":
+        expr = (f"CONCAT(IF({v} REGEXP '^\\\\+[0-9]{{1,3}} ', SUBSTRING_INDEX({v}, ' ', 1), '+00'), ' ', "
+                f"LPAD(CONV(SUBSTR({h}, 1, 8), 16, 10) MOD 1000, 3, '0'), ' ', "
+                f"LPAD(CONV(SUBSTR({h}, 9, 8), 16, 10) MOD 100000000, 8, '0'))")
+    elif s == "ip":
+        expr = (f"IF({v} LIKE '%:%', CONCAT('2001:db8:', SUBSTR({h}, 1, 4), ':', SUBSTR({h}, 5, 4), '::', "
+                f"SUBSTR({h}, 9, 4)), CONCAT('10.', CONV(SUBSTR({h}, 1, 2), 16, 10), '.', "
+                f"CONV(SUBSTR({h}, 3, 2), 16, 10), '.', CONV(SUBSTR({h}, 5, 2), 16, 10)))")
+    elif s in ("birth_date", "date_shift"):
+        # 1..days earlier or later, never 0: a row never keeps its own date; the age band stays.
+        days = int(rule.args.get("days", 182))
+        expr = (f"DATE_ADD({v}, INTERVAL (CONV(SUBSTR({h}, 1, 8), 16, 10) MOD {days} + 1) * "
+                f"IF(CONV(SUBSTR({h}, 9, 1), 16, 10) < 8, -1, 1) DAY)")
+    elif s == "hash":
+        expr = h
+    else:
+        raise ValueError(f"strategy {s!r} has no SQL form")
+    if rule.where:
+        expr = f"IF(({rule.where}), {expr}, {v})"
+    return f"IF({v} IS NULL, NULL, {expr})"
+
+
+# -- Python twins, for scrubbing free text -----------------------------------------------
+def py_email(h: str, dicts: Dictionaries, domain: str) -> str:
+    first = dicts.values["email_first"][bucket(h, 0, DICT_SIZE)]
+    last = dicts.values["email_last"][bucket(h, 8, DICT_SIZE)]
+    return f"{first}.{last}.{h[16:26]}@{domain}"
+
+
+def py_phone(v: str, h: str) -> str:
+    m = re.match(r"^(\+[0-9]{1,3}) ", v)
+    prefix = m.group(1) if m else "+00"
+    return f"{prefix} {int(h[0:8], 16) % 1000:03d} {int(h[8:16], 16) % 100000000:08d}"
+
+
+def py_dict(kind: str, h: str, dicts: Dictionaries) -> str:
+    return dicts.values[kind][bucket(h, 0, DICT_SIZE)]
