@@ -37,7 +37,7 @@ META_STATE = "phoenix.state"  # golden: "breeding" | "published" | "retiring"
 META_CREATED = "phoenix.created"  # ISO-8601 UTC
 BASE_SNAPSHOT = "base"  # the protected snapshot every environment is cloned from
 
-_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,94}[a-z0-9])?$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$")
 
 
 class StorageError(PhoenixError):
@@ -65,11 +65,11 @@ class Unavailable(StorageError):
 
 
 def validate_name(name: str, what: str = "image") -> str:
-    """Lower-case letters, digits, '.', '_', '-'; 1..96 chars; no path tricks."""
+    """Letters, digits, '.', '_', '-'; 1..96 chars; no path tricks."""
     if not isinstance(name, str) or not _NAME_RE.match(name) or ".." in name:
         shown = name if isinstance(name, str) and len(name) <= 60 else f"{str(name)[:60]}…"
         raise InvalidName(
-            f"invalid {what} name {shown!r}: use 1-96 lower-case letters, digits, '.', '_' or '-', "
+            f"invalid {what} name {shown!r}: use 1-96 letters, digits, '.', '_' or '-', "
             "starting and ending with a letter or digit"
         )
     return name

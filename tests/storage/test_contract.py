@@ -199,7 +199,7 @@ def test_twenty_concurrent_clones(st, unique):
     assert set(names) <= set(st.list())
 
 
-@pytest.mark.parametrize("bad", ["", "../x", "x" * 300, "has space", "ünï", "UPPER", "a/b", "-lead", "."])
+@pytest.mark.parametrize("bad", ["", "../x", "x" * 300, "has space", "ünï", "a/b", "-lead", "."])
 def test_invalid_names_are_rejected_before_the_backend(st, bad):
     with pytest.raises(InvalidName):
         st.create(bad, MiB)

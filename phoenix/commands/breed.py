@@ -1,0 +1,30 @@
+"""`phoenix breed`: run one phoenix cycle now (the same flow the schedule runs)."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.console import Console
+
+
+def breed(
+    source: str = typer.Option(None, "--source", help="Dump file, mydumper dir or mysql://user@host/db (default: config `source`)."),
+    rules: str = typer.Option(None, "--rules", help="Anonymization rules file (default: config `rules`)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Restore → anonymize → gate → snapshot → clone → flatten → publish → retire."""
+    from flows.breed import breed as breed_flow
+
+    result = breed_flow(source=source, rules=rules)
+    if as_json:
+        print(json.dumps(result, default=str))
+        return
+    err = Console(stderr=True)
+    total = sum(result["steps"].values())
+    err.print(f"[green]published[/] {result['golden']} in {total:.1f}s "
+              + " · ".join(f"{k} {v:.1f}s" for k, v in result["steps"].items()))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("breed")(breed)

@@ -1,0 +1,187 @@
+"""The catalog: which generations exist, their state, which one is `latest`.
+
+Read from the storage's own metadata — never a second database that could drift.
+A golden's life: `breeding` (being cloned/flattened by a cycle) → `published` (one
+metadata write, the atomic publish) → `retiring` (beyond the number to keep, still
+has clones) → removed once its last clone is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from phoenix.errors import PhoenixError
+from tasks.runtime.base import Runtime
+from tasks.storage import BASE_SNAPSHOT, META_CREATED, META_KIND, META_STATE, NotFound, Storage
+
+GOLDEN, BREEDER, ENV = "golden", "breeder", "env"
+BREEDING, PUBLISHED, RETIRING = "breeding", "published", "retiring"
+
+
+class GenerationNotFound(PhoenixError):
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Generation:
+    id: str
+    state: str
+    latest: bool
+    created: str
+    size_bytes: int
+    clones: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def utc_stamp(now: datetime | None = None) -> str:
+    return (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+
+
+def utc_iso(now: datetime | None = None) -> str:
+    return (now or datetime.now(UTC)).isoformat(timespec="seconds")
+
+
+def _goldens(storage: Storage) -> list[tuple[str, dict[str, str]]]:
+    out = []
+    for name in storage.list(GOLDEN):
+        with contextlib.suppress(NotFound):
+            out.append((name, storage.list_meta(name)))
+    return out
+
+
+def latest(storage: Storage) -> str | None:
+    """The newest published golden: `latest` is derived, so it can never point at a half one."""
+    published = [(m.get(META_CREATED, ""), n) for n, m in _goldens(storage) if m.get(META_STATE) == PUBLISHED]
+    return max(published)[1] if published else None
+
+
+def _clones(storage: Storage, name: str) -> list[str]:
+    try:
+        return storage.children(name, BASE_SNAPSHOT)
+    except NotFound:
+        return []
+
+
+def generations(storage: Storage) -> list[Generation]:
+    newest = latest(storage)
+    gens = []
+    for name, meta in _goldens(storage):
+        try:
+            size = storage.usage(name)
+        except NotFound:
+            continue
+        gens.append(Generation(id=name, state=meta.get(META_STATE, BREEDING), latest=name == newest,
+                               created=meta.get(META_CREATED, ""), size_bytes=size,
+                               clones=len(_clones(storage, name))))
+    return sorted(gens, key=lambda g: g.created, reverse=True)
+
+
+def resolve(storage: Storage, generation: str) -> str:
+    """'latest' or a generation id → a published (or retiring) golden's id."""
+    if generation == "latest":
+        found = latest(storage)
+        if found is None:
+            raise GenerationNotFound("no published generation yet: run `phoenix breed` first")
+        return found
+    try:
+        state = storage.get_meta(generation, META_STATE) if storage.get_meta(generation, META_KIND) == GOLDEN else None
+    except (NotFound, PhoenixError):
+        state = None
+    if state not in (PUBLISHED, RETIRING):
+        raise GenerationNotFound(f"generation {generation!r} does not exist: see `phoenix ls` for the published ones")
+    return generation
+
+
+def remove_generation(storage: Storage, name: str) -> None:
+    """Unprotect, remove @base, remove the image. Refuses (Busy) while clones exist."""
+    with contextlib.suppress(NotFound):
+        for snap in storage.snapshots(name):
+            storage.unprotect(name, snap)
+            storage.remove_snapshot(name, snap)
+        storage.remove(name)
+
+
+def finish_retiring(storage: Storage, generation: str) -> bool:
+    """Remove a `retiring` generation whose last clone is gone. True if removed."""
+    try:
+        if storage.get_meta(generation, META_STATE) != RETIRING or _clones(storage, generation):
+            return False
+    except NotFound:
+        return False
+    remove_generation(storage, generation)
+    return True
+
+
+def retire(storage: Storage, keep: int) -> list[str]:
+    """Beyond the `keep` newest published generations: remove those without clones,
+    mark the others `retiring`. Returns the removed ids. Never touches `latest`."""
+    newest = latest(storage)
+    published = sorted(((m.get(META_CREATED, ""), n) for n, m in _goldens(storage)
+                        if m.get(META_STATE) == PUBLISHED), reverse=True)
+    removed = []
+    for _created, name in published[max(keep, 1):]:
+        if name == newest:
+            continue
+        storage.set_meta(name, META_STATE, RETIRING)
+    for name, meta in _goldens(storage):
+        if (meta.get(META_STATE) == RETIRING or name in {n for _c, n in published[max(keep, 1):]}) and finish_retiring(storage, name):
+            removed.append(name)
+    return removed
+
+
+# -- leftovers of cycles that died ----------------------------------------------------------
+@contextlib.contextmanager
+def cycle_lock(home: Path, wait: bool = False) -> Iterator[bool]:
+    """The lock a live breed cycle holds for its whole run. Yields False if taken."""
+    path = home / "locks" / "breed.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def remove_leftovers(storage: Storage, runtime: Runtime) -> list[str]:
+    """Breeders and half goldens (state `breeding`). Call only while holding the cycle
+    lock (or from a cycle that holds it): then none of them belongs to a live cycle."""
+    removed = []
+    for name in storage.list(BREEDER):
+        runtime.remove(name)
+        for snap in storage.snapshots(name):
+            # Only a cycle clones from a breeder, and an unflattened child is a golden
+            # that never got published (perhaps not even labelled yet).
+            for child in storage.children(name, snap):
+                remove_generation(storage, child)
+                removed.append(child)
+        remove_generation(storage, name)
+        removed.append(name)
+    for name, meta in _goldens(storage):
+        if meta.get(META_STATE) == BREEDING:
+            remove_generation(storage, name)
+            removed.append(name)
+    return removed
+
+
+def cleanup_leftovers(storage: Storage, runtime: Runtime, home: Path) -> list[str]:
+    """For the reaper: remove leftovers unless a cycle is running right now."""
+    with cycle_lock(home) as free:
+        if not free:
+            return []
+        return remove_leftovers(storage, runtime)
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,188 @@
+"""The steps of the phoenix cycle, one Prefect task each, in the order of DESIGN.md.
+
+Every step is idempotent and every name it creates is recorded in storage metadata,
+so a cycle killed at any line leaves only things the next cycle (or the reaper) can
+recognise and remove — and `latest` is derived from published goldens only, so it
+never moves until step 8's single metadata write.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NONE
+
+from phoenix.config import Settings
+from tasks import catalog
+from tasks.catalog import BREEDER, BREEDING, GOLDEN, PUBLISHED
+from tasks.runtime.base import Runtime
+from tasks.sources.restore import RestoreReport, describe, restore
+from tasks.storage import BASE_SNAPSHOT, META_CREATED, META_KIND, META_STATE, Storage
+
+BREEDER_SNAPSHOT = "golden"  # the breeder's snapshot the golden is cloned from
+STEPS = ("create_breeder", "start_server", "restore", "anonymize", "gate", "stop_server",
+         "snapshot_breeder", "clone_golden", "publish", "remove_breeder", "retire")
+
+
+@dataclass
+class CycleReport:
+    """What the breeder reports (the run's artifact). Never holds a secret or a value."""
+
+    stamp: str
+    breeder: str
+    golden: str
+    source: str
+    steps: dict[str, float] = field(default_factory=dict)
+    source_bytes: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict)
+    rules: str = ""
+    anonymize_md: str = ""
+    gate_md: str = ""
+    removed: list[str] = field(default_factory=list)
+
+    def to_markdown(self) -> str:
+        lines = [f"# Breed {self.stamp}", "", f"- source: `{self.source}` ({self.source_bytes / 1e6:,.1f} MB)",
+                 f"- golden: `{self.golden}`", f"- rules: `{self.rules}`", "", "| step | seconds |", "|---|---:|"]
+        lines += [f"| {k} | {v:.2f} |" for k, v in self.steps.items()]
+        lines += ["", f"| total | {sum(self.steps.values()):.2f} |", "", "## Rows", "", "| table | rows |", "|---|---:|"]
+        lines += [f"| {t} | {n:,} |" for t, n in sorted(self.rows.items())]
+        lines += ["", "## Image sizes", "", "| image | bytes |", "|---|---:|"]
+        lines += [f"| {k} | {v:,} |" for k, v in self.sizes.items()]
+        lines += ["", self.anonymize_md, "", self.gate_md]
+        if self.removed:
+            lines += ["", "Removed: " + ", ".join(f"`{r}`" for r in self.removed)]
+        return "\n".join(lines)
+
+
+def checkpoint(step: str) -> None:
+    """Fault injection for the invariant tests: PHOENIX_FAULT_KILL_AFTER=<step> makes
+    the cycle SIGKILL itself right after that step, exactly like a crashed worker."""
+    if os.environ.get("PHOENIX_FAULT_KILL_AFTER") == step:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _timed(report: CycleReport, step: str):
+    class _T:
+        def __enter__(self):
+            self.t0 = time.monotonic()
+
+        def __exit__(self, *exc):
+            report.steps[step] = time.monotonic() - self.t0
+            if exc[0] is None:
+                checkpoint(step)
+
+    return _T()
+
+
+@task(name="1 create breeder image", cache_policy=NONE)
+def create_breeder(storage: Storage, settings: Settings, name: str) -> None:
+
+    storage.create(name, settings_size(settings))
+    storage.set_meta(name, META_KIND, BREEDER)
+    storage.set_meta(name, META_CREATED, catalog.utc_iso())
+    storage.set_meta(name, "phoenix.owner", f"{socket.gethostname()}:{os.getpid()}")
+
+
+def settings_size(settings: Settings) -> int:
+    from infra.local.btrfs import _parse_size
+
+    return _parse_size(settings.image_size)
+
+
+@task(name="2a start breeder server", cache_policy=NONE)
+def start_server(runtime: Runtime, name: str) -> None:
+    runtime.start(name, name, profile="restore", labels={"phoenix.io/role": "breeder"})
+    runtime.wait_ready(name, timeout=300)
+
+
+@task(name="2b restore source", cache_policy=NONE)
+def restore_source(runtime: Runtime, name: str, source: str, database: str) -> RestoreReport:
+    log = get_run_logger()
+    last = [0.0]
+
+    def progress(done: int, total: int | None, rate: float, eta: float | None) -> None:
+        if time.monotonic() - last[0] >= 5 or (total and done >= total):
+            last[0] = time.monotonic()
+            pct = f"{100 * done / total:.0f}% " if total else ""
+            log.info(f"restore {pct}{done / 1e6:,.0f} MB at {rate / 1e6:,.1f} MB/s"
+                     + (f", ETA {eta:.0f}s" if eta is not None else ""))
+
+    log.info(f"restoring {describe(source)} into database {database!r}")
+    return restore(source, runtime.admin(name), database, progress)
+
+
+@task(name="3 anonymize", cache_policy=NONE)
+def anonymize_breeder(runtime: Runtime, name: str, database: str, rules_path: str, key: bytes, report: CycleReport):
+    from anonymization import anonymize, load_rules, take_baseline
+
+    log = get_run_logger()
+    rules = load_rules(rules_path)
+    admin = runtime.admin(name)
+    baseline = take_baseline(admin, database, rules, key)
+    result = anonymize(admin, database, rules, key,
+                       progress=lambda table, done, total: log.info(f"anonymize {table}: {done:,}/{total:,} rows"))
+    report.anonymize_md = result.to_markdown()
+    report.rows = dict(getattr(result, "rows", {}) or {})
+    return rules, baseline
+
+
+@task(name="4 GDPR gate", cache_policy=NONE)
+def gate(runtime: Runtime, name: str, database: str, rules, key: bytes, baseline, report: CycleReport) -> None:
+    from anonymization import run_gate
+
+    result = run_gate(runtime.admin(name), database, rules, key, baseline)
+    report.gate_md = result.to_markdown()
+    result.raise_if_failed()
+
+
+@task(name="5 slow shutdown", cache_policy=NONE)
+def stop_server(runtime: Runtime, name: str) -> None:
+    runtime.stop(name)
+    runtime.remove(name)  # forget the process and detach the image before snapshotting
+
+
+@task(name="6 snapshot + protect breeder", cache_policy=NONE)
+def snapshot_breeder(storage: Storage, name: str) -> None:
+    if BREEDER_SNAPSHOT not in storage.snapshots(name):
+        storage.snapshot(name, BREEDER_SNAPSHOT)
+    storage.protect(name, BREEDER_SNAPSHOT)
+
+
+@task(name="7 clone + flatten golden", cache_policy=NONE)
+def clone_golden(storage: Storage, breeder: str, golden: str) -> None:
+    if not storage.exists(golden):
+        storage.clone(breeder, BREEDER_SNAPSHOT, golden)
+    storage.set_meta(golden, META_KIND, GOLDEN)
+    storage.set_meta(golden, META_STATE, BREEDING)
+    storage.set_meta(golden, META_CREATED, catalog.utc_iso())
+    storage.flatten(golden)
+
+
+@task(name="8 snapshot + protect + publish golden", cache_policy=NONE)
+def publish(storage: Storage, golden: str) -> None:
+    if BASE_SNAPSHOT not in storage.snapshots(golden):
+        storage.snapshot(golden, BASE_SNAPSHOT)
+    storage.protect(golden, BASE_SNAPSHOT)
+    storage.set_meta(golden, META_STATE, PUBLISHED)  # the atomic publish: `latest` moves here
+
+
+@task(name="9 unprotect + delete breeder", cache_policy=NONE)
+def remove_breeder(storage: Storage, runtime: Runtime, breeder: str) -> None:
+    runtime.remove(breeder)
+    catalog.remove_generation(storage, breeder)
+
+
+@task(name="10 retire old generations", cache_policy=NONE)
+def retire(storage: Storage, keep: int) -> list[str]:
+    return catalog.retire(storage, keep)
+
+
+@task(name="0 remove leftovers of killed cycles", cache_policy=NONE)
+def remove_leftovers(storage: Storage, runtime: Runtime) -> list[str]:
+    return catalog.remove_leftovers(storage, runtime)
