@@ -1,0 +1,22 @@
+"""Tear an environment down: server, then clone; finishes a retiring generation."""
+
+from __future__ import annotations
+
+from prefect import flow, task
+from prefect.cache_policies import NONE
+
+from flows._common import backends, publish_environments
+from tasks import environments
+
+
+@task(name="stop server + remove clone", cache_policy=NONE)
+def _teardown(settings, storage, runtime, name):
+    return environments.teardown(settings, storage, runtime, name)
+
+
+@flow(name="teardown", description="Remove an environment (idempotent).", persist_result=True)
+def teardown(name: str) -> dict:
+    with backends() as (settings, storage, runtime):
+        existed = _teardown(settings, storage, runtime, name)
+        publish_environments(storage, runtime)
+    return {"name": name, "removed": existed}

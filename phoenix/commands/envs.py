@@ -1,0 +1,106 @@
+"""`phoenix spawn|teardown|reset|ls|reap`: environments on this machine (flows run in-process)."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+_err = Console(stderr=True)
+
+
+def _password(eid: str) -> str:
+    from phoenix.config import get_settings
+    from tasks.runtime.factory import open_runtime
+    from tasks.storage import open_storage
+
+    settings = get_settings()
+    with open_storage(settings) as storage, open_runtime(settings, storage) as runtime:
+        creds = runtime.credentials(eid)
+    return creds.password if creds else ""
+
+
+def _connect_line(info: dict, password: str) -> str:
+    return (f"mariadb -h {info['host']} -P {info['port']} -u {info['user']} -p'{password}' {info['database']}")
+
+
+def spawn(
+    name: str = typer.Argument(..., help="Environment name, e.g. the branch."),
+    generation: str = typer.Option("latest", "--generation", help="Generation id, or latest."),
+    ttl: str = typer.Option(None, "--ttl", help="Lifetime, e.g. 30m, 8h, 2d (default: config default_ttl)."),
+    recreate: bool = typer.Option(False, "--recreate", help="Throw an existing environment away first."),
+    as_json: bool = typer.Option(False, "--json", help="Print connection info as JSON (includes the password)."),
+) -> None:
+    """Clone the golden and start a server on it (idempotent per name)."""
+    from flows.spawn import spawn as spawn_flow
+    from phoenix.config import get_settings
+
+    info = spawn_flow(name=name, generation=generation, ttl=ttl or get_settings().default_ttl, recreate=recreate)
+    password = _password(info["id"])  # read here, on the user's terminal only; never a flow result
+    if as_json:
+        keys = ("name", "id", "generation", "host", "port", "user", "password", "database", "expires_at")
+        print(json.dumps({k: (password if k == "password" else info[k]) for k in keys}))
+        return
+    _err.print(f"[green]environment[/] {info['name']} ({info['id']}) from {info['generation']}, "
+               f"expires {info['expires_at']}")
+    print(_connect_line(info, password))
+
+
+def teardown(name: str = typer.Argument(...)) -> None:
+    """Stop the server and remove the clone (idempotent)."""
+    from flows.teardown import teardown as teardown_flow
+
+    result = teardown_flow(name=name)
+    _err.print(f"removed {name}" if result["removed"] else f"environment {name!r} was not there; nothing to do")
+
+
+def reset(name: str = typer.Argument(...),
+          latest: bool = typer.Option(False, "--latest", help="Re-clone from the latest generation.")) -> None:
+    """Discard the environment's changes: re-clone, same name and credentials."""
+    from flows.reset import reset as reset_flow
+
+    info = reset_flow(name=name, to_latest=latest)
+    _err.print(f"reset {info['name']} to {info['generation']}")
+
+
+def ls(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """Generations and environments."""
+    from phoenix.config import get_settings
+    from tasks import catalog, environments
+    from tasks.runtime.factory import open_runtime
+    from tasks.storage import open_storage
+
+    settings = get_settings()
+    with open_storage(settings) as storage, open_runtime(settings, storage) as runtime:
+        gens = [g.as_dict() for g in catalog.generations(storage)]
+        envs = [{"name": e.name, "id": e.id, "generation": e.generation, "host": e.host, "port": e.port,
+                 "state": e.state, "created": e.created, "expires_at": e.expires_at, "used_bytes": e.used_bytes}
+                for e in environments.environments(storage, runtime)]
+    if as_json:
+        print(json.dumps({"generations": gens, "environments": envs}))
+        return
+    t = Table("generation", "state", "latest", "created", "size", "clones", title="generations")
+    for g in gens:
+        t.add_row(g["id"], g["state"], "✓" if g["latest"] else "", g["created"], f"{g['size_bytes'] / 1e6:,.1f} MB",
+                  str(g["clones"]))
+    e = Table("environment", "id", "generation", "address", "state", "expires", "used", title="environments")
+    for x in envs:
+        e.add_row(x["name"], x["id"], x["generation"], f"{x['host']}:{x['port']}", x["state"], x["expires_at"],
+                  f"{(x['used_bytes'] or 0) / 1e6:,.1f} MB")
+    Console().print(t, e)
+
+
+def reap() -> None:
+    """Tear down expired environments, remove leftovers, retire generations."""
+    from flows.reap import reap as reap_flow
+
+    report = reap_flow()
+    for k, v in report.items():
+        _err.print(f"{k}: {', '.join(v) if v else '-'}")
+
+
+def register(app: typer.Typer) -> None:
+    for fn in (spawn, teardown, reset, ls, reap):
+        app.command(fn.__name__)(fn)

@@ -1,0 +1,213 @@
+"""Environments: clone a golden, run a server on it, tear it down, reset it, reap it.
+
+An environment is the clone `env-<id>` (its metadata says whose it is, from which
+generation, until when) plus the runtime's server `<id>`. Every operation on one
+environment holds its lock, so concurrent spawns of the same name get one
+environment, and the reaper never removes one that is being spawned.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+
+from phoenix.config import Settings
+from phoenix.errors import PhoenixError
+from phoenix.names import env_id, image_name, parse_ttl
+from tasks import catalog
+from tasks.runtime.base import Credentials, Runtime
+from tasks.storage import BASE_SNAPSHOT, META_CREATED, META_KIND, NotFound, Storage
+
+META_ENV, META_GEN, META_EXPIRES = "phoenix.env", "phoenix.generation", "phoenix.expires"
+
+
+class EnvironmentNotFound(PhoenixError):
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class EnvInfo:
+    """Connection info without the password (flows return this; it is stored by Prefect)."""
+
+    name: str
+    id: str
+    generation: str
+    host: str
+    port: int
+    user: str
+    database: str
+    expires_at: str
+    state: str = "running"
+    created: str = ""
+    used_bytes: int | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@contextlib.contextmanager
+def env_lock(home: Path, eid: str, wait: bool = True) -> Iterator[bool]:
+    path = home / "locks" / f"env-{eid}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _info(storage: Storage, runtime: Runtime, eid: str, with_usage: bool = False) -> EnvInfo:
+    image = image_name(eid)
+    meta = storage.list_meta(image)
+    ep = runtime.get(eid)
+    creds = runtime.credentials(eid)
+    return EnvInfo(name=meta.get(META_ENV, eid), id=eid, generation=meta.get(META_GEN, ""),
+                   host=ep.host if ep else "", port=ep.port if ep else 0,
+                   user=creds.user if creds else "", database=creds.database if creds else "",
+                   expires_at=meta.get(META_EXPIRES, ""), state=ep.state if ep else "no server",
+                   created=meta.get(META_CREATED, ""), used_bytes=storage.usage(image) if with_usage else None)
+
+
+def _start(runtime: Runtime, eid: str, image: str, creds: Credentials | None, meta: dict[str, str]) -> None:
+    labels = {"app.kubernetes.io/managed-by": "phoenix", "phoenix.io/env": eid,
+              "phoenix.io/generation": meta.get(META_GEN, ""), "phoenix.io/expires": meta.get(META_EXPIRES, "")}
+    runtime.start(eid, image, profile="environment", credentials=creds, labels=labels)
+    runtime.wait_ready(eid, timeout=120)
+
+
+def spawn(settings: Settings, storage: Storage, runtime: Runtime, name: str, generation: str = "latest",
+          ttl: str | None = None, recreate: bool = False) -> EnvInfo:
+    eid, lifetime = env_id(name), parse_ttl(ttl or settings.default_ttl)
+    image = image_name(eid)
+    with env_lock(settings.home_dir, eid):
+        if storage.exists(image) and recreate:
+            _teardown_locked(storage, runtime, eid)
+        if storage.exists(image):
+            ep = runtime.get(eid)
+            if ep is None or ep.state != "running":  # found again after a host restart
+                _start(runtime, eid, image, None, storage.list_meta(image))
+            return _info(storage, runtime, eid)
+        gen = catalog.resolve(storage, generation)
+        now = catalog.now_utc()
+        meta = {META_KIND: catalog.ENV, META_ENV: name, META_GEN: gen, META_CREATED: catalog.utc_iso(now),
+                META_EXPIRES: catalog.utc_iso(now + lifetime)}
+        try:
+            storage.clone(gen, BASE_SNAPSHOT, image)
+            for k, v in meta.items():
+                storage.set_meta(image, k, v)
+            _start(runtime, eid, image, Credentials.generate(settings.database), meta)
+        except BaseException:
+            # a failed spawn leaves no half environment
+            with contextlib.suppress(Exception):
+                runtime.remove(eid)
+            with contextlib.suppress(NotFound):
+                storage.remove(image)
+            raise
+        return _info(storage, runtime, eid)
+
+
+def _teardown_locked(storage: Storage, runtime: Runtime, eid: str) -> bool:
+    image = image_name(eid)
+    existed = runtime.get(eid) is not None or storage.exists(image)
+    runtime.remove(eid)  # stops the server and detaches the image (Kubernetes: waits for the PV)
+    if storage.exists(image):
+        gen = storage.get_meta(image, META_GEN)
+        storage.remove(image)
+        if gen:
+            catalog.finish_retiring(storage, gen)
+    return existed
+
+
+def teardown(settings: Settings, storage: Storage, runtime: Runtime, name: str) -> bool:
+    """True if there was something to remove."""
+    eid = env_id(name)
+    with env_lock(settings.home_dir, eid):
+        return _teardown_locked(storage, runtime, eid)
+
+
+def reset(settings: Settings, storage: Storage, runtime: Runtime, name: str, to_latest: bool = False) -> EnvInfo:
+    """Throw the environment's changes away: re-clone, same name, same credentials."""
+    eid = env_id(name)
+    image = image_name(eid)
+    with env_lock(settings.home_dir, eid):
+        if not storage.exists(image):
+            raise EnvironmentNotFound(f"no environment {name!r}: spawn it first (`phoenix spawn {name}`)")
+        meta = storage.list_meta(image)
+        creds = runtime.credentials(eid)
+        old_gen = meta.get(META_GEN, "")
+        gen = catalog.resolve(storage, "latest" if to_latest or not old_gen else old_gen)
+        runtime.stop(eid)
+        storage.detach(image)
+        storage.remove(image)
+        meta[META_GEN] = gen
+        storage.clone(gen, BASE_SNAPSHOT, image)
+        for k, v in meta.items():
+            storage.set_meta(image, k, v)
+        _start(runtime, eid, image, creds, meta)
+        if old_gen and old_gen != gen:
+            catalog.finish_retiring(storage, old_gen)
+        return _info(storage, runtime, eid)
+
+
+def environments(storage: Storage, runtime: Runtime) -> list[EnvInfo]:
+    out = []
+    for image in storage.list(catalog.ENV):
+        eid = image.removeprefix("env-")
+        with contextlib.suppress(NotFound):
+            out.append(_info(storage, runtime, eid, with_usage=True))
+    return sorted(out, key=lambda e: e.name)
+
+
+@dataclass
+class ReapReport:
+    expired: list[str]
+    orphan_servers: list[str]
+    orphan_clones: list[str]
+    leftovers: list[str]
+    retired: list[str]
+    drift: list[str]
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def reap(settings: Settings, storage: Storage, runtime: Runtime, now: datetime | None = None) -> ReapReport:
+    now = now or catalog.now_utc()
+    rep = ReapReport([], [], [], [], [], [])
+    images = set(storage.list(catalog.ENV))
+    for image in sorted(images):
+        eid = image.removeprefix("env-")
+        with env_lock(settings.home_dir, eid, wait=False) as free:
+            if not free:
+                continue  # being spawned/reset right now
+            meta = storage.list_meta(image)
+            expires = meta.get(META_EXPIRES)
+            ep = runtime.get(eid)
+            if expires and datetime.fromisoformat(expires) <= now:
+                _teardown_locked(storage, runtime, eid)
+                rep.expired.append(meta.get(META_ENV, eid))
+            elif ep is None:
+                _teardown_locked(storage, runtime, eid)  # a clone no server was ever started on
+                rep.orphan_clones.append(image)
+            elif ep.state == "dead":
+                rep.drift.append(f"server of {meta.get(META_ENV, eid)} is dead (its clone is kept; "
+                                 f"`phoenix spawn {meta.get(META_ENV, eid)}` restarts it)")
+    breeders = set(storage.list(catalog.BREEDER))
+    for ep in runtime.list():
+        if image_name(ep.name) not in images and ep.image not in breeders and not storage.exists(ep.image):
+            with env_lock(settings.home_dir, ep.name, wait=False) as free:
+                if free:
+                    runtime.remove(ep.name)
+                    rep.orphan_servers.append(ep.name)
+    rep.leftovers = catalog.cleanup_leftovers(storage, runtime, settings.home_dir)
+    rep.retired = catalog.retire(storage, settings.keep_generations)
+    return rep
