@@ -1,0 +1,65 @@
+"""The CI client: start a deployment through the Prefect API, wait for the run's final
+state, and read its result. A failed, crashed or cancelled run is an error carrying the
+run's own message — never trust a process exit code (`prefect flow-run execute` exits 0
+when the flow fails)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from phoenix.errors import PhoenixError
+
+
+class RunFailed(PhoenixError):
+    exit_code = 5
+
+
+@dataclass
+class RunOutcome:
+    flow_run_id: str
+    name: str
+    state: str
+    result: dict
+
+
+def run(deployment: str, parameters: dict, timeout: float = 900.0) -> RunOutcome:
+    """`deployment` is 'flow/deployment' (e.g. 'spawn/spawn')."""
+    if not os.environ.get("PREFECT_API_URL"):
+        raise RunFailed("PREFECT_API_URL is not set: point it at the Prefect server that runs Phoenix "
+                        "(e.g. http://127.0.0.1:4200/api)")
+    from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        fr = run_deployment(name=deployment, parameters=parameters, timeout=timeout)
+    except ObjectNotFound:
+        raise RunFailed(f"deployment {deployment!r} not found on {os.environ['PREFECT_API_URL']}: "
+                        "register them with `phoenix stack up` or `prefect deploy --all`") from None
+    state = fr.state
+    if state is None or not state.is_final():
+        raise RunFailed(f"flow run {fr.name} did not finish within {timeout:.0f}s (state "
+                        f"{state.type.value if state else 'unknown'}); see the Prefect UI")
+    if not state.is_completed():
+        raise RunFailed(f"flow run {fr.name} ended {state.type.value}: {(state.message or '').strip()}")
+    result = state.result(raise_on_failure=True)
+    if hasattr(result, "__await__"):
+        import asyncio
+
+        result = asyncio.run(result)  # type: ignore[arg-type]
+    return RunOutcome(flow_run_id=str(fr.id), name=fr.name, state=state.type.value,
+                      result=result if isinstance(result, dict) else {"value": result})
+
+
+def write_dotenv(path: Path, info: dict, base_domain: str) -> None:
+    """GitLab dotenv report: no password in it (it would be visible to every job)."""
+    lines = {
+        "DYNAMIC_ENVIRONMENT_URL": f"https://{info['id']}.{base_domain}",
+        "PHOENIX_ENV": info["id"],
+        "DB_HOST": info["host"],
+        "DB_PORT": str(info["port"]),
+        "DB_NAME": info["database"],
+        "DB_USER": info["user"],
+    }
+    path.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))

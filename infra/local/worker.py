@@ -1,0 +1,63 @@
+"""Stack part: the deployments of prefect.yaml registered with the local Prefect server,
+and a process worker for the pool that picks runs up within about a second."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from infra.local import prefect as local_prefect
+from infra.local._proc import pid_alive, read_pid, spawn_daemon, stop_pid
+from phoenix.config import Settings
+from phoenix.errors import StackError
+
+REPO = Path(__file__).resolve().parent.parent.parent
+
+
+def _pid_file(settings: Settings) -> Path:
+    return settings.home_dir / "prefect" / "worker.pid"
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    return {**os.environ, **local_prefect.client_env(settings), "PHOENIX_REPO": str(REPO),
+            "PHOENIX_HOME": str(settings.home_dir), "PREFECT_WORKER_QUERY_SECONDS": "1",
+            "PREFECT_WORKER_PREFETCH_SECONDS": "1"}
+
+
+def _prefect(settings: Settings, *args: str, timeout: float = 120) -> str:
+    exe = str(Path(sys.executable).with_name("prefect"))
+    res = subprocess.run([exe, *args], capture_output=True, text=True, cwd=REPO, env=_env(settings), timeout=timeout)
+    if res.returncode != 0:
+        detail = (res.stderr or res.stdout).strip().splitlines()
+        raise StackError(f"prefect {' '.join(args[:2])} failed: {detail[-1] if detail else res.returncode}")
+    return res.stdout
+
+
+def status(settings: Settings) -> dict | None:
+    pid = read_pid(_pid_file(settings))
+    if not pid_alive(pid):
+        return None
+    return {"pool": settings.prefect.work_pool, "pid": pid, "log": str(_pid_file(settings).with_suffix(".log"))}
+
+
+def up(settings: Settings) -> dict:
+    if local_prefect.status(settings) is None:
+        raise StackError("the worker needs the Prefect server: start it first (`phoenix stack up`)")
+    current = status(settings)
+    if current:
+        return current
+    pool = settings.prefect.work_pool
+    _prefect(settings, "work-pool", "create", pool, "--type", "process", "--overwrite")
+    _prefect(settings, "--no-prompt", "deploy", "--all", timeout=300)
+    exe = str(Path(sys.executable).with_name("prefect"))
+    spawn_daemon([exe, "worker", "start", "--pool", pool, "--type", "process", "--limit", "8"],
+                 log=_pid_file(settings).with_suffix(".log"), pid_file=_pid_file(settings), env=_env(settings),
+                 cwd=REPO)
+    return status(settings) or {}
+
+
+def down(settings: Settings) -> None:
+    stop_pid(read_pid(_pid_file(settings)), timeout=15)
+    _pid_file(settings).unlink(missing_ok=True)
