@@ -21,7 +21,7 @@ app = typer.Typer(
 )
 
 # One module per command group; each owns its commands (see phoenix/commands/).
-_COMMAND_MODULES = ("stack", "generate", "anonymize", "breed", "envs", "ci")
+_COMMAND_MODULES = ("stack", "generate", "anonymize", "breed", "envs", "ci", "demo")
 
 
 def _register_all() -> None:

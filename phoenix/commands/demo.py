@@ -1,0 +1,117 @@
+"""`phoenix demo`: the main job on the embedded default (local btrfs + local MariaDB).
+
+Stack up → generate a production-like dump → breed a golden → spawn two environments →
+show they are isolated → print how to connect. Leaves the environments running.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+
+import pymysql
+import typer
+from rich.console import Console
+from rich.table import Table
+
+_out = Console()
+
+
+def _key(home) -> None:
+    """The demo's anonymization key: from the environment, else generated once and kept."""
+    if os.environ.get("PHOENIX_ANON_KEY"):
+        return
+    path = home / "demo-anon.key"
+    if not path.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    os.environ["PHOENIX_ANON_KEY"] = path.read_text().strip()
+
+
+def _query(info: dict, password: str, sql: str):
+    conn = pymysql.connect(host=info["host"], port=info["port"], user=info["user"], password=password,
+                           database=info["database"], autocommit=True)
+    with conn.cursor() as cur:
+        cur.execute(sql)
+        rows = cur.fetchall()
+    conn.close()
+    return rows
+
+
+def demo(scale: int = typer.Option(20, "--scale", help="Size of the generated production dump (20 ≈ 45 MB SQL).")) -> None:
+    """Generate, breed, spawn two environments, prove isolation, print how to connect."""
+    from infra.local import prefect as local_prefect
+    from infra.local import stack
+    from phoenix.commands.envs import _password
+    from phoenix.config import get_settings
+    from tasks.sources.generate import generate
+
+    timings: dict[str, float] = {}
+    settings = get_settings()
+    _key(settings.home_dir)
+    get_settings.cache_clear()
+    settings = get_settings()
+
+    t = time.monotonic()
+    stack.up(settings, progress=lambda m: _out.print(f"[dim]stack[/] {m}"))
+    for k, v in local_prefect.client_env(settings).items():
+        os.environ[k] = v
+    timings["stack up"] = time.monotonic() - t
+    # Imported only now, so the flows report to the stack's Prefect server, not a temporary one.
+    from flows.breed import breed
+    from flows.spawn import spawn
+    from flows.teardown import teardown
+
+    dump = settings.home_dir / f"demo-shop-{scale}.sql.zst"
+    t = time.monotonic()
+    if not dump.exists():
+        rep = generate(dump, scale=scale)
+        _out.print(f"generated {dump} ({rep.bytes_uncompressed / 1e6:,.0f} MB SQL, {sum(rep.rows.values()):,} rows)")
+    timings["generate dump"] = time.monotonic() - t
+
+    t = time.monotonic()
+    result = breed(source=str(dump))
+    timings["breed golden"] = time.monotonic() - t
+    golden = result["golden"]
+
+    envs = {}
+    for name in ("demo-alice", "demo-bob"):
+        t = time.monotonic()
+        envs[name] = spawn(name=name, generation="latest", ttl=settings.default_ttl, recreate=True)
+        timings[f"spawn {name}"] = time.monotonic() - t
+    pw = {n: _password(e["id"]) for n, e in envs.items()}
+
+    # Isolation: a write in one environment is seen neither in the other nor in the golden.
+    alice, bob = envs["demo-alice"], envs["demo-bob"]
+    _query(alice, pw["demo-alice"], "UPDATE customers SET first_name = 'Written-by-Alice' WHERE id = 1")
+    seen_alice = _query(alice, pw["demo-alice"], "SELECT first_name FROM customers WHERE id = 1")[0][0]
+    seen_bob = _query(bob, pw["demo-bob"], "SELECT first_name FROM customers WHERE id = 1")[0][0]
+    check = spawn(name="demo-golden-check", generation=golden, ttl="10m", recreate=True)
+    seen_golden = _query(check, _password(check["id"]), "SELECT first_name FROM customers WHERE id = 1")[0][0]
+    teardown(name="demo-golden-check")
+    isolated = seen_alice == "Written-by-Alice" and seen_bob != seen_alice and seen_golden != seen_alice
+
+    emails = _query(bob, pw["demo-bob"], "SELECT email FROM customers ORDER BY id LIMIT 3")
+    _out.rule("Phoenix demo")
+    _out.print(f"golden [bold]{golden}[/] — anonymized: e.g. {', '.join(e[0] for e in emails)}")
+    _out.print(f"isolation: alice sees {seen_alice!r}, bob sees {seen_bob!r}, the golden has {seen_golden!r} → "
+               + ("[green]isolated[/]" if isolated else "[red]NOT isolated[/]"))
+    table = Table("environment", "connect with")
+    for name, info in envs.items():
+        table.add_row(name, f"mariadb -h {info['host']} -P {info['port']} -u {info['user']} -p'{pw[name]}' {info['database']}")
+    _out.print(table)
+    tt = Table("step", "seconds")
+    for k, v in timings.items():
+        tt.add_row(k, f"{v:.1f}")
+    _out.print(tt)
+    _out.print(f"Prefect UI: {settings.prefect_url.removesuffix('/api')}  ·  `phoenix ls` lists everything  ·  "
+               "`phoenix teardown demo-alice` / `phoenix stack down` clean up")
+    if not isolated:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)
