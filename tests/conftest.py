@@ -23,6 +23,8 @@ os.environ.setdefault("PHOENIX_RBD__POOL", "phoenix-test")
 os.environ.setdefault("PHOENIX_KUBERNETES__API_PORT", "6453")
 os.environ.setdefault("PHOENIX_KUBERNETES__ETCD_PORT", "2389")
 os.environ.setdefault("PHOENIX_ANON_KEY", "test-key-not-secret-0123456789abcdef")
+os.environ.setdefault("PHOENIX_IMAGE_SIZE", "2G")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
 @pytest.fixture(scope="session")
@@ -31,6 +33,17 @@ def settings():
 
     get_settings.cache_clear()
     return get_settings()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prefect_server(settings):
+    """Flows report to the test stack's Prefect server (started here if needed)."""
+    from infra.local import prefect as local_prefect
+
+    info = local_prefect.up(settings)
+    for key, value in local_prefect.client_env(settings).items():
+        os.environ[key] = value
+    return info
 
 
 @pytest.fixture(scope="session")
@@ -101,3 +114,37 @@ def mariadb(tmp_path):
     server.wait_ready()
     yield server
     server.stop()
+
+
+def run_phoenix(*args: str, backend: str = "local", env: dict | None = None, timeout: float = 600):
+    """The real CLI in a subprocess, against the test stack, on one storage backend."""
+    import subprocess
+    import tempfile
+
+    # Files, not pipes: a killed CLI's children (servers) must not keep us waiting for EOF.
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.run([str(REPO / ".venv" / "bin" / "phoenix"), *args], stdout=out, stderr=err,
+                              timeout=timeout, env={**os.environ, "PHOENIX_STORAGE": backend, **(env or {})}, cwd=REPO)
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out.read(), err.read())
+
+
+@pytest.fixture(scope="session")
+def published(settings, shop_dump, btrfs_pool, ceph_cluster):
+    """Makes sure each backend has a published golden bred from the shop dump; returns
+    a function backend -> latest generation id."""
+    from tasks import catalog
+    from tasks.storage import open_storage
+
+    def latest(backend: str) -> str:
+        with open_storage(settings.model_copy(update={"storage": backend})) as st:
+            gen = catalog.latest(st)
+        if gen is None:
+            res = run_phoenix("breed", "--source", str(shop_dump), backend=backend)
+            assert res.returncode == 0, res.stderr[-2000:]
+            with open_storage(settings.model_copy(update={"storage": backend})) as st:
+                gen = catalog.latest(st)
+        return gen
+
+    return latest

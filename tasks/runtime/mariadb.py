@@ -24,7 +24,7 @@ from tasks.runtime.base import AdminAccess, Profile, ServerFailed
 # and both shut down slowly so a snapshot of the files starts without crash recovery.
 _COMMON = [
     "--innodb-fast-shutdown=0",
-    "--innodb-log-file-size=256M",
+    "--innodb-log-file-size=128M",
     "--innodb-buffer-pool-dump-at-shutdown=0",
     "--innodb-buffer-pool-load-at-startup=0",
     "--skip-name-resolve",
