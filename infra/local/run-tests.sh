@@ -5,6 +5,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 VENV=${1:-.venv}
+shift || true
 
 export PHOENIX_HOME=${PHOENIX_HOME:-$PWD/.phoenix-test}
 export PHOENIX_PREFECT__PORT=${PHOENIX_PREFECT__PORT:-4211}
