@@ -163,6 +163,16 @@ class _TomlSource(PydanticBaseSettingsSource):
         return dict(self._data)
 
 
+def parse_size(text: str) -> int:
+    """'20G', '512M', '1T', '4096' → bytes (binary units)."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    t = str(text).strip().upper().removesuffix("B").removesuffix("I")
+    try:
+        return int(float(t[:-1]) * units[t[-1]]) if t and t[-1] in units else int(t)
+    except (ValueError, KeyError):
+        raise ConfigError(f"size {text!r}: use a number with K, M, G or T, e.g. 20G") from None
+
+
 def _describe(err: ValidationError) -> str:
     first = err.errors()[0]
     key = ".".join(str(p) for p in first["loc"]) or "?"

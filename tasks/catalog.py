@@ -9,13 +9,12 @@ has clones) → removed once its last clone is gone.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from phoenix.errors import PhoenixError
+from phoenix.locks import file_lock
 from tasks.runtime.base import Runtime
 from tasks.storage import BASE_SNAPSHOT, META_CREATED, META_KIND, META_STATE, NotFound, Storage
 
@@ -137,21 +136,9 @@ def retire(storage: Storage, keep: int) -> list[str]:
 
 
 # -- leftovers of cycles that died ----------------------------------------------------------
-@contextlib.contextmanager
-def cycle_lock(home: Path, wait: bool = False) -> Iterator[bool]:
+def cycle_lock(home: Path, wait: bool = False) -> contextlib.AbstractContextManager[bool]:
     """The lock a live breed cycle holds for its whole run. Yields False if taken."""
-    path = home / "locks" / "breed.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    return file_lock(home / "locks" / "breed.lock", wait)
 
 
 def remove_leftovers(storage: Storage, runtime: Runtime) -> list[str]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
-from phoenix.config import Settings
+from phoenix.config import Settings, parse_size
 from tasks import catalog
 from tasks.catalog import BREEDER, BREEDING, GOLDEN, PUBLISHED
 from tasks.runtime.base import Runtime
@@ -83,16 +83,10 @@ def _timed(report: CycleReport, step: str):
 @task(name="1 create breeder image", cache_policy=NONE)
 def create_breeder(storage: Storage, settings: Settings, name: str) -> None:
 
-    storage.create(name, settings_size(settings))
+    storage.create(name, parse_size(settings.image_size))
     storage.set_meta(name, META_KIND, BREEDER)
     storage.set_meta(name, META_CREATED, catalog.utc_iso())
     storage.set_meta(name, "phoenix.owner", f"{socket.gethostname()}:{os.getpid()}")
-
-
-def settings_size(settings: Settings) -> int:
-    from infra.local.btrfs import _parse_size
-
-    return _parse_size(settings.image_size)
 
 
 @task(name="2a start breeder server", cache_policy=NONE)

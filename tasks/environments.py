@@ -9,14 +9,13 @@ environment, and the reaper never removes one that is being spawned.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
 from phoenix.config import Settings
 from phoenix.errors import PhoenixError
+from phoenix.locks import file_lock
 from phoenix.names import env_id, image_name, parse_ttl
 from tasks import catalog
 from tasks.runtime.base import Credentials, Runtime
@@ -49,20 +48,8 @@ class EnvInfo:
         return asdict(self)
 
 
-@contextlib.contextmanager
-def env_lock(home: Path, eid: str, wait: bool = True) -> Iterator[bool]:
-    path = home / "locks" / f"env-{eid}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+def env_lock(home: Path, eid: str, wait: bool = True) -> contextlib.AbstractContextManager[bool]:
+    return file_lock(home / "locks" / f"env-{eid}.lock", wait)
 
 
 def _info(storage: Storage, runtime: Runtime, eid: str, with_usage: bool = False) -> EnvInfo:

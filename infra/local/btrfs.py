@@ -10,8 +10,9 @@ import os
 import subprocess
 from pathlib import Path
 
-from phoenix.config import Settings
+from phoenix.config import Settings, parse_size
 from phoenix.errors import StackError
+from phoenix.locks import run
 
 
 def _file(settings: Settings) -> Path:
@@ -19,11 +20,7 @@ def _file(settings: Settings) -> Path:
 
 
 def _run(args: list[str], what: str) -> str:
-    res = subprocess.run(args, capture_output=True, text=True)
-    if res.returncode != 0:
-        detail = (res.stderr or res.stdout).strip().splitlines()
-        raise StackError(f"{what} failed: {detail[-1] if detail else res.returncode}")
-    return res.stdout
+    return run(args, what, StackError)
 
 
 def mounted_device(mount: Path) -> str | None:
@@ -35,14 +32,6 @@ def mounted_device(mount: Path) -> str | None:
             if mnt.replace("\\040", " ") == target and fstype == "btrfs":
                 return dev
     return None
-
-
-def _parse_size(text: str) -> int:
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    text = text.strip().upper().removesuffix("B").removesuffix("I")
-    if text and text[-1] in units:
-        return int(float(text[:-1]) * units[text[-1]])
-    return int(text)
 
 
 def status(settings: Settings) -> dict | None:
@@ -66,7 +55,7 @@ def up(settings: Settings) -> dict:
     img.parent.mkdir(parents=True, exist_ok=True)
     if not img.exists():
         with open(img, "wb") as f:  # sparse: only written blocks take disk space
-            f.truncate(_parse_size(settings.local.size))
+            f.truncate(parse_size(settings.local.size))
         _run(["mkfs.btrfs", "-q", "-L", "phoenix", str(img)], f"mkfs.btrfs {img}")
     mount.mkdir(parents=True, exist_ok=True)
     loop = _run(["losetup", "--find", "--show", str(img)], f"attaching {img} to a loop device "

@@ -17,9 +17,9 @@ import uuid
 from pathlib import Path
 
 from infra.local._proc import pid_alive, read_pid, stop_pid
-from infra.local.btrfs import _parse_size
-from phoenix.config import Settings
+from phoenix.config import Settings, parse_size
 from phoenix.errors import StackError
+from phoenix.locks import run
 
 _DAEMONS = ("mon", "mgr", "osd")
 
@@ -35,9 +35,9 @@ def _pid(settings: Settings, daemon: str) -> Path:
 def _conf_text(settings: Settings, fsid: str) -> str:
     d = _dir(settings)
     store = settings.rbd.objectstore
-    extra = (f"memstore device bytes = {_parse_size(settings.rbd.osd_size)}" if store == "memstore"
+    extra = (f"memstore device bytes = {parse_size(settings.rbd.osd_size)}" if store == "memstore"
              else f"bluestore block path = {d / 'osd-block.img'}\nbluestore block create = true\n"
-                  f"bluestore block size = {_parse_size(settings.rbd.osd_size)}")
+                  f"bluestore block size = {parse_size(settings.rbd.osd_size)}")
     return f"""[global]
 fsid = {fsid}
 mon host = 127.0.0.1:{settings.rbd.mon_port}
@@ -78,14 +78,7 @@ client mount timeout = {settings.rbd.connect_timeout}
 
 
 def _run(args: list[str], what: str, timeout: float = 60) -> str:
-    try:
-        res = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise StackError(f"{what} timed out after {timeout:.0f}s") from None
-    if res.returncode != 0:
-        detail = (res.stderr or res.stdout).strip().splitlines()
-        raise StackError(f"{what} failed: {detail[-1] if detail else res.returncode}")
-    return res.stdout
+    return run(args, what, StackError, timeout)
 
 
 def _ceph(settings: Settings, *args: str, timeout: float = 20) -> str:

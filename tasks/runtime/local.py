@@ -10,16 +10,15 @@ again from those files; a server whose pid is gone is reported `dead`.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pymysql
 
 from phoenix.config import Settings
+from phoenix.locks import file_lock
 from tasks.runtime.base import (
     AdminAccess,
     Credentials,
@@ -47,14 +46,8 @@ class LocalRuntime(Runtime):
     def _dir(self, name: str) -> Path:
         return self.root / validate_name(name, "server")
 
-    @contextlib.contextmanager
-    def _lock(self, lock: str) -> Iterator[None]:
-        with open(self.root / f".{lock}.lock", "a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+    def _lock(self, lock: str) -> contextlib.AbstractContextManager[bool]:
+        return file_lock(self.root / f".{lock}.lock")
 
     def _state(self, name: str) -> dict | None:
         try:

@@ -11,25 +11,18 @@ fuse → loop → mount, and on detach umount → loop → fuse.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
+
+from phoenix.locks import file_lock, run
 
 from tasks.storage.base import StorageError, Unavailable
 
 
 def _run(args: list[str], what: str, timeout: float = 120) -> str:
-    try:
-        res = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise StorageError(f"{what} timed out after {timeout:.0f}s") from None
-    if res.returncode != 0:
-        detail = (res.stderr or res.stdout).strip().splitlines()
-        raise StorageError(f"{what} failed: {detail[-1] if detail else res.returncode}")
-    return res.stdout
+    return run(args, what, StorageError, timeout)
 
 
 def _mounts() -> list[tuple[str, str, str]]:
@@ -57,15 +50,8 @@ class FuseAttacher:
         self.mnt_dir = root / "mnt"
         self.lock_dir = root / "locks"
 
-    @contextlib.contextmanager
-    def _locked(self, name: str) -> Iterator[None]:
-        self.lock_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.lock_dir / f"{name}.lock", "a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+    def _locked(self, name: str) -> contextlib.AbstractContextManager[bool]:
+        return file_lock(self.lock_dir / f"{name}.lock")
 
     def _fuse(self, image: str) -> Path:
         """The file of `image`, through an rbd-fuse mount of its own (started if needed)."""

@@ -14,7 +14,6 @@ usage    = btrfs quota-group bytes: exclusive for a clone, referenced for an ori
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import subprocess
@@ -23,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from phoenix.locks import file_lock
 from tasks.storage.base import (
     AlreadyExists,
     Busy,
@@ -73,14 +73,8 @@ class LocalStorage(Storage):
             raise NotFound(f"image {image!r} not found in {self.mount}")
         return path
 
-    @contextlib.contextmanager
-    def _locked(self, image: str) -> Iterator[None]:
-        with open(self.mount / "locks" / f"{image}.lock", "a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+    def _locked(self, image: str) -> contextlib.AbstractContextManager[bool]:
+        return file_lock(self.mount / "locks" / f"{image}.lock")
 
     # -- the JSON record beside each subvolume -------------------------------------
     def _read(self, image: str) -> dict[str, Any]:
