@@ -1,0 +1,89 @@
+"""Benchmark: the whole phoenix cycle vs a raw `mariadb < dump` restore, step by step, on
+each backend; and the restore profile vs default server settings, side by side.
+
+    .venv/bin/python bench/breed.py --quick     # scale 20 (~45 MB of SQL)
+    .venv/bin/python bench/breed.py             # scale 450 (~1 GB of SQL)
+
+Goal (issue 4): the cycle ≤ 1.3× the raw restore. Own state directory and ports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+HOME = Path("/var/tmp/phoenix-bench-breed")
+os.environ.setdefault("PHOENIX_HOME", str(HOME))
+os.environ.setdefault("PHOENIX_PREFECT__PORT", "4232")
+os.environ.setdefault("PHOENIX_RBD__MON_PORT", "6732")
+os.environ.setdefault("PHOENIX_RBD__POOL", "bench")
+os.environ.setdefault("PHOENIX_RBD__OSD_SIZE", "12G")
+os.environ.setdefault("PHOENIX_ANON_KEY", "bench-key-0123456789abcdef")
+os.environ.setdefault("PHOENIX_IMAGE_SIZE", "8G")
+
+from phoenix.config import get_settings  # noqa: E402
+from tasks.runtime.mariadb import MariaDBServer, client_binary, free_port  # noqa: E402
+from tasks.sources.generate import generate  # noqa: E402
+
+
+def raw_restore(dump: Path, profile: str) -> float:
+    tmp = HOME / f"raw-{profile}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    server = MariaDBServer(tmp / "data", tmp / "run", free_port(), profile)
+    server.initialize()
+    server.start()
+    server.wait_ready()
+    try:
+        subprocess.run([client_binary(), f"--socket={server.socket}", "-uroot", "-e", "CREATE DATABASE app"], check=True)
+        t0 = time.monotonic()
+        zstd = subprocess.Popen(["zstd", "-dc", str(dump)], stdout=subprocess.PIPE)
+        subprocess.run([client_binary(), f"--socket={server.socket}", "-uroot", "app"], stdin=zstd.stdout, check=True)
+        zstd.wait()
+        return time.monotonic() - t0
+    finally:
+        server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--backends", default="local,rbd")
+    args = ap.parse_args()
+    scale = 20 if args.quick else 450
+    from infra.local import btrfs, ceph
+    from infra.local import prefect as local_prefect
+
+    settings = get_settings()
+    btrfs.up(settings)
+    local_prefect.up(settings)
+    os.environ.update(local_prefect.client_env(settings))
+    dump = HOME / f"shop-{scale}.sql.zst"
+    if not dump.exists():
+        generate(dump, scale=scale)
+    raw_default = raw_restore(dump, "default")
+    raw_fast = raw_restore(dump, "restore")
+    from flows.breed import breed
+
+    print(f"dump: scale {scale}, {dump.stat().st_size / 1e6:,.0f} MB compressed")
+    print(f"raw `mariadb < dump`: default settings {raw_default:.1f} s, restore profile {raw_fast:.1f} s "
+          f"(profile speed-up {raw_default / raw_fast:.2f}x)")
+    for backend in args.backends.split(","):
+        os.environ["PHOENIX_STORAGE"] = backend
+        get_settings.cache_clear()
+        if backend == "rbd":
+            ceph.up(get_settings())
+        t0 = time.monotonic()
+        result = breed(source=str(dump))
+        total = time.monotonic() - t0
+        steps = " · ".join(f"{k} {v:.1f}" for k, v in result["steps"].items())
+        print(f"{backend}: whole cycle {total:.1f} s = {total / raw_default:.2f}x the raw default restore "
+              f"({total / raw_fast:.2f}x the raw restore-profile one); steps: {steps}")
+
+
+if __name__ == "__main__":
+    main()
