@@ -123,7 +123,21 @@ class LocalRuntime(Runtime):
     def wait_ready(self, name: str, timeout: float = 120.0) -> Endpoint:
         state = self._require(name)
         server = self._server(state)
-        server.wait_ready(timeout)
+        for attempt in range(3):
+            try:
+                server.wait_ready(timeout)
+                break
+            except ServerFailed:
+                # Another process (not under our ports lock) took the port between our
+                # pick and the server's bind: move to a fresh port and start again.
+                if attempt == 2 or not _port_taken(server.log_file):
+                    raise
+                with self._lock("ports"):
+                    state["port"] = self._pick_port(name)
+                    (self._dir(name) / "server.json").write_text(json.dumps(state, indent=2, sort_keys=True))
+                server = self._server(state)
+                init = self._dir(name) / "init.sql"
+                server.start(init_file=init if init.exists() else None)
         creds = self.credentials(name)
         if creds is not None:
             # The environment's own account over TCP, on its own database: what the app will do.
@@ -183,3 +197,11 @@ class LocalRuntime(Runtime):
         if state is None:
             raise ServerNotFound(f"no server named {name!r} in {self.root}")
         return state
+
+
+def _port_taken(log: Path) -> bool:
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return False
+    return "Address already in use" in text or "Bind on TCP/IP port" in text

@@ -143,3 +143,28 @@ def test_remove_is_idempotent(storage, runtime, golden, unique):
     runtime.remove(env)
     runtime.remove(env)
     assert runtime.get(env) is None and not pid_alive(ep.pid)
+
+
+def test_a_port_taken_by_another_process_moves_the_server_to_a_free_one(storage, runtime, golden, unique, monkeypatch):
+    import socket
+
+    env = f"{unique}-e1"
+    storage.clone(golden, "base", env)
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    busy = squatter.getsockname()[1]
+    real_pick = LocalRuntime._pick_port
+    picks = []
+
+    def pick(self, name):  # the race: a port free when picked, taken before the bind
+        picks.append(name)
+        return busy if len(picks) == 1 else real_pick(self, name)
+
+    monkeypatch.setattr(LocalRuntime, "_pick_port", pick)
+    creds = Credentials.generate("app")
+    runtime.start(env, env, profile="environment", credentials=creds)
+    ep = runtime.wait_ready(env)
+    squatter.close()
+    assert ep.port != busy and len(picks) == 2
+    assert _rows(ep, creds)[0] == (1, "one")
