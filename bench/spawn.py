@@ -1,0 +1,153 @@
+"""Benchmark: spawn latency (call → a real query answers) for a small and a large golden,
+on each storage backend, next to the old way (restoring the dump into a fresh server);
+memory per idle environment; and a density run.
+
+    .venv/bin/python bench/spawn.py --quick     # goldens from scale 5 and 50 dumps, 10 spawns each, density 20
+    .venv/bin/python bench/spawn.py             # scale 45 (≈100 MB) and 450 (≈1 GB), density 50
+
+Runs in its own state directory and ports (/var/tmp/phoenix-bench), so it touches no other stack.
+Goals (issue 6): p50 ≤ 1.5 s, p50 ratio large/small ≤ 1.2, ≥ 50 environments answering at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from pathlib import Path
+
+import pymysql
+
+HOME = Path("/var/tmp/phoenix-bench")
+os.environ.setdefault("PHOENIX_HOME", str(HOME))
+os.environ.setdefault("PHOENIX_PREFECT__PORT", "4231")
+os.environ.setdefault("PHOENIX_RBD__MON_PORT", "6731")
+os.environ.setdefault("PHOENIX_RBD__POOL", "bench")
+os.environ.setdefault("PHOENIX_RBD__OSD_SIZE", "12G")
+os.environ.setdefault("PHOENIX_ANON_KEY", "bench-key-0123456789abcdef")
+os.environ.setdefault("PHOENIX_IMAGE_SIZE", "8G")
+
+from phoenix.config import get_settings  # noqa: E402
+from tasks import catalog, environments  # noqa: E402
+from tasks.runtime.local import LocalRuntime  # noqa: E402
+from tasks.runtime.mariadb import MariaDBServer, free_port  # noqa: E402
+from tasks.sources.generate import generate  # noqa: E402
+from tasks.sources.restore import restore  # noqa: E402
+from tasks.storage import open_storage  # noqa: E402
+
+
+def _pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p * (len(xs) - 1))))]
+
+
+def _rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _answer(info) -> None:
+    creds_pw = info[1]
+    conn = pymysql.connect(host=info[0].host, port=info[0].port, user=info[0].user, password=creds_pw,
+                           database=info[0].database)
+    with conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM customers")
+    conn.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--backends", default="local,rbd")
+    args = ap.parse_args()
+    scales = (5, 50) if args.quick else (45, 450)
+    spawns, density = (10, 20) if args.quick else (10, 50)
+    from infra.local import btrfs, ceph
+    from infra.local import prefect as local_prefect
+
+    base = get_settings()
+    btrfs.up(base)
+    local_prefect.up(base)
+    os.environ.update(local_prefect.client_env(base))
+    from flows.breed import breed
+
+    dumps = {s: HOME / f"shop-{s}.sql.zst" for s in scales}
+    for s, path in dumps.items():
+        if not path.exists():
+            generate(path, scale=s)
+    rows = []
+    for backend in args.backends.split(","):
+        os.environ["PHOENIX_STORAGE"] = backend
+        get_settings.cache_clear()
+        settings = get_settings()
+        if backend == "rbd":
+            ceph.up(settings)
+        lat: dict[int, list[float]] = {}
+        for s in scales:
+            gen = breed(source=str(dumps[s]))["golden"]
+            with open_storage(settings) as st:
+                rt = LocalRuntime(settings, st)
+                size = st.usage(gen)
+                times = []
+                for i in range(spawns):
+                    name = f"bench-{backend}-{s}-{i}"
+                    t0 = time.monotonic()
+                    info = environments.spawn(settings, st, rt, name, gen, "1h")
+                    _answer((info, rt.credentials(info.id).password))
+                    times.append(time.monotonic() - t0)
+                for i in range(spawns):
+                    environments.teardown(settings, st, rt, f"bench-{backend}-{s}-{i}")
+            lat[s] = times
+            rows.append((backend, s, size, statistics.median(times), _pct(times, 0.95)))
+        small, large = scales
+        rows.append((backend, "ratio", 0, statistics.median(lat[large]) / statistics.median(lat[small]), 0))
+    # the old way: restore the large dump into a fresh server
+    tmp = HOME / "oldway"
+    server = MariaDBServer(tmp / "data", tmp / "run", free_port(), "restore")
+    server.initialize()
+    server.start()
+    server.wait_ready()
+    t0 = time.monotonic()
+    restore(str(dumps[scales[1]]), server.admin(), "app")
+    old = time.monotonic() - t0
+    server.stop()
+    # density and memory: many idle environments at once on the local backend
+    os.environ["PHOENIX_STORAGE"] = "local"
+    get_settings.cache_clear()
+    settings = get_settings()
+    with open_storage(settings) as st:
+        rt = LocalRuntime(settings, st)
+        gen = catalog.latest(st)
+        infos = []
+        for i in range(density):
+            info = environments.spawn(settings, st, rt, f"dense-{i}", gen, "1h")
+            infos.append((info, rt.credentials(info.id).password))
+        answering = 0
+        for info in infos:
+            try:
+                _answer(info)
+                answering += 1
+            except pymysql.MySQLError:
+                pass
+        rss = [_rss_mb(rt.get(i.id).pid) for i, _ in infos]
+        used = [st.usage(f"env-{i.id}") for i, _ in infos]
+        for i, _ in infos:
+            environments.teardown(settings, st, rt, i.name)
+    print(f"{'backend':<8} {'golden':<7} {'golden MB':>10} {'p50 s':>7} {'p95 s':>7}")
+    for b, s, size, p50, p95 in rows:
+        if s == "ratio":
+            print(f"{b:<8} {'large/small p50 ratio':<26} {p50:>7.2f}")
+        else:
+            print(f"{b:<8} {s:<7} {size / 1e6:>10,.0f} {p50:>7.2f} {p95:>7.2f}")
+    print(f"old way: restore the scale-{scales[1]} dump into a fresh server: {old:.1f} s "
+          f"({old / min(r[3] for r in rows if r[1] != 'ratio'):,.0f}x the best spawn p50)")
+    print(f"density: {answering}/{density} environments answering at once; idle RSS {statistics.mean(rss):.0f} MB each, "
+          f"disk {statistics.mean(used) / 1e6:.1f} MB each")
+
+
+if __name__ == "__main__":
+    main()
