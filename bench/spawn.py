@@ -150,4 +150,14 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:  # the benchmark's own stack goes down with it, environments included
+        from infra.local import stack
+        from infra.local._proc import read_pid, stop_pid
+        from phoenix.config import get_settings
+
+        get_settings.cache_clear()
+        for pid_file in (HOME / "runtime").glob("*/mysqld.pid"):
+            stop_pid(read_pid(pid_file), group=False)
+        stack.down(get_settings(), progress=lambda _m: None)
