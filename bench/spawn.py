@@ -63,9 +63,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--backends", default="local,rbd")
+    ap.add_argument("--density", type=int, help="Environments up at once (default 20 quick, 50 full).")
     args = ap.parse_args()
     scales = (5, 50) if args.quick else (45, 450)
     spawns, density = (10, 20) if args.quick else (10, 50)
+    density = args.density or density
     from infra.local import btrfs, ceph
     from infra.local import prefect as local_prefect
 
