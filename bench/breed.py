@@ -16,14 +16,10 @@ import subprocess
 import time
 from pathlib import Path
 
+from _stack import isolate, stop  # noqa: E402
+
 HOME = Path("/var/tmp/phoenix-bench-breed")
-os.environ.setdefault("PHOENIX_HOME", str(HOME))
-os.environ.setdefault("PHOENIX_PREFECT__PORT", "4232")
-os.environ.setdefault("PHOENIX_RBD__MON_PORT", "6732")
-os.environ.setdefault("PHOENIX_RBD__POOL", "bench")
-os.environ.setdefault("PHOENIX_RBD__OSD_SIZE", "12G")
-os.environ.setdefault("PHOENIX_ANON_KEY", "bench-key-0123456789abcdef")
-os.environ.setdefault("PHOENIX_IMAGE_SIZE", "8G")
+isolate(HOME, prefect_port=4232, mon_port=6732)
 
 from phoenix.config import get_settings  # noqa: E402
 from tasks.runtime.mariadb import MariaDBServer, client_binary, free_port  # noqa: E402
@@ -89,11 +85,4 @@ if __name__ == "__main__":
     try:
         main()
     finally:  # the benchmark's own stack goes down with it, environments included
-        from infra.local import stack
-        from infra.local._proc import read_pid, stop_pid
-        from phoenix.config import get_settings
-
-        get_settings.cache_clear()
-        for pid_file in (HOME / "runtime").glob("*/mysqld.pid"):
-            stop_pid(read_pid(pid_file), group=False)
-        stack.down(get_settings(), progress=lambda _m: None)
+        stop(HOME)

@@ -19,14 +19,10 @@ from pathlib import Path
 
 import pymysql
 
+from _stack import isolate, stop  # noqa: E402
+
 HOME = Path("/var/tmp/phoenix-bench")
-os.environ.setdefault("PHOENIX_HOME", str(HOME))
-os.environ.setdefault("PHOENIX_PREFECT__PORT", "4231")
-os.environ.setdefault("PHOENIX_RBD__MON_PORT", "6731")
-os.environ.setdefault("PHOENIX_RBD__POOL", "bench")
-os.environ.setdefault("PHOENIX_RBD__OSD_SIZE", "12G")
-os.environ.setdefault("PHOENIX_ANON_KEY", "bench-key-0123456789abcdef")
-os.environ.setdefault("PHOENIX_IMAGE_SIZE", "8G")
+isolate(HOME, prefect_port=4231, mon_port=6731)
 
 from phoenix.config import get_settings  # noqa: E402
 from tasks import catalog, environments  # noqa: E402
@@ -155,11 +151,4 @@ if __name__ == "__main__":
     try:
         main()
     finally:  # the benchmark's own stack goes down with it, environments included
-        from infra.local import stack
-        from infra.local._proc import read_pid, stop_pid
-        from phoenix.config import get_settings
-
-        get_settings.cache_clear()
-        for pid_file in (HOME / "runtime").glob("*/mysqld.pid"):
-            stop_pid(read_pid(pid_file), group=False)
-        stack.down(get_settings(), progress=lambda _m: None)
+        stop(HOME)
