@@ -2,7 +2,7 @@
 each backend; and the restore profile vs default server settings, side by side.
 
     .venv/bin/python bench/breed.py --quick     # scale 20 (~45 MB of SQL)
-    .venv/bin/python bench/breed.py             # scale 450 (~1 GB of SQL)
+    .venv/bin/python bench/breed.py             # scale 500 (~1 GB of SQL)
 
 Goal (issue 4): the cycle ≤ 1.3× the raw restore. Own state directory and ports.
 """
@@ -50,7 +50,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--backends", default="local,rbd")
     args = ap.parse_args()
-    scale = 20 if args.quick else 450
+    scale = 20 if args.quick else 500
     from infra.local import btrfs, ceph
     from infra.local import prefect as local_prefect
 

@@ -1,6 +1,6 @@
 """Benchmark: how fast `phoenix generate` writes a dump, per format.
 
-    .venv/bin/python bench/generate.py            # ≥ 1 GB (scale 450) per format
+    .venv/bin/python bench/generate.py            # ≥ 1 GB (scale 500) per format
     .venv/bin/python bench/generate.py --quick    # scale 40 (~90 MB)
 
 Goal (issue 2): ≥ 1 GB of dump in ≤ 5 min on 2 cores.
@@ -21,7 +21,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--scale", type=int)
     args = ap.parse_args()
-    scale = args.scale or (40 if args.quick else 450)
+    scale = args.scale or (40 if args.quick else 500)
     rows = []
     with tempfile.TemporaryDirectory(dir="/var/tmp") as tmp:
         for ext in (".sql", ".sql.zst", ".sql.gz"):

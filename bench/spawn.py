@@ -3,7 +3,7 @@ on each storage backend, next to the old way (restoring the dump into a fresh se
 memory per idle environment; and a density run.
 
     .venv/bin/python bench/spawn.py --quick     # goldens from scale 5 and 50 dumps, 10 spawns each, density 20
-    .venv/bin/python bench/spawn.py             # scale 45 (≈100 MB) and 450 (≈1 GB), density 50
+    .venv/bin/python bench/spawn.py             # scale 50 (≈100 MB) and 500 (≈1 GB), density 50
 
 Runs in its own state directory and ports (/var/tmp/phoenix-bench), so it touches no other stack.
 Goals (issue 6): p50 ≤ 1.5 s, p50 ratio large/small ≤ 1.2, ≥ 50 environments answering at once.
@@ -61,7 +61,7 @@ def main() -> None:
     ap.add_argument("--backends", default="local,rbd")
     ap.add_argument("--density", type=int, help="Environments up at once (default 20 quick, 50 full).")
     args = ap.parse_args()
-    scales = (5, 50) if args.quick else (45, 450)
+    scales = (5, 50) if args.quick else (50, 500)
     spawns, density = (10, 20) if args.quick else (10, 50)
     density = args.density or density
     from infra.local import btrfs, ceph

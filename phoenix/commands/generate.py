@@ -11,7 +11,7 @@ from rich.console import Console
 
 def generate(
     out: Path = typer.Option(..., "--out", help="Dump file: .sql, .sql.gz or .sql.zst."),
-    scale: int = typer.Option(1, "--scale", help="Size: 1 ≈ 2 MB / 20k rows; 450 ≈ 1 GB."),
+    scale: int = typer.Option(1, "--scale", help="Size: 1 ≈ 2 MB / 23k rows of SQL; 500 ≈ 1 GB."),
     seed: int = typer.Option(42, "--seed", help="Same seed, same data."),
 ) -> None:
     """Write a mysqldump-compatible dump of a realistic shop database (restores into any database)."""

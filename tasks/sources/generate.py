@@ -9,7 +9,7 @@ written against it.
 Rows per unit of `--scale`: customers 1,000 · addresses 1,500 · orders 3,000 ·
 order_items 7,500 · payments 2,700 · newsletter_subscribers 700 (70 % of them
 customers' e-mails) · support_tickets 300 · login_events 6,000; products 200 + scale.
-That is about 2.3 MB of SQL per unit: scale 450 ≈ 1 GB.
+That is about 2.07 MB of SQL per unit (measured): scale 500 ≈ 1.03 GB.
 
 Faker builds value pools once (`_gen_pools`); rows are drawn from them with numpy,
 so the cost per row is a string format, never a Faker call. Same seed, same bytes.
