@@ -1,0 +1,213 @@
+"""Stack part: a Kubernetes control plane on 127.0.0.1 — etcd, kube-apiserver and
+kube-controller-manager — for the `kubernetes` runtime's tests.
+
+The two Kubernetes binaries come from `build-kubernetes.sh` (Debian's `kubernetes`
+source package, built once and cached outside the repository). There is no scheduler
+and no kubelet: pods stay Pending unless a test plays the kubelet's part. RBAC is on,
+so the worker's least-privilege role in `infra/k8s/` can be checked for real.
+State under `<home>/kube/`: etcd data, the serving certificate, the service-account
+key, a token file and the kubeconfig (mode 0600: it holds the admin token).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from infra.local._proc import pid_alive, read_pid, spawn_daemon, stop_pid
+from phoenix.config import Settings
+from phoenix.errors import StackError
+
+_BUILD = Path(__file__).with_name("build-kubernetes.sh")
+_DAEMONS = ("etcd", "kube-apiserver", "kube-controller-manager")  # start order
+_READY_TIMEOUT = 90.0
+SERVICE_CIDR = "10.96.0.0/16"
+
+
+def _dir(settings: Settings) -> Path:
+    return settings.home_dir / "kube"
+
+
+def kubeconfig_path(settings: Settings) -> Path:
+    return _dir(settings) / "kubeconfig"
+
+
+def _pid_file(settings: Settings, daemon: str) -> Path:
+    return _dir(settings) / f"{daemon}.pid"
+
+
+def _url(settings: Settings) -> str:
+    return f"https://127.0.0.1:{settings.kubernetes.api_port}"
+
+
+def binaries(progress=lambda m: print(m, file=sys.stderr)) -> Path:
+    """The directory with kube-apiserver and kube-controller-manager, building them the
+    first time (several minutes; the build script prints its progress)."""
+    override = os.environ.get("PHOENIX_KUBE_BIN")
+    if override:
+        return Path(override)
+    progress("kubernetes: looking for cached kube-apiserver/kube-controller-manager "
+             "(the first run builds them from Debian's source package: ~6 min)")
+    res = subprocess.run(["bash", str(_BUILD)], stdout=subprocess.PIPE, text=True, timeout=3600)
+    if res.returncode != 0 or not res.stdout.strip():
+        raise StackError("building kube-apiserver/kube-controller-manager failed (see the lines above): "
+                         "fix the cause and re-run `phoenix stack up --kubernetes`")
+    return Path(res.stdout.strip().splitlines()[-1])
+
+
+def _healthy(settings: Settings, timeout: float = 2.0) -> bool:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE  # liveness only, no data sent
+    try:
+        with urllib.request.urlopen(f"{_url(settings)}/readyz", timeout=timeout, context=ctx) as resp:
+            return resp.status == 200
+    except urllib.error.HTTPError:
+        return False
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def _port_busy(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def _prepare(settings: Settings) -> str:
+    """Keys and the token file (kept across restarts); returns the admin token."""
+    d = _dir(settings)
+    (d / "pki").mkdir(parents=True, exist_ok=True)
+    os.chmod(d, 0o700)
+    sa_key = d / "pki" / "sa.key"
+    if not sa_key.exists():
+        subprocess.run(["openssl", "genrsa", "-out", str(sa_key), "2048"], check=True, capture_output=True)
+        os.chmod(sa_key, 0o600)
+    tokens = d / "tokens.csv"
+    if not tokens.exists():
+        _write_private(tokens, f"{secrets.token_hex(24)},phoenix-admin,phoenix-admin,system:masters\n")
+    return tokens.read_text().split(",", 1)[0]
+
+
+def _write_kubeconfig(settings: Settings, token: str) -> Path:
+    import base64
+
+    crt = _dir(settings) / "pki" / "apiserver.crt"  # self-signed by kube-apiserver on first start
+    ca = base64.b64encode(crt.read_bytes()).decode()
+    path = kubeconfig_path(settings)
+    _write_private(path, f"""apiVersion: v1
+kind: Config
+clusters:
+- name: phoenix-local
+  cluster: {{server: "{_url(settings)}", certificate-authority-data: "{ca}"}}
+users:
+- name: phoenix-admin
+  user: {{token: "{token}"}}
+contexts:
+- name: phoenix-local
+  context: {{cluster: phoenix-local, user: phoenix-admin}}
+current-context: phoenix-local
+""")
+    return path
+
+
+def _args(settings: Settings, bin_dir: Path) -> dict[str, list[str]]:
+    d, k = _dir(settings), settings.kubernetes
+    etcd_url = f"http://127.0.0.1:{k.etcd_port}"
+    sa_key = str(d / "pki" / "sa.key")
+    return {
+        "etcd": ["etcd", "--name", "phoenix", "--data-dir", str(d / "etcd"),
+                 "--listen-client-urls", etcd_url, "--advertise-client-urls", etcd_url,
+                 "--listen-peer-urls", f"http://127.0.0.1:{k.etcd_port + 1}",
+                 "--initial-advertise-peer-urls", f"http://127.0.0.1:{k.etcd_port + 1}",
+                 "--initial-cluster", f"phoenix=http://127.0.0.1:{k.etcd_port + 1}",
+                 "--listen-metrics-urls", ""],
+        "kube-apiserver": [
+            str(bin_dir / "kube-apiserver"), f"--etcd-servers={etcd_url}",
+            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={k.api_port}",
+            "--insecure-port=0", f"--cert-dir={d / 'pki'}", f"--token-auth-file={d / 'tokens.csv'}",
+            "--authorization-mode=RBAC", "--service-account-issuer=https://kubernetes.default.svc",
+            f"--service-account-key-file={sa_key}", f"--service-account-signing-key-file={sa_key}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}", "--allow-privileged=true",
+            "--endpoint-reconciler-type=none", "--logtostderr=true", "--v=0"],
+        "kube-controller-manager": [
+            str(bin_dir / "kube-controller-manager"), f"--kubeconfig={kubeconfig_path(settings)}",
+            "--leader-elect=false", f"--service-account-private-key-file={sa_key}",
+            f"--root-ca-file={d / 'pki' / 'apiserver.crt'}", "--use-service-account-credentials=false",
+            "--port=0", "--secure-port=0", "--bind-address=127.0.0.1", "--logtostderr=true", "--v=0"],
+    }
+
+
+def status(settings: Settings) -> dict | None:
+    pids = {d: read_pid(_pid_file(settings, d)) for d in _DAEMONS}
+    if not all(pid_alive(p) for p in pids.values()):
+        return None
+    return {"kubeconfig": str(kubeconfig_path(settings)), "server": _url(settings),
+            "healthy": _healthy(settings), "pids": pids, "log_dir": str(_dir(settings))}
+
+
+def _wait(settings: Settings, check, what: str, daemon: str) -> None:
+    deadline = time.monotonic() + _READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if check():
+            return
+        if not pid_alive(read_pid(_pid_file(settings, daemon))):
+            break
+        time.sleep(0.3)
+    log = _dir(settings) / f"{daemon}.log"
+    down(settings)
+    raise StackError(f"{what} did not come up; see {log}")
+
+
+def up(settings: Settings) -> dict:
+    current = status(settings)
+    if current and current["healthy"]:
+        return current
+    if current or any(pid_alive(read_pid(_pid_file(settings, d))) for d in _DAEMONS):
+        down(settings)  # half-running: start over cleanly
+    k = settings.kubernetes
+    for port, what in ((k.api_port, "kubernetes.api_port"), (k.etcd_port, "kubernetes.etcd_port"),
+                       (k.etcd_port + 1, "kubernetes.etcd_port + 1 (etcd peer)")):
+        if _port_busy(port):
+            raise StackError(f"port {port} ({what}) is taken by another process: stop it or set "
+                             f"PHOENIX_KUBERNETES__{what.split('.')[1].split()[0].upper()}")
+    if shutil.which("etcd") is None:
+        raise StackError("etcd not found: install Debian's etcd-server (`make install` does)")
+    bin_dir = binaries()
+    token = _prepare(settings)
+    d = _dir(settings)
+    args = _args(settings, bin_dir)
+    env = {k_: v for k_, v in os.environ.items() if not k_.startswith(("KUBECONFIG", "ETCD"))}
+    env["ETCD_UNSUPPORTED_ARCH"] = os.environ.get("ETCD_UNSUPPORTED_ARCH", "")
+    spawn_daemon(args["etcd"], log=d / "etcd.log", pid_file=_pid_file(settings, "etcd"), env=env, cwd=d)
+    _wait(settings, lambda: _port_busy(k.etcd_port), f"etcd on 127.0.0.1:{k.etcd_port}", "etcd")
+    spawn_daemon(args["kube-apiserver"], log=d / "kube-apiserver.log",
+                 pid_file=_pid_file(settings, "kube-apiserver"), env=env, cwd=d)
+    _wait(settings, lambda: _healthy(settings), f"kube-apiserver on {_url(settings)}", "kube-apiserver")
+    _write_kubeconfig(settings, token)
+    spawn_daemon(args["kube-controller-manager"], log=d / "kube-controller-manager.log",
+                 pid_file=_pid_file(settings, "kube-controller-manager"), env=env, cwd=d)
+    time.sleep(0.5)
+    if not pid_alive(read_pid(_pid_file(settings, "kube-controller-manager"))):
+        down(settings)
+        raise StackError(f"kube-controller-manager exited; see {d / 'kube-controller-manager.log'}")
+    return status(settings) or {}
+
+
+def down(settings: Settings) -> None:
+    for daemon in reversed(_DAEMONS):
+        stop_pid(read_pid(_pid_file(settings, daemon)), timeout=15)
+        _pid_file(settings, daemon).unlink(missing_ok=True)
