@@ -60,6 +60,17 @@ class KubernetesSettings(BaseModel):
     fs_type: str = "ext4"
     node_stage_secret: str = "csi-rbd-secret"
     node_stage_secret_namespace: str = "rook-ceph"
+    # Environments live in namespaces `<namespace_prefix><id>`; the worker runs in
+    # `worker_namespace` (the breeder's NetworkPolicy lets it in to stream the restore).
+    namespace_prefix: str = "phoenix-"
+    worker_namespace: str = "phoenix"
+    # Seconds per API request; an unreachable API server fails within this, clearly.
+    request_timeout: float = Field(default=8.0, gt=0, le=120)
+    # Optional application deployed beside each environment's database (with an
+    # Ingress at `<id>.<base_domain>`); none when `app_image` is empty.
+    app_image: str = ""
+    app_port: int = Field(default=8080, ge=1, le=65535)
+    app_env: dict[str, str] = Field(default_factory=dict)
     # Local control plane only (tests): kube-apiserver and etcd ports on 127.0.0.1.
     api_port: int = Field(default=6443, ge=1, le=65535)
     etcd_port: int = Field(default=2379, ge=1, le=65535)

@@ -22,7 +22,7 @@ from tasks.runtime.base import AdminAccess, Profile, ServerFailed
 
 # Both profiles keep the same redo log size so switching profile does not rewrite it,
 # and both shut down slowly so a snapshot of the files starts without crash recovery.
-_COMMON = [
+COMMON_ARGS = [
     "--innodb-fast-shutdown=0",
     "--innodb-log-file-size=128M",
     "--innodb-buffer-pool-dump-at-shutdown=0",
@@ -163,7 +163,7 @@ class MariaDBServer:
             server_binary(), "--no-defaults", f"--datadir={self.datadir}", f"--socket={self.socket}",
             f"--port={self.port}", f"--bind-address={self.host}", f"--pid-file={self.pid_file}",
             f"--log-error={self.log_file}", "--user=root", f"--tmpdir={self.rundir}",
-            *_COMMON, *PROFILES[self.profile], *(extra_args or []),
+            *COMMON_ARGS, *PROFILES[self.profile], *(extra_args or []),
         ]
         if init_file is not None:
             args.append(f"--init-file={init_file}")
