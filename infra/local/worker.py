@@ -35,6 +35,14 @@ def _prefect(settings: Settings, *args: str, timeout: float = 120) -> str:
     return res.stdout
 
 
+def _local_deployments() -> list[str]:
+    """The deployments of prefect.yaml on the process pool (not the Kubernetes variant)."""
+    import yaml
+
+    spec = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    return [d["name"] for d in spec["deployments"] if d["work_pool"]["name"] == "phoenix"]
+
+
 def status(settings: Settings) -> dict | None:
     pid = read_pid(_pid_file(settings))
     if not pid_alive(pid):
@@ -50,7 +58,8 @@ def up(settings: Settings) -> dict:
         return current
     pool = settings.prefect.work_pool
     _prefect(settings, "work-pool", "create", pool, "--type", "process", "--overwrite")
-    _prefect(settings, "--no-prompt", "deploy", "--all", timeout=300)
+    names = [arg for name in _local_deployments() for arg in ("--name", name)]
+    _prefect(settings, "--no-prompt", "deploy", *names, timeout=300)
     exe = str(Path(sys.executable).with_name("prefect"))
     spawn_daemon([exe, "worker", "start", "--pool", pool, "--type", "process", "--limit", "8"],
                  log=_pid_file(settings).with_suffix(".log"), pid_file=_pid_file(settings), env=_env(settings),
