@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from phoenix.config import get_settings
 from phoenix.errors import PhoenixError
 from tasks import catalog, cycle
+from tasks.cycle_slot import LIMIT_NAME, cycle_slot
 from tasks.runtime.factory import open_runtime
 from tasks.sources.restore import describe
 from tasks.storage import open_storage
@@ -15,6 +20,19 @@ from tasks.storage import open_storage
 
 class CycleBusy(PhoenixError):
     exit_code = 3
+
+
+@contextlib.contextmanager
+def _one_cycle(home: Path) -> Iterator[None]:
+    """The host lock is crash-safe on this host; the Prefect limit covers other hosts/workers."""
+    with catalog.cycle_lock(home) as free:
+        if not free:
+            raise CycleBusy("another breed cycle is running on this host; this one was not started — retry when it ends")
+        with cycle_slot(home) as slot:
+            if not slot:
+                raise CycleBusy(f"another breed cycle holds the Prefect global concurrency limit {LIMIT_NAME!r}; "
+                                "this one was not started — retry when it ends")
+            yield
 
 
 @flow(name="breed", description="Restore, anonymize, verify and publish a new golden generation.")
@@ -26,9 +44,7 @@ def breed(source: str | None = None, rules: str | None = None) -> dict:
     rules_path = str(rules or settings.rules_path)
     key = settings.anon_key_bytes()
     log = get_run_logger()
-    with catalog.cycle_lock(settings.home_dir) as free:
-        if not free:
-            raise CycleBusy("another breed cycle is running on this host; this one was not started — retry when it ends")
+    with _one_cycle(settings.home_dir):
         with open_storage(settings) as storage, open_runtime(settings, storage) as runtime:
             stamp = catalog.utc_stamp()
             report = cycle.CycleReport(stamp=stamp, breeder=f"breeder-{stamp}", golden=f"golden-{stamp}",

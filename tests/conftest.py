@@ -27,6 +27,20 @@ os.environ.setdefault("PHOENIX_IMAGE_SIZE", "2G")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
+def _point_prefect_at_the_test_server() -> None:
+    """Before any test module imports prefect: it reads its settings once, at import,
+    so a later change of PREFECT_API_URL would leave in-process clients on an
+    ephemeral server of their own while subprocesses use the test server."""
+    from infra.local.prefect import client_env
+    from phoenix.config import load_settings
+
+    for key, value in client_env(load_settings()).items():
+        os.environ.setdefault(key, value)
+
+
+_point_prefect_at_the_test_server()
+
+
 @pytest.fixture(scope="session")
 def settings():
     from phoenix.config import get_settings
