@@ -70,7 +70,7 @@ def _run_cycle(storage, runtime, settings, report: cycle.CycleReport, source: st
     with t(report, "start_server"):
         cycle.start_server(runtime, b)
     with t(report, "restore"):
-        restored = cycle.restore_source(runtime, b, source, settings.database)
+        restored = cycle.restore_source(runtime, b, source, settings.database, settings.restore_jobs)
         report.source_bytes = restored.bytes_read
     with t(report, "anonymize"):
         rules, baseline = cycle.anonymize_breeder(runtime, b, settings.database, rules_path, key, report)

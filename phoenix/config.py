@@ -100,6 +100,8 @@ class Settings(BaseSettings):
     rules: Path | None = None
     database: str = "app"
     keep_generations: int = Field(default=2, ge=1, le=100)
+    # Connections a mysqldump-format dump is restored over (1: one `mariadb` client).
+    restore_jobs: int = Field(default=2, ge=1, le=16)
     default_ttl: str = "8h"
     # Image size for a breeder (and so every golden); sparse, only written blocks count.
     image_size: str = "20G"

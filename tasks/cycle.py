@@ -96,7 +96,7 @@ def start_server(runtime: Runtime, name: str) -> None:
 
 
 @task(name="2b restore source", cache_policy=NONE)
-def restore_source(runtime: Runtime, name: str, source: str, database: str) -> RestoreReport:
+def restore_source(runtime: Runtime, name: str, source: str, database: str, jobs: int = 1) -> RestoreReport:
     log = get_run_logger()
     last = [0.0]
 
@@ -108,7 +108,7 @@ def restore_source(runtime: Runtime, name: str, source: str, database: str) -> R
                      + (f", ETA {eta:.0f}s" if eta is not None else ""))
 
     log.info(f"restoring {describe(source)} into database {database!r}")
-    return restore(source, runtime.admin(name), database, progress)
+    return restore(source, runtime.admin(name), database, progress, jobs=jobs)
 
 
 @task(name="3 anonymize", cache_policy=NONE)

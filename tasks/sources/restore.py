@@ -11,6 +11,7 @@ would otherwise restore "successfully" with tables missing.
 from __future__ import annotations
 
 import gzip
+import itertools
 import os
 import re
 import shutil
@@ -55,8 +56,10 @@ def describe(source: str) -> str:
     return source
 
 
-def restore(source: str, admin: AdminAccess, database: str, progress: Progress | None = None) -> RestoreReport:
-    """Restore `source` (path to .sql/.sql.gz/.sql.zst, mydumper dir, or mysql:// URL)."""
+def restore(source: str, admin: AdminAccess, database: str, progress: Progress | None = None,
+            jobs: int = 1) -> RestoreReport:
+    """Restore `source` (path to .sql/.sql.gz/.sql.zst, mydumper dir, or mysql:// URL).
+    With `jobs` > 1, a mysqldump-format file is restored over that many connections."""
     progress = progress or (lambda *_: None)
     if source.startswith(("mysql://", "mariadb://")):
         return _restore_live(source, admin, database, progress)
@@ -66,7 +69,7 @@ def restore(source: str, admin: AdminAccess, database: str, progress: Progress |
     if not path.is_file():
         raise RestoreError(f"source {source}: no such file or directory; set `source` to a dump, a mydumper "
                            "directory or a mysql:// URL")
-    return _restore_dump(path, admin, database, progress)
+    return _restore_dump(path, admin, database, progress, jobs)
 
 
 # -- dump files ---------------------------------------------------------------------------
@@ -139,7 +142,7 @@ def _ensure_database(admin: AdminAccess, database: str) -> None:
         raise RestoreError(f"creating database {database!r} failed: {_client_error(res.stderr)}")
 
 
-def _restore_dump(path: Path, admin: AdminAccess, database: str, progress: Progress) -> RestoreReport:
+def _restore_dump(path: Path, admin: AdminAccess, database: str, progress: Progress, jobs: int) -> RestoreReport:
     total = path.stat().st_size
     t0 = time.monotonic()
     with open(path, "rb") as raw:
@@ -152,37 +155,67 @@ def _restore_dump(path: Path, admin: AdminAccess, database: str, progress: Progr
         target = None if _NAMES_DB.search(first) else database
         if target:
             _ensure_database(admin, target)
-        proc = _client(admin, target)
-        tail = first[-256:]
-        try:
-            assert proc.stdin is not None
-            proc.stdin.write(first)
-            last_report = 0.0
-            for block in blocks:
-                proc.stdin.write(block)
-                if block:
-                    tail = (tail + block)[-256:]
-                now = time.monotonic()
-                if now - last_report > 1.0:
-                    done = raw.tell()
-                    rate = done / max(now - t0, 1e-6)
-                    progress(done, total, rate, (total - done) / rate if rate else None)
-                    last_report = now
-            proc.stdin.close()
-        except BrokenPipeError:
-            proc.wait()
-            raise RestoreError(f"{path}: restore failed near byte {raw.tell()}: {_client_error(_stderr(proc))}") from None
-        except RestoreError:
-            proc.kill()
-            proc.wait()
-            raise
-        if proc.wait() != 0:
-            raise RestoreError(f"{path}: restore failed: {_client_error(_stderr(proc))}")
+        if jobs > 1 and first.startswith(_PRODUCERS):
+            tail = _load_parallel(path, raw, first, blocks, admin, target, jobs, progress, t0)
+        else:
+            tail = _load_client(path, raw, first, blocks, admin, target, progress, t0)
     if first.startswith(_PRODUCERS) and b"-- Dump completed" not in tail:
         raise RestoreError(f"{path}: the dump has no '-- Dump completed' trailer: it was cut short (truncated file)")
     secs = time.monotonic() - t0
     progress(total, total, total / max(secs, 1e-6), 0.0)
     return RestoreReport(str(path), "dump", total, secs, target)
+
+
+def _reporting(raw: BinaryIO, total: int, blocks: Iterator[bytes], progress: Progress, t0: float,
+               tail: list[bytes]) -> Iterator[bytes]:
+    """Pass blocks on, report progress about once a second, keep the stream's last bytes."""
+    last_report = 0.0
+    for block in blocks:
+        if block:
+            tail[0] = (tail[0] + block)[-256:]
+        yield block
+        now = time.monotonic()
+        if now - last_report > 1.0:
+            done = raw.tell()
+            rate = done / max(now - t0, 1e-6)
+            progress(done, total, rate, (total - done) / rate if rate else None)
+            last_report = now
+
+
+def _load_parallel(path: Path, raw: BinaryIO, first: bytes, blocks: Iterator[bytes], admin: AdminAccess,
+                   target: str | None, jobs: int, progress: Progress, t0: float) -> bytes:
+    from tasks.sources._parallel import StatementError, load
+
+    tail = [first[-256:]]
+    stream = _reporting(raw, path.stat().st_size, itertools.chain([first], blocks), progress, t0, tail)
+    try:
+        load(stream, admin, target, jobs)
+    except StatementError as exc:
+        raise RestoreError(f"{path}: restore failed at line {exc.line}: {exc.message}") from None
+    return tail[0]
+
+
+def _load_client(path: Path, raw: BinaryIO, first: bytes, blocks: Iterator[bytes], admin: AdminAccess,
+                 target: str | None, progress: Progress, t0: float) -> bytes:
+    """One `mariadb` client reads the whole stream."""
+    tail = [first[-256:]]
+    proc = _client(admin, target)
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write(first)
+        for block in _reporting(raw, path.stat().st_size, blocks, progress, t0, tail):
+            proc.stdin.write(block)
+        proc.stdin.close()
+    except BrokenPipeError:
+        proc.wait()
+        raise RestoreError(f"{path}: restore failed near byte {raw.tell()}: {_client_error(_stderr(proc))}") from None
+    except RestoreError:
+        proc.kill()
+        proc.wait()
+        raise
+    if proc.wait() != 0:
+        raise RestoreError(f"{path}: restore failed: {_client_error(_stderr(proc))}")
+    return tail[0]
 
 
 # -- a live server, read with mysqldump ------------------------------------------------------

@@ -1,0 +1,161 @@
+"""Restoring a mysqldump-format stream over several connections at once.
+
+One `mariadb` client runs every statement on one server thread: on 2 cores the restore
+uses one. mysqldump's output is regular enough to cut into statements without a SQL
+parser (each extended INSERT is one line; other statements end with the delimiter at
+the end of a line; `DELIMITER` switches it for triggers and routines), so:
+
+- session statements (`SET …`, `USE …`) go to every connection, in order;
+- row statements (`INSERT`/`REPLACE`) go to the least busy connection — rows of one
+  table are independent, and foreign-key checks are off during a restore;
+- every other statement (CREATE TABLE, triggers, views, ENABLE KEYS …) runs alone on
+  the first connection, after all earlier rows are in and before any later statement:
+  the dump's order holds wherever it matters;
+- `LOCK TABLES`/`UNLOCK TABLES` are dropped: a write lock of one connection would
+  serialize the others, and the breeder has no other users.
+
+An error names the dump's line of the failing statement; a statement cut short by the
+end of the stream is a truncated file.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+
+import pymysql
+
+from tasks.runtime.base import AdminAccess
+
+_QUEUE = 8  # statements waiting per connection; an extended INSERT is ~1 MB
+
+
+class StatementError(Exception):
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line, self.message = line, message
+
+
+def statements(blocks: Iterator[bytes]) -> Iterator[tuple[int, bytes]]:
+    """(first line number, statement without its delimiter) from a byte stream."""
+    delim, buf, start, lineno, rest = b";", [], 0, 0, b""
+    for block in blocks:
+        if not block:
+            continue
+        lines = (rest + block).split(b"\n")
+        rest = lines.pop()
+        for line in lines:
+            lineno += 1
+            if not buf:
+                s = line.strip()
+                if not s or s.startswith(b"--"):
+                    continue
+                if s[:10].upper() == b"DELIMITER ":
+                    delim = s.split()[1]
+                    continue
+                start = lineno
+            buf.append(line)
+            stripped = line.rstrip()
+            if stripped.endswith(delim):
+                stmt = b"\n".join(buf).rstrip()[: -len(delim)]
+                buf = []
+                if stmt.strip():
+                    yield start, stmt
+    if rest.strip():
+        lineno += 1
+        if not buf:
+            start = lineno
+        buf.append(rest)
+    if buf and b"".join(buf).strip():
+        raise StatementError(start, "the last statement has no end (truncated file?)")
+
+
+def kind(stmt: bytes) -> str:
+    """'rows', 'session', 'skip' or 'ddl'."""
+    s = stmt.lstrip()
+    head = s[:16].upper()
+    if head.startswith((b"INSERT ", b"REPLACE ")):
+        return "rows"
+    if head.startswith((b"LOCK TABLES", b"UNLOCK TABLES")):
+        return "skip"
+    if s.startswith(b"/*!"):
+        s = s[3:].lstrip(b"0123456789").lstrip()
+        head = s[:16].upper()
+    return "session" if head.startswith((b"SET ", b"USE ")) else "ddl"
+
+
+class _Connection(threading.Thread):
+    def __init__(self, admin: AdminAccess, database: str | None, failed: threading.Event,
+                 errors: list[StatementError]) -> None:
+        super().__init__(daemon=True, name="restore-conn")
+        self.q: queue.Queue[tuple[int, bytes] | None] = queue.Queue(_QUEUE)
+        self.failed, self.errors = failed, errors
+        self.conn = pymysql.connect(**admin.pymysql_kwargs(), database=database, autocommit=True,
+                                    max_allowed_packet=1 << 30, charset="utf8mb4")
+        self.conn.query("SET SESSION foreign_key_checks=0, unique_checks=0")
+        try:
+            self.conn.query("SET SESSION sql_log_bin=0")
+        except pymysql.MySQLError:
+            pass  # not privileged, or no binlog: nothing to skip
+
+    def run(self) -> None:
+        while True:
+            item = self.q.get()
+            try:
+                if item is None:
+                    return
+                if not self.failed.is_set():
+                    line, stmt = item
+                    try:
+                        self.conn.query(stmt)
+                    except pymysql.MySQLError as exc:
+                        msg = exc.args[1] if len(exc.args) > 1 else str(exc)
+                        self.errors.append(StatementError(line, f"ERROR {exc.args[0]}: {msg}"))
+                        self.failed.set()
+            finally:
+                self.q.task_done()
+
+    def close(self) -> None:
+        self.q.put(None)
+        self.join()
+        self.conn.close()
+
+
+def load(blocks: Iterator[bytes], admin: AdminAccess, database: str | None, jobs: int) -> int:
+    """Run the stream's statements on `jobs` connections; returns how many ran.
+    Raises StatementError (with the dump's line) on the first failure."""
+    failed, errors = threading.Event(), []
+    conns = [_Connection(admin, database, failed, errors) for _ in range(jobs)]
+    for c in conns:
+        c.start()
+
+    def barrier() -> None:
+        for c in conns:
+            c.q.join()
+
+    count = 0
+    try:
+        for line, stmt in statements(blocks):
+            if failed.is_set():
+                break
+            k = kind(stmt)
+            if k == "skip":
+                continue
+            count += 1
+            if k == "session":
+                for c in conns:
+                    c.q.put((line, stmt))
+            elif k == "rows":
+                min(conns, key=lambda c: c.q.qsize()).q.put((line, stmt))
+            else:
+                barrier()
+                conns[0].q.put((line, stmt))
+                barrier()
+        barrier()
+    finally:
+        for c in conns:
+            c.close()
+    if errors:
+        raise min(errors, key=lambda e: e.line)
+    return count
