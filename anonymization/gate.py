@@ -11,12 +11,13 @@
 from __future__ import annotations
 
 import re
+import zlib
 from dataclasses import dataclass, field
 
 import pymysql
 
 from anonymization.engine import EMAIL_RE, IBAN_RE, PHONE_RE, _TEXT_TYPES, connect, schema
-from anonymization.keyed import derive, hmac_hex, set_pads_sql, sql_hmac
+from anonymization.keyed import derive, hmac_hex, pads, set_pads_sql, sql_hmac
 from anonymization.rules import DICT_STRATEGIES, Rules, check_against_schema
 from anonymization.strategies import Dictionaries
 
@@ -46,6 +47,9 @@ class Baseline:
     counts: dict[str, int] = field(default_factory=dict)
     orphans: dict[str, int] = field(default_factory=dict)
     hashes: set[str] = field(default_factory=set)
+    # hash -> keyed CRC32 of the same value: a cheap prefilter, so the leak search
+    # computes the HMAC only for the rare rows whose CRC matches (see run_gate).
+    crcs: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -115,8 +119,15 @@ def take_baseline(admin: AdminAccess, database: str, rules: Rules, key: bytes) -
         sch = schema(conn)
         check_against_schema(rules, sch)
         gate_key = derive(key, "gate")
+        inner_pad = pads(gate_key)[0]
         counts, orphans = _integrity(conn)
         hashes: set[str] = set()
+        crcs: dict[str, int] = {}
+
+        def add(text: str) -> None:
+            h = hmac_hex(gate_key, text)
+            hashes.add(h)
+            crcs[h] = zlib.crc32(inner_pad + text.encode("utf-8"))
         # Values the dictionaries themselves hold ("Anna", "Berlin") are not identifying,
         # and a pseudonym may legitimately equal one: they are not searched for.
         fakes = {v for vals in Dictionaries.build(rules.locales, _DICT_KINDS | {
@@ -132,10 +143,11 @@ def take_baseline(admin: AdminAccess, database: str, rules: Rules, key: bytes) -
                 text = v.isoformat() if hasattr(v, "isoformat") else str(v)
                 if crule is not None and crule.strategy == "scrub":
                     for rx in (EMAIL_RE, PHONE_RE, IBAN_RE):
-                        hashes.update(hmac_hex(gate_key, m) for m in rx.findall(text))
+                        for m in rx.findall(text):
+                            add(m)
                 elif len(text) >= 4 and text not in fakes:
-                    hashes.add(hmac_hex(gate_key, text))
-        return Baseline(counts=counts, orphans=orphans, hashes=hashes)
+                    add(text)
+        return Baseline(counts=counts, orphans=orphans, hashes=hashes, crcs=crcs)
     finally:
         conn.close()
 
@@ -159,15 +171,21 @@ def run_gate(admin: AdminAccess, database: str, rules: Rules, key: bytes, baseli
             gate_key = derive(key, "gate")
             stmt, args = set_pads_sql("phx_gate", gate_key)
             _q(conn, stmt, args)
-            _q(conn, "CREATE TEMPORARY TABLE _phx_baseline (h CHAR(64) PRIMARY KEY)")
+            # Keyed only by the inner pad, the CRC is a prefilter with no index on h: x drives
+            # (STRAIGHT_JOIN), b is looked up by CRC, and the HMAC runs only on a CRC match.
+            _q(conn, "CREATE TEMPORARY TABLE _phx_baseline (crc INT UNSIGNED NOT NULL, h CHAR(64) NOT NULL, "
+                     "KEY (crc))")
             with conn.cursor() as cur:
-                cur.executemany("INSERT IGNORE INTO _phx_baseline VALUES (%s)", [(h,) for h in baseline.hashes])
+                cur.executemany("INSERT INTO _phx_baseline VALUES (%s, %s)",
+                                [(baseline.crcs[h], h) for h in baseline.hashes])
             for t, cols in sch.items():
                 for c, (typ, _len) in cols.items():
                     if typ not in _TEXT_TYPES | {"json"}:
                         continue
-                    hit = _q(conn, f"SELECT COUNT(*) FROM `{t}` x JOIN _phx_baseline b "
-                                   f"ON b.h = {sql_hmac('phx_gate', f'CAST(x.`{c}` AS CHAR)')}")[0][0]
+                    value = f"CONVERT(CAST(x.`{c}` AS CHAR) USING utf8mb4)"
+                    hit = _q(conn, f"SELECT COUNT(*) FROM `{t}` x STRAIGHT_JOIN _phx_baseline b "
+                                   f"ON b.crc = CRC32(CONCAT(@phx_gate_i, {value})) "
+                                   f"AND b.h = {sql_hmac('phx_gate', f'CAST(x.`{c}` AS CHAR)')}")[0][0]
                     if hit:
                         result.findings.append(f"{hit} original value(s) survive in {t}.{c}")
                     if typ in ("text", "mediumtext", "longtext"):
