@@ -11,6 +11,7 @@ off for the session only (uniqueness is checked when the keys are re-added).
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable
@@ -101,9 +102,10 @@ def _var(fam: str) -> str:
 class Engine:
     """One anonymization run on one database."""
 
-    def __init__(self, conn: pymysql.Connection, rules: Rules, key: bytes) -> None:
-        self.conn, self.rules, self.key = conn, rules, key
-        self.schema = schema(conn)
+    def __init__(self, conns: list[pymysql.Connection], rules: Rules, key: bytes) -> None:
+        self.conns, self.rules, self.key = conns, rules, key
+        self.conn = conns[0]  # DDL, scrubbing and small queries; all of them write slices
+        self.schema = schema(self.conn)
         check_against_schema(rules, self.schema)
         self.families = _families(rules)
         self.keys = {f: derive(key, f) for f in self.families}
@@ -115,10 +117,11 @@ class Engine:
             cur.execute(sql, args)
 
     def prepare(self) -> None:
-        self._exec("SET SESSION foreign_key_checks = 0, unique_checks = 0")
-        for f, k in self.keys.items():
-            stmt, args = set_pads_sql(_var(f), k)
-            self._exec(stmt, args)
+        for conn in self.conns:
+            with conn.cursor() as cur:
+                cur.execute("SET SESSION foreign_key_checks = 0, unique_checks = 0")
+                for f, k in self.keys.items():
+                    cur.execute(*set_pads_sql(_var(f), k))
         kinds = {f for f in self.families if f not in ("email", "phone", "ip", "date", "hash")} | {"iban"}
         self.dicts = Dictionaries.build(self.rules.locales, kinds)
 
@@ -175,7 +178,7 @@ class Engine:
         self._nvar = 0
         select = ", ".join(self._column_sql(t, c, sql_cols[c]) if c in sql_cols else f"t.`{c}`" for c in self.schema[t])
         cols = {c: Column(r.strategy, *self.schema[t][c]) for c, r in sql_cols.items()}
-        rewrite(self.conn, t, f"SELECT {select} FROM `{t}` t", cols)
+        rewrite(self.conns, t, f"SELECT {select} FROM `{t}` t", cols)
         progress(t, total, total)
 
     # -- free text ---------------------------------------------------------------------------
@@ -216,12 +219,13 @@ class Engine:
 
 
 def anonymize(admin: AdminAccess, database: str, rules: Rules, key: bytes,
-              progress: Progress | None = None) -> AnonymizeReport:
+              progress: Progress | None = None, workers: int | None = None) -> AnonymizeReport:
     progress = progress or (lambda *_: None)
-    conn = connect(admin, database)
+    # One session per core: a table's rows are written as slices in parallel.
+    conns = [connect(admin, database) for _ in range(workers or min(4, os.cpu_count() or 1))]
     report = AnonymizeReport()
     try:
-        eng = Engine(conn, rules, key)
+        eng = Engine(conns, rules, key)
         eng.prepare()
         try:
             for trule in rules.tables.values():
@@ -232,5 +236,6 @@ def anonymize(admin: AdminAccess, database: str, rules: Rules, key: bytes,
         finally:
             eng.cleanup()
     finally:
-        conn.close()
+        for conn in conns:
+            conn.close()
     return report

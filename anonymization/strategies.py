@@ -79,10 +79,6 @@ def email_input(v: str) -> str:
     return v.strip().lower()
 
 
-def uses_hash(strategy: str) -> bool:
-    return strategy not in ("keep", "null", "empty", "fixed")
-
-
 def sql_expr(rule: ColumnRule, v: str, hash_sql: str, var: str, domain: str, dicts: Dictionaries) -> str:
     """SQL for the new value of `v` (NULL stays NULL; callers add length limits).
 
@@ -121,8 +117,7 @@ def sql_expr(rule: ColumnRule, v: str, hash_sql: str, var: str, domain: str, dic
         expr = h
     else:
         raise ValueError(f"strategy {s!r} has no SQL form")
-    if uses_hash(s):
-        expr = f"IF(({var} := {hash_sql}) IS NULL, NULL, {expr})"
+    expr = f"IF(({var} := {hash_sql}) IS NULL, NULL, {expr})"
     if rule.where:
         expr = f"IF(({rule.where}), {expr}, {v})"
     return f"IF({v} IS NULL, NULL, {expr})"
