@@ -1,16 +1,17 @@
 """The in-database engine: every table rewritten with set-based SQL, no row through Python
 (except free-text scrubbing, done in pandas-sized chunks).
 
-Per table: the transformed rows are written with one `INSERT … SELECT` per primary-key
-chunk into a scratch copy, then the table is emptied and refilled from it. That keeps
-the table itself — its foreign keys (both directions), grants and triggers — and
-measured 3× faster than an in-place `UPDATE … JOIN` here (issue 5). Triggers are saved
-and dropped for the refill (so they do not fire) and re-created after; foreign-key and
-unique checks are off for the session only.
+Per table: one `INSERT … SELECT` writes the transformed rows into a scratch copy, which
+then takes the table's place (`rewrite.py`). The keyed hash is computed once per value
+and column, dictionaries are inline `ELT()` lists (`strategies.py`). Triggers are saved
+and dropped so they do not fire, and re-created after; foreign-key and unique checks are
+off for the session only (uniqueness is checked when the keys are re-added).
+1 M customers × 4 columns: 20.3 s before these changes, see README for the current figure.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable
@@ -20,10 +21,9 @@ import pymysql
 
 from anonymization.keyed import derive, hmac_hex, set_pads_sql, sql_hmac
 from anonymization.rules import ColumnRule, Rules, TableRule, check_against_schema
+from anonymization.rewrite import OLD, SCRATCH, Column, rewrite
 from anonymization.strategies import (
-    DICT_SIZE,
     Dictionaries,
-    dict_table,
     email_input,
     email_input_sql,
     family,
@@ -34,7 +34,6 @@ from anonymization.strategies import (
 )
 from tasks.runtime.base import AdminAccess
 
-_CHUNK = 250_000
 _TEXT_TYPES = {"char", "varchar", "tinytext", "text", "mediumtext", "longtext"}
 EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 PHONE_RE = re.compile(r"\+[0-9]{1,3} [0-9]{2,4} [0-9]{4,10}")
@@ -103,37 +102,32 @@ def _var(fam: str) -> str:
 class Engine:
     """One anonymization run on one database."""
 
-    def __init__(self, conn: pymysql.Connection, rules: Rules, key: bytes) -> None:
-        self.conn, self.rules, self.key = conn, rules, key
-        self.schema = schema(conn)
+    def __init__(self, conns: list[pymysql.Connection], rules: Rules, key: bytes) -> None:
+        self.conns, self.rules, self.key = conns, rules, key
+        self.conn = conns[0]  # DDL, scrubbing and small queries; all of them write slices
+        self.schema = schema(self.conn)
         check_against_schema(rules, self.schema)
         self.families = _families(rules)
         self.keys = {f: derive(key, f) for f in self.families}
         self.dicts: Dictionaries | None = None
+        self._nvar = 0
 
     def _exec(self, sql: str, args=None) -> None:
         with self.conn.cursor() as cur:
             cur.execute(sql, args)
 
     def prepare(self) -> None:
-        self._exec("SET SESSION foreign_key_checks = 0, unique_checks = 0")
-        for f, k in self.keys.items():
-            stmt, args = set_pads_sql(_var(f), k)
-            self._exec(stmt, args)
+        for conn in self.conns:
+            with conn.cursor() as cur:
+                cur.execute("SET SESSION foreign_key_checks = 0, unique_checks = 0")
+                for f, k in self.keys.items():
+                    cur.execute(*set_pads_sql(_var(f), k))
         kinds = {f for f in self.families if f not in ("email", "phone", "ip", "date", "hash")} | {"iban"}
         self.dicts = Dictionaries.build(self.rules.locales, kinds)
-        for kind, values in self.dicts.values.items():
-            t = dict_table(kind)
-            self._exec(f"DROP TABLE IF EXISTS `{t}`")
-            self._exec(f"CREATE TABLE `{t}` (bucket INT PRIMARY KEY, value VARCHAR(255) NOT NULL) "
-                       "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4")
-            with self.conn.cursor() as cur:
-                cur.executemany(f"INSERT INTO `{t}` VALUES (%s, %s)", list(enumerate(values)))
 
     def cleanup(self) -> None:
-        for kind in (self.dicts.values if self.dicts else {}):
-            self._exec(f"DROP TABLE IF EXISTS `{dict_table(kind)}`")
-        self._exec("DROP TABLE IF EXISTS `_phx_scratch`")
+        self._exec(f"DROP TABLE IF EXISTS `{SCRATCH}`")
+        self._exec(f"DROP TABLE IF EXISTS `{OLD}`")
 
     # -- one column ------------------------------------------------------------------------
     def _hash_sql(self, rule: ColumnRule, v: str) -> str:
@@ -141,19 +135,22 @@ class Engine:
         inp = email_input_sql(v) if rule.strategy == "email" else f"CAST({v} AS CHAR)"
         return sql_hmac(_var(fam), inp) if fam else "NULL"
 
+    def _expr(self, rule: ColumnRule, v: str) -> str:
+        self._nvar += 1  # one user variable per hashed value in the statement
+        return sql_expr(rule, v, self._hash_sql(rule, v), f"@phx_h{self._nvar}", self.rules.email_domain, self.dicts)
+
     def _column_sql(self, table: str, col: str, rule: ColumnRule) -> str:
         typ, maxlen = self.schema[table][col]
-        v = f"s.`{col}`"
+        v = f"t.`{col}`"
         if rule.strategy == "json":
             expr = v
             for path, sub in rule.paths.items():
                 p = f"'{path}'"
                 inner = f"JSON_UNQUOTE(JSON_EXTRACT({v}, {p}))"
-                new = sql_expr(sub, inner, self._hash_sql(sub, inner), self.rules.email_domain)
                 expr = (f"IF(JSON_TYPE(JSON_EXTRACT({v}, {p})) IS NULL OR JSON_TYPE(JSON_EXTRACT({v}, {p})) = 'NULL', "
-                        f"{expr}, JSON_SET({expr}, {p}, {new}))")
+                        f"{expr}, JSON_SET({expr}, {p}, {self._expr(sub, inner)}))")
             return expr
-        expr = sql_expr(rule, v, f"s.`_h_{col}`", self.rules.email_domain)
+        expr = self._expr(rule, v)
         if typ in _TEXT_TYPES and maxlen:
             expr = f"LEFT({expr}, {maxlen})"
         return expr
@@ -178,47 +175,11 @@ class Engine:
         return total
 
     def _rewrite(self, t: str, sql_cols: dict[str, ColumnRule], total: int, progress: Progress) -> None:
-        cols = list(self.schema[t])
-        hashes = ", ".join(f"{self._hash_sql(r, f't.`{c}`')} AS `_h_{c}`" for c, r in sql_cols.items()
-                           if r.strategy != "json")
-        select = ", ".join(self._column_sql(t, c, sql_cols[c]) if c in sql_cols else f"s.`{c}`" for c in cols)
-        self._exec("DROP TABLE IF EXISTS `_phx_scratch`")
-        self._exec(f"CREATE TABLE `_phx_scratch` LIKE `{t}`")
-        pk = _pk(self.conn, t)
-        ranges: list[str] = [""]
-        if pk:
-            with self.conn.cursor() as cur:
-                cur.execute(f"SELECT MIN(`{pk}`), MAX(`{pk}`) FROM `{t}`")
-                lo, hi = cur.fetchone()
-            if isinstance(lo, int):
-                ranges = [f"WHERE t.`{pk}` BETWEEN {a} AND {min(a + _CHUNK - 1, hi)}" for a in range(lo, hi + 1, _CHUNK)]
-        done = 0
-        for where in ranges:
-            self._exec(f"INSERT INTO `_phx_scratch` SELECT {select} FROM "
-                       f"(SELECT t.*{', ' + hashes if hashes else ''} FROM `{t}` t {where}) s")
-            done = min(total, done + _CHUNK) if pk else total
-            progress(t, done, total)
-        triggers = self._save_triggers(t)
-        try:
-            self._exec(f"TRUNCATE TABLE `{t}`")
-            self._exec(f"INSERT INTO `{t}` SELECT * FROM `_phx_scratch`")
-        finally:
-            for name, ddl in triggers:
-                self._exec(f"DROP TRIGGER IF EXISTS `{name}`")
-                self._exec(ddl)
-        self._exec("DROP TABLE `_phx_scratch`")
-
-    def _save_triggers(self, t: str) -> list[tuple[str, str]]:
-        with self.conn.cursor() as cur:
-            cur.execute("SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = DATABASE() "
-                        "AND EVENT_OBJECT_TABLE = %s", (t,))
-            names = [r[0] for r in cur.fetchall()]
-            saved = []
-            for n in names:
-                cur.execute(f"SHOW CREATE TRIGGER `{n}`")
-                saved.append((n, cur.fetchone()[2]))
-                cur.execute(f"DROP TRIGGER `{n}`")
-        return saved
+        self._nvar = 0
+        select = ", ".join(self._column_sql(t, c, sql_cols[c]) if c in sql_cols else f"t.`{c}`" for c in self.schema[t])
+        cols = {c: Column(r.strategy, *self.schema[t][c]) for c, r in sql_cols.items()}
+        rewrite(self.conns, t, f"SELECT {select} FROM `{t}` t", cols)
+        progress(t, total, total)
 
     # -- free text ---------------------------------------------------------------------------
     def _scrub(self, t: str, col: str, progress: Progress) -> None:
@@ -258,12 +219,13 @@ class Engine:
 
 
 def anonymize(admin: AdminAccess, database: str, rules: Rules, key: bytes,
-              progress: Progress | None = None) -> AnonymizeReport:
+              progress: Progress | None = None, workers: int | None = None) -> AnonymizeReport:
     progress = progress or (lambda *_: None)
-    conn = connect(admin, database)
+    # One session per core: a table's rows are written as slices in parallel.
+    conns = [connect(admin, database) for _ in range(workers or min(4, os.cpu_count() or 1))]
     report = AnonymizeReport()
     try:
-        eng = Engine(conn, rules, key)
+        eng = Engine(conns, rules, key)
         eng.prepare()
         try:
             for trule in rules.tables.values():
@@ -274,5 +236,6 @@ def anonymize(admin: AdminAccess, database: str, rules: Rules, key: bytes,
         finally:
             eng.cleanup()
     finally:
-        conn.close()
+        for conn in conns:
+            conn.close()
     return report

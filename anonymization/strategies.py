@@ -2,15 +2,17 @@
 
 Each strategy maps the original value `v` to a pseudonym through the keyed hash `h`
 (hex HMAC of the value under the strategy family's key, see `keyed.py`). Names,
-streets, IBANs, … come from dictionary tables Faker fills once per run
-(`_phx_dict_<kind>`, `bucket` → `value`); the bucket is taken from the hash, so the
-same original always picks the same entry.
+streets, IBANs, … come from dictionaries Faker fills once per run; the bucket is taken
+from the hash, so the same original always picks the same entry. A dictionary reaches
+the server inline, as `ELT(bucket + 1, 'v0', 'v1', …)`: ELT evaluates only the chosen
+argument, and measured 17× cheaper per row than a primary-key lookup into a dictionary
+table (0.1 s vs 1.7 s per million rows, issue 5).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from faker import Faker
 from pymysql.converters import escape_string
@@ -34,15 +36,18 @@ def family(strategy: str) -> str | None:
     return FAMILY.get(strategy)
 
 
-def dict_table(kind: str) -> str:
-    return f"_phx_dict_{kind}"
-
-
 @dataclass
 class Dictionaries:
     """Values per kind, the same on every run (Faker seeded with a constant)."""
 
     values: dict[str, list[str]]
+    _sql: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def sql_list(self, kind: str) -> str:
+        """The values as a list of SQL string literals (built once per kind)."""
+        if kind not in self._sql:
+            self._sql[kind] = ", ".join(f"'{escape_string(v)}'" for v in self.values[kind])
+        return self._sql[kind]
 
     @classmethod
     def build(cls, locales: list[str], kinds: set[str]) -> Dictionaries:
@@ -62,8 +67,8 @@ class Dictionaries:
         return cls(out)
 
 
-def _lookup(kind: str, h: str, start: int = 0) -> str:
-    return f"(SELECT value FROM `{dict_table(kind)}` WHERE bucket = {sql_bucket(h, start, DICT_SIZE)})"
+def _lookup(dicts: Dictionaries, kind: str, h: str, start: int = 0) -> str:
+    return f"ELT(1 + {sql_bucket(h, start, DICT_SIZE)}, {dicts.sql_list(kind)})"
 
 
 def email_input_sql(v: str) -> str:
@@ -74,9 +79,15 @@ def email_input(v: str) -> str:
     return v.strip().lower()
 
 
-def sql_expr(rule: ColumnRule, v: str, h: str, domain: str) -> str:
-    """SQL for the new value of `v` (NULL stays NULL; callers add length limits)."""
+def sql_expr(rule: ColumnRule, v: str, hash_sql: str, var: str, domain: str, dicts: Dictionaries) -> str:
+    """SQL for the new value of `v` (NULL stays NULL; callers add length limits).
+
+    The keyed hash `hash_sql` is computed once per row into the user variable `var` and
+    read from there: strategies use it up to three times, and each use of an inline
+    expression would compute the HMAC again. IF() evaluates its condition first, so
+    the variable is always set by the row being written before it is read."""
     s = rule.strategy
+    h = var
     if s == "keep":
         return v
     if s == "null":
@@ -86,14 +97,13 @@ def sql_expr(rule: ColumnRule, v: str, h: str, domain: str) -> str:
     if s == "fixed":
         return f"IF({v} IS NULL, NULL, '{escape_string(str(rule.args['value']))}')"
     if s in _FAKER_KIND or s.startswith("faker:"):
-        expr = _lookup(family(s) or s, h)
+        expr = _lookup(dicts, family(s) or s, h)
     elif s == "email":
-        expr = (f"CONCAT({_lookup('email_first', h, 0)}, '.', {_lookup('email_last', h, 8)}, '.', "
+        expr = (f"CONCAT({_lookup(dicts, 'email_first', h, 0)}, '.', {_lookup(dicts, 'email_last', h, 8)}, '.', "
                 f"SUBSTR({h}, 17, 10), '@{escape_string(domain)}')")
     elif s == "phone":
         expr = (f"CONCAT(IF({v} REGEXP '^\\\\+[0-9]{{1,3}} ', SUBSTRING_INDEX({v}, ' ', 1), '+00'), ' ', "
-                f"LPAD(CONV(SUBSTR({h}, 1, 8), 16, 10) MOD 1000, 3, '0'), ' ', "
-                f"LPAD(CONV(SUBSTR({h}, 9, 8), 16, 10) MOD 100000000, 8, '0'))")
+                f"LPAD({sql_bucket(h, 0, 1000)}, 3, '0'), ' ', LPAD({sql_bucket(h, 8, 100000000)}, 8, '0'))")
     elif s == "ip":
         expr = (f"IF({v} LIKE '%:%', CONCAT('2001:db8:', SUBSTR({h}, 1, 4), ':', SUBSTR({h}, 5, 4), '::', "
                 f"SUBSTR({h}, 9, 4)), CONCAT('10.', CONV(SUBSTR({h}, 1, 2), 16, 10), '.', "
@@ -107,6 +117,7 @@ def sql_expr(rule: ColumnRule, v: str, h: str, domain: str) -> str:
         expr = h
     else:
         raise ValueError(f"strategy {s!r} has no SQL form")
+    expr = f"IF(({var} := {hash_sql}) IS NULL, NULL, {expr})"
     if rule.where:
         expr = f"IF(({rule.where}), {expr}, {v})"
     return f"IF({v} IS NULL, NULL, {expr})"
