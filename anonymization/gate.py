@@ -51,6 +51,12 @@ class Baseline:
     # computes the HMAC only for the rare rows whose CRC matches (see run_gate).
     crcs: dict[str, int] = field(default_factory=dict)
 
+    def add(self, gate_key: bytes, value: str) -> None:
+        """Remember an original value, as its HMAC and keyed CRC only."""
+        h = hmac_hex(gate_key, value)
+        self.hashes.add(h)
+        self.crcs[h] = zlib.crc32(pads(gate_key)[0] + value.encode("utf-8"))
+
 
 @dataclass
 class GateResult:
@@ -119,15 +125,8 @@ def take_baseline(admin: AdminAccess, database: str, rules: Rules, key: bytes) -
         sch = schema(conn)
         check_against_schema(rules, sch)
         gate_key = derive(key, "gate")
-        inner_pad = pads(gate_key)[0]
         counts, orphans = _integrity(conn)
-        hashes: set[str] = set()
-        crcs: dict[str, int] = {}
-
-        def add(text: str) -> None:
-            h = hmac_hex(gate_key, text)
-            hashes.add(h)
-            crcs[h] = zlib.crc32(inner_pad + text.encode("utf-8"))
+        base = Baseline(counts=counts, orphans=orphans)
         # Values the dictionaries themselves hold ("Anna", "Berlin") are not identifying,
         # and a pseudonym may legitimately equal one: they are not searched for.
         fakes = {v for vals in Dictionaries.build(rules.locales, _DICT_KINDS | {
@@ -144,10 +143,10 @@ def take_baseline(admin: AdminAccess, database: str, rules: Rules, key: bytes) -
                 if crule is not None and crule.strategy == "scrub":
                     for rx in (EMAIL_RE, PHONE_RE, IBAN_RE):
                         for m in rx.findall(text):
-                            add(m)
+                            base.add(gate_key, m)
                 elif len(text) >= 4 and text not in fakes:
-                    add(text)
-        return Baseline(counts=counts, orphans=orphans, hashes=hashes, crcs=crcs)
+                    base.add(gate_key, text)
+        return base
     finally:
         conn.close()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from anonymization.engine import EMAIL_RE, IBAN_RE, PHONE_RE
 from anonymization.gate import Baseline
-from anonymization.keyed import derive, hmac_hex
+from anonymization.keyed import derive
 from anonymization.rules import Rules
 from tasks.sources.restore import _reader
 
@@ -36,4 +36,7 @@ def baseline_from_dump(path: Path, rules: Rules, key: bytes) -> Baseline:
                         found.append(m)
                     elif (j := rng.randrange(seen)) < _MAX:
                         found[j] = m
-    return Baseline(hashes={hmac_hex(gate_key, v) for v in found})
+    base = Baseline()
+    for v in found:
+        base.add(gate_key, v)
+    return base

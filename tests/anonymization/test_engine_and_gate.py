@@ -138,3 +138,16 @@ def test_a_rules_typo_names_it_and_changes_nothing(shop, tmp_path, mutation, mes
         anonymize(shop.admin(), "app", load_rules(rules_file), KEY)
     assert str(rules_file) in str(err.value)
     assert snapshot(shop) == before
+
+
+def test_gate_cli_samples_the_original_dump(shop, shop_dump):
+    """`phoenix gate --source DUMP` outside the cycle: originals sampled from the dump."""
+    from tests.conftest import run_phoenix
+
+    dsn = f"mysql://root@localhost/app?unix_socket={shop.socket}"
+    env = {"PHOENIX_ANON_KEY": KEY.decode()}
+    before = run_phoenix("gate", "--dsn", dsn, "--rules", str(RULES), "--source", str(shop_dump), env=env)
+    assert before.returncode == 4 and "survive" in before.stdout  # nothing anonymized yet
+    anonymize(shop.admin(), "app", load_rules(RULES), KEY)
+    after = run_phoenix("gate", "--dsn", dsn, "--rules", str(RULES), "--source", str(shop_dump), env=env)
+    assert after.returncode == 0, after.stdout[-1500:] + after.stderr[-1500:]
