@@ -97,6 +97,7 @@ def spawn(settings: Settings, storage: Storage, runtime: Runtime, name: str, gen
             with contextlib.suppress(Exception):
                 runtime.remove(eid)
             with contextlib.suppress(NotFound):
+                storage.detach(image)
                 storage.remove(image)
             raise
         return _info(storage, runtime, eid)
@@ -108,6 +109,7 @@ def _teardown_locked(storage: Storage, runtime: Runtime, eid: str) -> bool:
     runtime.remove(eid)  # stops the server and detaches the image (Kubernetes: waits for the PV)
     if storage.exists(image):
         gen = storage.get_meta(image, META_GEN)
+        storage.detach(image)  # attached without a server (a spawn that died in between): idempotent
         storage.remove(image)
         if gen:
             catalog.finish_retiring(storage, gen)

@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pymysql
@@ -29,7 +30,7 @@ from tasks.runtime.base import (
     ServerNotFound,
 )
 from tasks.runtime.mariadb import MariaDBServer, free_port, init_sql, pid_alive
-from tasks.storage import Storage, validate_name
+from tasks.storage import Storage, StorageError, validate_name
 
 _DATADIR = "mysql"  # inside the attached image
 
@@ -164,9 +165,8 @@ class LocalRuntime(Runtime):
         state = self._state(name)
         if state is not None:
             self._server(state).stop()
-            with contextlib.suppress(Exception):
-                if self.storage.exists(state["image"]):
-                    self.storage.detach(state["image"])
+            if self.storage.exists(state["image"]):
+                _detach(self.storage, state["image"])  # on failure the state stays, for a retry
         shutil.rmtree(self._dir(name), ignore_errors=True)
 
     def get(self, name: str) -> Endpoint | None:
@@ -197,6 +197,19 @@ class LocalRuntime(Runtime):
         if state is None:
             raise ServerNotFound(f"no server named {name!r} in {self.root}")
         return state
+
+
+def _detach(storage: Storage, image: str, attempts: int = 5) -> None:
+    """Right after mariadbd exits, its filesystem can still be busy for a moment (seen
+    under load with rbd-fuse): retry the unmount briefly, then report it."""
+    for attempt in range(attempts):
+        try:
+            storage.detach(image)
+            return
+        except StorageError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(1.0)
 
 
 def _port_taken(log: Path) -> bool:
