@@ -21,7 +21,7 @@ import pymysql
 
 from anonymization.keyed import derive, hmac_hex, set_pads_sql, sql_hmac
 from anonymization.rules import ColumnRule, Rules, TableRule, check_against_schema
-from anonymization.rewrite import OLD, SCRATCH, Column, rewrite
+from anonymization.rewrite import OLD, SCRATCH, Column, recover, rewrite
 from anonymization.strategies import (
     Dictionaries,
     email_input,
@@ -122,6 +122,7 @@ class Engine:
                 cur.execute("SET SESSION foreign_key_checks = 0, unique_checks = 0")
                 for f, k in self.keys.items():
                     cur.execute(*set_pads_sql(_var(f), k))
+        recover(self.conn)  # a previous run that died mid-swap: its foreign keys and triggers come back
         kinds = {f for f in self.families if f not in ("email", "phone", "ip", "date", "hash")} | {"iban"}
         self.dicts = Dictionaries.build(self.rules.locales, kinds)
 
