@@ -1,4 +1,4 @@
-"""How a table's rewritten rows take its place: parallel slices, unique collisions, swap or refill."""
+"""How a table's rewritten rows take its place: parallel slices, unique collisions, the swap, foreign keys pointing at swapped tables."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def test_collisions_resolved_deterministically_and_tables_keep_their_shape(db):
     assert shape(server, "a") == before
 
 
-def test_swapped_and_refilled_tables_keep_foreign_keys_and_triggers(db):
+def test_swapped_tables_keep_foreign_keys_and_triggers(db):
     server, rules = db
     anonymize(server.admin(), "a", rules, KEY)
     assert q(server, "a", "SELECT COUNT(*) FROM children WHERE email LIKE '%@example.invalid'")[0][0] == 300
