@@ -1,5 +1,5 @@
 """The in-database engine: every table rewritten with set-based SQL, no row through Python
-(except free-text scrubbing, done in pandas-sized chunks).
+(except free-text scrubbing, done in chunks).
 
 Per table: one `INSERT … SELECT` writes the transformed rows into a scratch copy, which
 then takes the table's place (`rewrite.py`). The keyed hash is computed once per value
@@ -21,7 +21,7 @@ import pymysql
 
 from anonymization.keyed import derive, hmac_hex, set_pads_sql, sql_hmac
 from anonymization.rules import ColumnRule, Rules, TableRule, check_against_schema
-from anonymization.rewrite import OLD, SCRATCH, Column, rewrite
+from anonymization.rewrite import OLD, SCRATCH, Column, recover, rewrite
 from anonymization.strategies import (
     Dictionaries,
     email_input,
@@ -122,6 +122,7 @@ class Engine:
                 cur.execute("SET SESSION foreign_key_checks = 0, unique_checks = 0")
                 for f, k in self.keys.items():
                     cur.execute(*set_pads_sql(_var(f), k))
+        recover(self.conn)  # a previous run that died mid-swap: its foreign keys and triggers come back
         kinds = {f for f in self.families if f not in ("email", "phone", "ip", "date", "hash")} | {"iban"}
         self.dicts = Dictionaries.build(self.rules.locales, kinds)
 
@@ -184,38 +185,69 @@ class Engine:
     # -- free text ---------------------------------------------------------------------------
     def _scrub(self, t: str, col: str, progress: Progress) -> None:
         """E-mails, phones and IBANs inside text become the same pseudonyms as in their
-        own columns (the Python twins of the SQL strategies)."""
-        import pandas as pd
+        own columns (the Python twins of the SQL strategies).
 
+        Only rows that can hold a match leave the server (a superset test in SQL); each
+        distinct e-mail/phone/IBAN is hashed once (cached); changed texts go into a
+        temporary table with multi-row INSERTs and reach the table in one UPDATE … JOIN
+        (was: one UPDATE statement per row, 15.3 s for 150 k tickets at 1 GB)."""
         pk = _pk(self.conn, t)
         assert self.dicts is not None
-        domain = self.rules.email_domain
+        dicts, domain = self.dicts, self.rules.email_domain
         k_email, k_phone, k_iban = self.keys["email"], self.keys["phone"], self.keys["iban"]
+        cache: dict[tuple[str, str], str] = {}
 
-        def fix(text: str) -> str:
-            text = EMAIL_RE.sub(lambda m: py_email(hmac_hex(k_email, email_input(m.group(0))), self.dicts, domain), text)
-            text = PHONE_RE.sub(lambda m: py_phone(m.group(0), hmac_hex(k_phone, m.group(0))), text)
-            return IBAN_RE.sub(lambda m: py_dict("iban", hmac_hex(k_iban, m.group(0)), self.dicts), text)
+        def email(m: re.Match) -> str:
+            v = m.group(0)
+            if (r := cache.get(("e", v))) is None:
+                r = cache[("e", v)] = py_email(hmac_hex(k_email, email_input(v)), dicts, domain)
+            return r
 
+        def phone(m: re.Match) -> str:
+            v = m.group(0)
+            if (r := cache.get(("p", v))) is None:
+                r = cache[("p", v)] = py_phone(v, hmac_hex(k_phone, v))
+            return r
+
+        def iban(m: re.Match) -> str:
+            v = m.group(0)
+            if (r := cache.get(("i", v))) is None:
+                r = cache[("i", v)] = py_dict("iban", hmac_hex(k_iban, v), dicts)
+            return r
+
+        # A text without '@', '+' or two letters before two digits has no match of the three patterns.
+        candidates = f"(`{col}` LIKE '%%@%%' OR `{col}` LIKE '%%+%%' OR `{col}` REGEXP '[A-Za-z]{{2}}[0-9]{{2}}')"
+        tmp = "_phx_scrub"
+        self._exec(f"DROP TEMPORARY TABLE IF EXISTS `{tmp}`")
+        self._exec(f"CREATE TEMPORARY TABLE `{tmp}` ENGINE=InnoDB SELECT `{pk}` AS pk, `{col}` AS v FROM `{t}` LIMIT 0")
+        self._exec(f"ALTER TABLE `{tmp}` ADD PRIMARY KEY (pk)")
         last = None
         done = 0
-        while True:
-            where = f"WHERE `{pk}` > %s" if last is not None else ""
-            with self.conn.cursor() as cur:
-                cur.execute(f"SELECT `{pk}`, `{col}` FROM `{t}` {where} ORDER BY `{pk}` LIMIT 20000",
-                            (last,) if last is not None else None)
-                chunk = pd.DataFrame(cur.fetchall(), columns=["pk", "text"])
-            if chunk.empty:
-                break
-            last = chunk["pk"].iloc[-1].item()
-            chunk = chunk[chunk["text"].notna()]
-            new = chunk["text"].map(fix)
-            changed = chunk[new != chunk["text"]].assign(text=new)
-            with self.conn.cursor() as cur:
-                cur.executemany(f"UPDATE `{t}` SET `{col}` = %s WHERE `{pk}` = %s",
-                                list(zip(changed["text"], changed["pk"].tolist())))
-            done += len(chunk)
-            progress(t, done, done)
+        try:
+            while True:
+                where = f" AND `{pk}` > %s" if last is not None else ""
+                with self.conn.cursor() as cur:
+                    cur.execute(f"SELECT `{pk}`, `{col}` FROM `{t}` WHERE {candidates}{where} ORDER BY `{pk}` LIMIT 20000",
+                                (last,) if last is not None else ())
+                    rows = cur.fetchall()
+                if not rows:
+                    break
+                last = rows[-1][0]
+                changed = []
+                for key, text in rows:
+                    if text is None:
+                        continue
+                    new = IBAN_RE.sub(iban, PHONE_RE.sub(phone, EMAIL_RE.sub(email, text)))
+                    if new != text:
+                        changed.append((key, new))
+                if changed:
+                    with self.conn.cursor() as cur:  # pymysql sends these as multi-row INSERTs
+                        cur.executemany(f"INSERT INTO `{tmp}` (pk, v) VALUES (%s, %s)", changed)
+                done += len(rows)
+                progress(t, done, done)
+            self._exec(f"UPDATE `{t}` x JOIN `{tmp}` s ON x.`{pk}` = s.pk SET x.`{col}` = s.v")
+        finally:
+            self._exec(f"DROP TEMPORARY TABLE IF EXISTS `{tmp}`")
 
 
 def anonymize(admin: AdminAccess, database: str, rules: Rules, key: bytes,

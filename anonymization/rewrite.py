@@ -1,13 +1,14 @@
 """Writing one table's transformed rows: a scratch copy, its indexes, unique collisions,
-then a swap (or a refill) so the table ends up holding only pseudonyms.
+then a RENAME swap so the table ends up holding only pseudonyms.
 
 Measured at 1 M rows (issue 5): `INSERT … SELECT` into a scratch table that has only its
 primary key, then adding the secondary indexes in one ALTER (sort-based build), beats
 inserting with them in place; the INSERT runs as primary-key slices on parallel
 connections (2 cores: 3.2 s instead of 6.4 s); RENAME-swapping the scratch in beats
-emptying and refilling the table (another full copy, 3.5 s). Only a table no foreign key points at is
-swapped — InnoDB would re-point those keys at the renamed-away table; others are
-refilled. The table's own foreign keys, triggers and AUTO_INCREMENT are put back.
+emptying and refilling the table (another full copy, 3.5 s). Foreign keys of other
+tables that point at the table are dropped before the swap (InnoDB would re-point them at
+the renamed-away table) and re-added after; the table's own foreign keys, triggers and
+AUTO_INCREMENT are put back too, all recorded first so an interrupted run can recover.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ import pymysql
 
 SCRATCH = "_phx_scratch"
 OLD = "_phx_old"
+PENDING = "_phx_pending"  # foreign keys and triggers to put back if a swap is interrupted
 _KEY_LINE = re.compile(r"^\s*((?:UNIQUE )?KEY `((?:[^`]|``)+)` .*?),?$")
-_FK_LINE = re.compile(r"^\s*(CONSTRAINT `(?:[^`]|``)+` FOREIGN KEY .*?),?$")
+_FK_LINE = re.compile(r"^\s*(CONSTRAINT `((?:[^`]|``)+)` FOREIGN KEY .*?),?$")
 _TEXT = {"char", "varchar", "tinytext", "text", "mediumtext", "longtext"}
 _ROUNDS = 5
 
@@ -144,38 +146,77 @@ def _resolve(conn: pymysql.Connection, t: str, icols: list[str], pk: list[str], 
              f" SET {c} = {new} WHERE d.rn > 1")
 
 
+def _fk_defs(conn: pymysql.Connection, t: str) -> list[tuple[str, str]]:
+    """(name, definition) of `t`'s own foreign keys, as SHOW CREATE TABLE prints them."""
+    return [(m.group(2).replace("``", "`"), m.group(1)) for m in map(_FK_LINE.match, _show_create(conn, t)) if m]
+
+
+def recover(conn: pymysql.Connection) -> None:
+    """Put back what an interrupted swap had taken away (see `_put_in_place`): every
+    recorded foreign key or trigger that is missing is re-created, then the record goes.
+    `_phx_old` is dropped first: if the swap got that far, it holds the original rows and
+    the constraint names that the re-created keys need."""
+    if not _q(conn, "SHOW TABLES LIKE %s", (PENDING,)):
+        return
+    _q(conn, f"DROP TABLE IF EXISTS `{OLD}`")
+    for kind, tbl, name, ddl in _q(conn, f"SELECT kind, tbl, name, ddl FROM `{PENDING}` ORDER BY seq"):
+        if kind == "fk":
+            if not _q(conn, "SELECT 1 FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = "
+                            "DATABASE() AND TABLE_NAME = %s AND CONSTRAINT_NAME = %s", (tbl, name)):
+                _q(conn, f"ALTER TABLE `{tbl}` ADD {ddl}")
+        elif not _q(conn, "SELECT 1 FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() "
+                          "AND TRIGGER_NAME = %s", (name,)):
+            _q(conn, ddl)
+    _q(conn, f"DROP TABLE `{PENDING}`")
+
+
 def _put_in_place(conn: pymysql.Connection, t: str) -> None:
-    triggers = _save_triggers(conn, t)
+    """RENAME-swap the scratch copy in. Foreign keys pointing at `t` from other tables
+    are dropped first (InnoDB would re-point them at the renamed-away table) and
+    re-added after; like `t`'s own foreign keys (which CREATE TABLE LIKE did not copy)
+    they are added with foreign_key_checks=0: in place, no copy, no validation scan
+    (the scratch holds the same primary keys). Before anything is taken away, the keys
+    and triggers to put back are written to the table `_phx_pending`: if the run dies
+    in between, the next run's `recover()` re-creates whatever is missing."""
+    refs = _q(conn, "SELECT TABLE_NAME, CONSTRAINT_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE "
+                    "CONSTRAINT_SCHEMA = DATABASE() AND REFERENCED_TABLE_NAME = %s AND TABLE_NAME <> %s "
+                    "ORDER BY TABLE_NAME, CONSTRAINT_NAME", (t, t))
+    incoming: dict[str, list[tuple[str, str]]] = {}
+    for child, name in refs:
+        defs = dict(_fk_defs(conn, child))
+        incoming.setdefault(child, []).append((name, defs[name]))
+    own = _fk_defs(conn, t)
+    triggers = [(n, _q(conn, f"SHOW CREATE TRIGGER `{n.replace('`', '``')}`")[0][2]) for (n,) in _q(
+        conn, "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = DATABASE() "
+              "AND EVENT_OBJECT_TABLE = %s ORDER BY ACTION_ORDER", (t,))]
+    pending = ([("fk", child, n, d) for child, fks in incoming.items() for n, d in fks]
+               + [("fk", t, n, d) for n, d in own] + [("trigger", t, n, d) for n, d in triggers])
+    if pending:
+        _q(conn, f"CREATE TABLE IF NOT EXISTS `{PENDING}` (seq INT AUTO_INCREMENT PRIMARY KEY, kind VARCHAR(8) NOT NULL, "
+                 "tbl VARCHAR(64) NOT NULL, name VARCHAR(64) NOT NULL, ddl LONGTEXT NOT NULL) ENGINE=InnoDB")
+        with conn.cursor() as cur:
+            cur.executemany(f"INSERT INTO `{PENDING}` (kind, tbl, name, ddl) VALUES (%s, %s, %s, %s)", pending)
     try:
-        referenced = _q(conn, "SELECT 1 FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = "
-                              "DATABASE() AND REFERENCED_TABLE_NAME = %s LIMIT 1", (t,))
-        if referenced:
-            _q(conn, f"TRUNCATE TABLE `{t}`")
-            _q(conn, f"INSERT INTO `{t}` SELECT * FROM `{SCRATCH}`")
-            _q(conn, f"DROP TABLE `{SCRATCH}`")
-            return
-        fks = [m.group(1) for m in map(_FK_LINE.match, _show_create(conn, t)) if m]
+        # Triggers are dropped while the table changes (so nothing fires) and re-created on the new table.
+        for n, _ in triggers:
+            _q(conn, f"DROP TRIGGER `{n.replace('`', '``')}`")
+        for child, fks in incoming.items():  # metadata only
+            _q(conn, f"ALTER TABLE `{child}` " + ", ".join(f"DROP FOREIGN KEY `{n.replace('`', '``')}`" for n, _ in fks))
         auto = _q(conn, "SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
                         "AND TABLE_NAME = %s", (t,))[0][0]
         _q(conn, f"DROP TABLE IF EXISTS `{OLD}`")
         _q(conn, f"RENAME TABLE `{t}` TO `{OLD}`, `{SCRATCH}` TO `{t}`")
         _q(conn, f"DROP TABLE `{OLD}`")  # frees the foreign keys' names for the new table
-        if fks:  # foreign_key_checks=0: added in place, without a copy or a check
-            _q(conn, f"ALTER TABLE `{t}` " + ", ".join(f"ADD {fk}" for fk in fks))
+        if own:
+            _q(conn, f"ALTER TABLE `{t}` " + ", ".join(f"ADD {d}" for _, d in own))
         if auto:
             _q(conn, f"ALTER TABLE `{t}` AUTO_INCREMENT = {int(auto)}")
-    finally:
-        for name, ddl in triggers:
-            _q(conn, f"DROP TRIGGER IF EXISTS `{name}`")
+        for child, fks in incoming.items():
+            _q(conn, f"ALTER TABLE `{child}` " + ", ".join(f"ADD {d}" for _, d in fks))
+        for _, ddl in triggers:
             _q(conn, ddl)
-
-
-def _save_triggers(conn: pymysql.Connection, t: str) -> list[tuple[str, str]]:
-    """Triggers are dropped while the rows are put back (so they do not fire) and
-    re-created after, on whichever table then has the name."""
-    saved = []
-    for (n,) in _q(conn, "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = DATABASE() "
-                         "AND EVENT_OBJECT_TABLE = %s ORDER BY ACTION_ORDER", (t,)):
-        saved.append((n, _q(conn, f"SHOW CREATE TRIGGER `{n}`")[0][2]))
-        _q(conn, f"DROP TRIGGER `{n}`")
-    return saved
+    except BaseException:
+        recover(conn)  # whatever was taken away comes back (the table may still be the original)
+        raise
+    if pending:
+        _q(conn, f"DROP TABLE `{PENDING}`")

@@ -54,6 +54,9 @@ class Dictionaries:
         fakers = [Faker(loc) for loc in locales]
         for i, fk in enumerate(fakers):
             fk.seed_instance(1000 + i)
+            for p in fk.providers:  # it_IT builds its city list from a set: its order changed per process
+                if isinstance(getattr(p, "cities", None), list):
+                    p.cities = sorted(p.cities)
         out: dict[str, list[str]] = {}
         for kind in sorted(kinds):
             provider = kind.removeprefix("faker_") if kind.startswith("faker_") else _FAKER_KIND.get(kind)

@@ -1,4 +1,4 @@
-"""How a table's rewritten rows take its place: parallel slices, unique collisions, swap or refill."""
+"""How a table's rewritten rows take its place: parallel slices, unique collisions, the swap, foreign keys pointing at swapped tables."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def test_collisions_resolved_deterministically_and_tables_keep_their_shape(db):
     assert shape(server, "a") == before
 
 
-def test_swapped_and_refilled_tables_keep_foreign_keys_and_triggers(db):
+def test_swapped_tables_keep_foreign_keys_and_triggers(db):
     server, rules = db
     anonymize(server.admin(), "a", rules, KEY)
     assert q(server, "a", "SELECT COUNT(*) FROM children WHERE email LIKE '%@example.invalid'")[0][0] == 300
@@ -90,3 +90,53 @@ def test_swapped_and_refilled_tables_keep_foreign_keys_and_triggers(db):
     with pytest.raises(pymysql.err.IntegrityError):
         q(server, "a", "INSERT INTO children (parent_id, email) VALUES (999, 'orphan@x.org')")
     assert not q(server, "a", "SHOW TABLES LIKE '\\_phx\\_%'")
+
+
+PETS = ("CREATE TABLE pets (id INT PRIMARY KEY, owner INT, KEY owner (owner), CONSTRAINT fk_pet_owner FOREIGN KEY "
+        "(owner) REFERENCES parents (id) ON DELETE SET NULL ON UPDATE CASCADE)")
+
+
+def all_shapes(server, db):
+    return {t: q(server, db, f"SHOW CREATE TABLE {t}")[0][1] for (t,) in q(server, db, "SHOW TABLES")}
+
+
+def table_id(server, db, t):
+    return q(server, db, f"SELECT TABLE_ID FROM information_schema.INNODB_SYS_TABLES WHERE NAME = '{db}/{t}'")[0][0]
+
+
+def test_a_referenced_table_is_swapped_and_the_foreign_keys_pointing_at_it_come_back(db):
+    server, rules = db
+    q(server, "a", PETS, "INSERT INTO pets VALUES (1, 1), (2, 2), (3, NULL)")
+    before, tid = all_shapes(server, "a"), table_id(server, "a", "parents")
+    anonymize(server.admin(), "a", rules, KEY)
+    assert table_id(server, "a", "parents") != tid  # swapped in, not refilled
+    assert all_shapes(server, "a") == before  # referencing and referenced tables alike
+    assert q(server, "a", "SELECT COUNT(*) FROM parents WHERE name LIKE 'p%'")[0][0] < 50
+    for sql in ("INSERT INTO pets VALUES (4, 999)", "INSERT INTO children (parent_id, email) VALUES (999, 'o@x.org')"):
+        with pytest.raises(pymysql.err.IntegrityError):
+            q(server, "a", sql)
+
+
+def test_a_run_that_dies_mid_swap_leaves_what_the_next_run_puts_back(db, monkeypatch):
+    from anonymization import rewrite
+
+    server, rules = db
+    q(server, "b", PETS)
+    before = all_shapes(server, "b")
+    real = rewrite._q
+
+    def dying(conn, sql, args=None):
+        if sql.startswith("RENAME TABLE `parents`"):
+            raise SystemExit("killed")
+        return real(conn, sql, args)
+
+    monkeypatch.setattr(rewrite, "_q", dying)
+    monkeypatch.setattr(rewrite, "recover", lambda conn: None)  # as if the process had been killed
+    with pytest.raises(SystemExit):
+        anonymize(server.admin(), "b", rules, KEY)
+    monkeypatch.undo()
+    assert "fk_pet_owner" not in all_shapes(server, "b")["pets"]  # the crash left it dropped
+    anonymize(server.admin(), "b", rules, KEY)
+    assert all_shapes(server, "b") == before
+    with pytest.raises(pymysql.err.IntegrityError):
+        q(server, "b", "INSERT INTO pets VALUES (4, 999)")
