@@ -46,6 +46,19 @@ def _release_stale(client, home: Path) -> None:  # noqa: ANN001 - Prefect's sync
     path.unlink(missing_ok=True)
 
 
+def free_orphaned_slots() -> None:
+    """Call right after the Prefect server started: its default lease storage lives in
+    memory, so a slot held across a restart belongs to a lease nobody can release or
+    expire any more, and would block every cycle for good."""
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        with contextlib.suppress(ObjectNotFound):
+            if client.read_global_concurrency_limit_by_name(LIMIT_NAME).active_slots:
+                client.update_global_concurrency_limit(LIMIT_NAME, GlobalConcurrencyLimitUpdate(active_slots=0))
+
+
 def _ensure_limit(client) -> None:  # noqa: ANN001
     try:
         client.upsert_global_concurrency_limit_by_name(LIMIT_NAME, limit=1)

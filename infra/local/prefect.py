@@ -74,6 +74,7 @@ def up(settings: Settings) -> dict:
     deadline = time.monotonic() + _START_TIMEOUT
     while time.monotonic() < deadline:
         if healthy(settings):
+            _free_orphaned_slots(settings)
             return status(settings) or {}
         if not pid_alive(read_pid(_pid_file(settings))):
             break
@@ -81,6 +82,15 @@ def up(settings: Settings) -> dict:
     down(settings)
     raise StackError(f"Prefect server did not become healthy on {settings.prefect_url}; "
                      f"see {home / 'server.log'}")
+
+
+def _free_orphaned_slots(settings: Settings) -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from tasks.cycle_slot import free_orphaned_slots
+
+    with temporary_settings(updates={PREFECT_API_URL: settings.prefect_url}):
+        free_orphaned_slots()
 
 
 def down(settings: Settings) -> None:

@@ -56,3 +56,18 @@ with cycle_slot(Path({str(home)!r})) as got:
         assert other_host is False  # another host must wait for the lease to expire
     with cycle_slot(home) as got:  # this host knows the holder is dead: freed at once
         assert got is True
+
+
+def test_a_slot_held_across_a_server_restart_is_freed_when_the_stack_starts_it(settings, tmp_path):
+    """Prefect keeps leases in memory: after a restart an occupied slot has no lease
+    left that could expire. `stack up` (prefect part) frees it."""
+    from infra.local import prefect as local_prefect
+
+    with get_client(sync_client=True) as client:
+        client.upsert_global_concurrency_limit_by_name(LIMIT_NAME, limit=1)
+        client.increment_concurrency_slots_with_lease(names=[LIMIT_NAME], slots=1, mode="concurrency",
+                                                      lease_duration=LEASE_SECONDS)
+    local_prefect.down(settings)  # the lease is gone with the server's memory, the slot stays in its DB
+    local_prefect.up(settings)
+    with cycle_slot(tmp_path / "host") as got:
+        assert got is True
