@@ -155,11 +155,13 @@ def _restore_dump(path: Path, admin: AdminAccess, database: str, progress: Progr
         target = None if _NAMES_DB.search(first) else database
         if target:
             _ensure_database(admin, target)
+        tail = [b""]
+        stream = _reporting(raw, total, itertools.chain([first], blocks), progress, t0, tail)
         if jobs > 1 and first.startswith(_PRODUCERS):
-            tail = _load_parallel(path, raw, first, blocks, admin, target, jobs, progress, t0)
+            _load_parallel(path, stream, admin, target, jobs)
         else:
-            tail = _load_client(path, raw, first, blocks, admin, target, progress, t0)
-    if first.startswith(_PRODUCERS) and b"-- Dump completed" not in tail:
+            _load_client(path, raw, stream, admin, target)
+    if first.startswith(_PRODUCERS) and b"-- Dump completed" not in tail[0]:
         raise RestoreError(f"{path}: the dump has no '-- Dump completed' trailer: it was cut short (truncated file)")
     secs = time.monotonic() - t0
     progress(total, total, total / max(secs, 1e-6), 0.0)
@@ -182,28 +184,21 @@ def _reporting(raw: BinaryIO, total: int, blocks: Iterator[bytes], progress: Pro
             last_report = now
 
 
-def _load_parallel(path: Path, raw: BinaryIO, first: bytes, blocks: Iterator[bytes], admin: AdminAccess,
-                   target: str | None, jobs: int, progress: Progress, t0: float) -> bytes:
+def _load_parallel(path: Path, stream: Iterator[bytes], admin: AdminAccess, target: str | None, jobs: int) -> None:
     from tasks.sources._parallel import StatementError, load
 
-    tail = [first[-256:]]
-    stream = _reporting(raw, path.stat().st_size, itertools.chain([first], blocks), progress, t0, tail)
     try:
         load(stream, admin, target, jobs)
     except StatementError as exc:
         raise RestoreError(f"{path}: restore failed at line {exc.line}: {exc.message}") from None
-    return tail[0]
 
 
-def _load_client(path: Path, raw: BinaryIO, first: bytes, blocks: Iterator[bytes], admin: AdminAccess,
-                 target: str | None, progress: Progress, t0: float) -> bytes:
+def _load_client(path: Path, raw: BinaryIO, stream: Iterator[bytes], admin: AdminAccess, target: str | None) -> None:
     """One `mariadb` client reads the whole stream."""
-    tail = [first[-256:]]
     proc = _client(admin, target)
     try:
         assert proc.stdin is not None
-        proc.stdin.write(first)
-        for block in _reporting(raw, path.stat().st_size, blocks, progress, t0, tail):
+        for block in stream:
             proc.stdin.write(block)
         proc.stdin.close()
     except BrokenPipeError:
@@ -215,7 +210,6 @@ def _load_client(path: Path, raw: BinaryIO, first: bytes, blocks: Iterator[bytes
         raise
     if proc.wait() != 0:
         raise RestoreError(f"{path}: restore failed: {_client_error(_stderr(proc))}")
-    return tail[0]
 
 
 # -- a live server, read with mysqldump ------------------------------------------------------
