@@ -11,6 +11,7 @@ off for the session only (uniqueness is checked when the keys are re-added).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import time
@@ -195,25 +196,14 @@ class Engine:
         assert self.dicts is not None
         dicts, domain = self.dicts, self.rules.email_domain
         k_email, k_phone, k_iban = self.keys["email"], self.keys["phone"], self.keys["iban"]
-        cache: dict[tuple[str, str], str] = {}
 
-        def email(m: re.Match) -> str:
-            v = m.group(0)
-            if (r := cache.get(("e", v))) is None:
-                r = cache[("e", v)] = py_email(hmac_hex(k_email, email_input(v)), dicts, domain)
-            return r
+        def cached(pseudonym: Callable[[str], str]) -> Callable[[re.Match], str]:
+            known = functools.cache(pseudonym)  # each distinct match is hashed once
+            return lambda m: known(m.group(0))
 
-        def phone(m: re.Match) -> str:
-            v = m.group(0)
-            if (r := cache.get(("p", v))) is None:
-                r = cache[("p", v)] = py_phone(v, hmac_hex(k_phone, v))
-            return r
-
-        def iban(m: re.Match) -> str:
-            v = m.group(0)
-            if (r := cache.get(("i", v))) is None:
-                r = cache[("i", v)] = py_dict("iban", hmac_hex(k_iban, v), dicts)
-            return r
+        email = cached(lambda v: py_email(hmac_hex(k_email, email_input(v)), dicts, domain))
+        phone = cached(lambda v: py_phone(v, hmac_hex(k_phone, v)))
+        iban = cached(lambda v: py_dict("iban", hmac_hex(k_iban, v), dicts))
 
         # A text without '@', '+' or two letters before two digits has no match of the three patterns.
         candidates = f"(`{col}` LIKE '%%@%%' OR `{col}` LIKE '%%+%%' OR `{col}` REGEXP '[A-Za-z]{{2}}[0-9]{{2}}')"
