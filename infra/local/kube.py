@@ -11,6 +11,7 @@ key, a token file and the kubeconfig (mode 0600: it holds the admin token).
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import shutil
@@ -70,9 +71,7 @@ def _healthy(settings: Settings, timeout: float = 2.0) -> bool:
     try:
         with urllib.request.urlopen(f"{_url(settings)}/readyz", timeout=timeout, context=ctx) as resp:
             return resp.status == 200
-    except urllib.error.HTTPError:
-        return False
-    except (urllib.error.URLError, OSError, ValueError):
+    except (urllib.error.URLError, OSError, ValueError):  # HTTPError (not ready yet) is a URLError
         return False
 
 
@@ -103,8 +102,6 @@ def _prepare(settings: Settings) -> str:
 
 
 def _write_kubeconfig(settings: Settings, token: str) -> Path:
-    import base64
-
     crt = _dir(settings) / "pki" / "apiserver.crt"  # self-signed by kube-apiserver on first start
     ca = base64.b64encode(crt.read_bytes()).decode()
     path = kubeconfig_path(settings)
@@ -190,8 +187,8 @@ def up(settings: Settings) -> dict:
     token = _prepare(settings)
     d = _dir(settings)
     args = _args(settings, bin_dir)
+    # The caller's KUBECONFIG/ETCD_* must not override the flags above.
     env = {k_: v for k_, v in os.environ.items() if not k_.startswith(("KUBECONFIG", "ETCD"))}
-    env["ETCD_UNSUPPORTED_ARCH"] = os.environ.get("ETCD_UNSUPPORTED_ARCH", "")
     spawn_daemon(args["etcd"], log=d / "etcd.log", pid_file=_pid_file(settings, "etcd"), env=env, cwd=d)
     _wait(settings, lambda: _port_busy(k.etcd_port), f"etcd on 127.0.0.1:{k.etcd_port}", "etcd")
     spawn_daemon(args["kube-apiserver"], log=d / "kube-apiserver.log",
