@@ -11,6 +11,7 @@ off for the session only (uniqueness is checked when the keys are re-added).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -255,8 +256,12 @@ def anonymize(admin: AdminAccess, database: str, rules: Rules, key: bytes,
                 report.rows[trule.name] = eng.table(trule, progress)
                 report.seconds[trule.name] = time.monotonic() - t0
                 report.applied[trule.name] = {c: r.strategy for c, r in trule.columns.items() if r.changes}
-        finally:
-            eng.cleanup()
+        except BaseException:
+            # A lost connection makes the cleanup fail too: never let that hide the cause.
+            with contextlib.suppress(pymysql.MySQLError):
+                eng.cleanup()
+            raise
+        eng.cleanup()
     finally:
         for conn in conns:
             conn.close()
