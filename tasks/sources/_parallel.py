@@ -22,13 +22,17 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 
 import pymysql
 
 from tasks.runtime.base import AdminAccess
 
 _QUEUE = 8  # statements waiting per connection; an extended INSERT is ~1 MB
+Statements = Iterator[tuple[int, bytes]]
+_ER_LOCK_DEADLOCK = 1213
+_DEADLOCK_RETRIES = 5
 
 
 class StatementError(Exception):
@@ -49,8 +53,8 @@ def statements(blocks: Iterator[bytes]) -> Iterator[tuple[int, bytes]]:
             lineno += 1
             if not buf:
                 s = line.strip()
-                if not s or s.startswith(b"--"):
-                    continue
+                if not s or s.startswith((b"--", b"/*M!999999\\- enable the sandbox mode")):
+                    continue  # a comment, or the sandbox line the server would ignore
                 if s[:10].upper() == b"DELIMITER ":
                     delim = s.split()[1]
                     continue
@@ -87,10 +91,11 @@ def kind(stmt: bytes) -> str:
 
 class _Connection(threading.Thread):
     def __init__(self, admin: AdminAccess, database: str | None, failed: threading.Event,
-                 errors: list[StatementError]) -> None:
+                 errors: list[StatementError], init: Sequence[tuple[str, tuple]] = ()) -> None:
         super().__init__(daemon=True, name="restore-conn")
         self.q: queue.Queue[tuple[int, bytes] | None] = queue.Queue(_QUEUE)
         self.failed, self.errors = failed, errors
+        self.retries = 0
         self.conn = pymysql.connect(**admin.pymysql_kwargs(), database=database, autocommit=True,
                                     max_allowed_packet=1 << 30, charset="utf8mb4")
         self.conn.query("SET SESSION foreign_key_checks=0, unique_checks=0")
@@ -98,6 +103,9 @@ class _Connection(threading.Thread):
             self.conn.query("SET SESSION sql_log_bin=0")
         except pymysql.MySQLError:
             pass  # not privileged, or no binlog: nothing to skip
+        with self.conn.cursor() as cur:
+            for stmt, args in init:  # parameters: a key's pads never appear in a statement
+                cur.execute(stmt, args)
 
     def run(self) -> None:
         while True:
@@ -108,7 +116,7 @@ class _Connection(threading.Thread):
                 if not self.failed.is_set():
                     line, stmt = item
                     try:
-                        self.conn.query(stmt)
+                        self._run(stmt)
                     except pymysql.MySQLError as exc:
                         msg = exc.args[1] if len(exc.args) > 1 else str(exc)
                         self.errors.append(StatementError(line, f"ERROR {exc.args[0]}: {msg}"))
@@ -116,17 +124,34 @@ class _Connection(threading.Thread):
             finally:
                 self.q.task_done()
 
+    def _run(self, stmt: bytes) -> None:
+        """Run one statement; one that InnoDB picked as a deadlock victim is run again.
+        Rows of one table arriving on two connections can deadlock (e.g. InnoDB's bulk
+        insert into an empty table locks it whole); the victim statement was rolled back
+        whole (autocommit), so running it again is safe."""
+        for attempt in range(_DEADLOCK_RETRIES + 1):
+            try:
+                self.conn.query(stmt)
+                return
+            except pymysql.err.OperationalError as exc:
+                if exc.args[0] != _ER_LOCK_DEADLOCK or attempt == _DEADLOCK_RETRIES:
+                    raise
+                self.retries += 1
+                time.sleep(0.05 * (attempt + 1))
+
     def close(self) -> None:
         self.q.put(None)
         self.join()
         self.conn.close()
 
 
-def load(blocks: Iterator[bytes], admin: AdminAccess, database: str | None, jobs: int) -> int:
-    """Run the stream's statements on `jobs` connections; returns how many ran.
-    Raises StatementError (with the dump's line) on the first failure."""
+def load(blocks: Iterator[bytes], admin: AdminAccess, database: str | None, jobs: int,
+         transform: Callable[[Statements], Statements] = lambda s: s, init: Sequence[tuple[str, tuple]] = ()) -> int:
+    """Run the stream's statements, after `transform`, on `jobs` connections (each runs
+    `init` first); returns how many ran. Raises StatementError (with the dump's line) on
+    the first failure."""
     failed, errors = threading.Event(), []
-    conns = [_Connection(admin, database, failed, errors) for _ in range(jobs)]
+    conns = [_Connection(admin, database, failed, errors, init) for _ in range(jobs)]
     for c in conns:
         c.start()
 
@@ -136,7 +161,7 @@ def load(blocks: Iterator[bytes], admin: AdminAccess, database: str | None, jobs
 
     count = 0
     try:
-        for line, stmt in statements(blocks):
+        for line, stmt in transform(statements(blocks)):
             if failed.is_set():
                 break
             k = kind(stmt)

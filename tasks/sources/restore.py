@@ -22,17 +22,26 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import urlparse
 
 from phoenix.errors import PhoenixError
 from tasks.runtime.base import AdminAccess
 from tasks.runtime.mariadb import client_binary
 
+if TYPE_CHECKING:
+    from anonymization.inline import Inline
+
 Progress = Callable[[int, int | None, float, float | None], None]  # done, total, bytes/s, eta s
 _BLOCK = 1 << 20
 _NAMES_DB = re.compile(rb"^(CREATE DATABASE|USE )", re.M)
 _PRODUCERS = (b"-- MySQL dump", b"-- MariaDB dump", b"-- Phoenix synthetic shop dump")
+# MariaDB's mysqldump (10.11.8+) puts this before its header: the client's sandbox mode.
+_SANDBOX = re.compile(rb"^/\*M!999999\\- enable the sandbox mode \*/ *\n")
+
+
+def _from_dump_tool(head: bytes) -> bool:
+    return _SANDBOX.sub(b"", head, count=1).startswith(_PRODUCERS)
 
 
 class RestoreError(PhoenixError):
@@ -57,9 +66,12 @@ def describe(source: str) -> str:
 
 
 def restore(source: str, admin: AdminAccess, database: str, progress: Progress | None = None,
-            jobs: int = 1) -> RestoreReport:
+            jobs: int = 1, inline: Inline | None = None) -> RestoreReport:
     """Restore `source` (path to .sql/.sql.gz/.sql.zst, mydumper dir, or mysql:// URL).
-    With `jobs` > 1, a mysqldump-format file is restored over that many connections."""
+    With `jobs` > 1, a mysqldump-format file is restored over that many connections.
+    With `inline`, such a file's rows are anonymized on the way in when the dump does not
+    name its own databases (`inline.done` says which tables were; the rest is left to
+    the anonymize step)."""
     progress = progress or (lambda *_: None)
     if source.startswith(("mysql://", "mariadb://")):
         return _restore_live(source, admin, database, progress)
@@ -69,7 +81,7 @@ def restore(source: str, admin: AdminAccess, database: str, progress: Progress |
     if not path.is_file():
         raise RestoreError(f"source {source}: no such file or directory; set `source` to a dump, a mydumper "
                            "directory or a mysql:// URL")
-    return _restore_dump(path, admin, database, progress, jobs)
+    return _restore_dump(path, admin, database, progress, jobs, inline)
 
 
 # -- dump files ---------------------------------------------------------------------------
@@ -142,7 +154,8 @@ def _ensure_database(admin: AdminAccess, database: str) -> None:
         raise RestoreError(f"creating database {database!r} failed: {_client_error(res.stderr)}")
 
 
-def _restore_dump(path: Path, admin: AdminAccess, database: str, progress: Progress, jobs: int) -> RestoreReport:
+def _restore_dump(path: Path, admin: AdminAccess, database: str, progress: Progress, jobs: int,
+                  inline: Inline | None) -> RestoreReport:
     total = path.stat().st_size
     t0 = time.monotonic()
     with open(path, "rb") as raw:
@@ -157,11 +170,12 @@ def _restore_dump(path: Path, admin: AdminAccess, database: str, progress: Progr
             _ensure_database(admin, target)
         tail = [b""]
         stream = _reporting(raw, total, itertools.chain([first], blocks), progress, t0, tail)
-        if jobs > 1 and first.startswith(_PRODUCERS):
-            _load_parallel(path, stream, admin, target, jobs)
+        dumped = _from_dump_tool(first)
+        if (jobs > 1 or inline) and dumped:
+            _load_parallel(path, stream, admin, target, jobs, inline if target else None)
         else:
             _load_client(path, raw, stream, admin, target)
-    if first.startswith(_PRODUCERS) and b"-- Dump completed" not in tail[0]:
+    if dumped and b"-- Dump completed" not in tail[0]:
         raise RestoreError(f"{path}: the dump has no '-- Dump completed' trailer: it was cut short (truncated file)")
     secs = time.monotonic() - t0
     progress(total, total, total / max(secs, 1e-6), 0.0)
@@ -184,13 +198,25 @@ def _reporting(raw: BinaryIO, total: int, blocks: Iterator[bytes], progress: Pro
             last_report = now
 
 
-def _load_parallel(path: Path, stream: Iterator[bytes], admin: AdminAccess, target: str | None, jobs: int) -> None:
+def _load_parallel(path: Path, stream: Iterator[bytes], admin: AdminAccess, target: str | None, jobs: int,
+                   inline: Inline | None) -> None:
+    from tasks.sources._keys import Deferral
     from tasks.sources._parallel import StatementError, load
 
+    if inline is None:
+        deferral = Deferral()
+        transform, init = deferral.wrap, []
+    else:
+        deferral = Deferral(hold=inline.holds)
+        transform, init = (lambda s: inline.wrap(deferral.wrap(s))), inline.open()
     try:
-        load(stream, admin, target, jobs)
+        load(stream, admin, target, jobs, transform, init)
     except StatementError as exc:
         raise RestoreError(f"{path}: restore failed at line {exc.line}: {exc.message}") from None
+    finally:
+        if inline is not None:
+            inline.done.keys = deferral.held
+            inline.close()
 
 
 def _load_client(path: Path, raw: BinaryIO, stream: Iterator[bytes], admin: AdminAccess, target: str | None) -> None:

@@ -19,6 +19,9 @@ def _fingerprint(server, db: str) -> dict:
     with conn.cursor() as cur:
         cur.execute(f"CHECKSUM TABLE {', '.join(TABLES)}")
         sums = {name.split(".")[1]: value for name, value in cur.fetchall()}
+        for t in TABLES:  # keys added after the rows (tasks/sources/_keys.py): the same definitions
+            cur.execute(f"SHOW CREATE TABLE {t}")
+            sums[f"{t} definition"] = cur.fetchone()[1]
         cur.execute("SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s", (db,))
         sums["triggers"] = sorted(r[0] for r in cur.fetchall())
         cur.execute("SELECT COUNT(*), SUM(total_cents) FROM customer_order_totals")
@@ -67,3 +70,69 @@ def test_statements_follow_delimiters_and_count_lines():
     with pytest.raises(StatementError) as err:
         list(statements(iter([b"SELECT 1;\nINSERT INTO t VALUES (1),\n(2"])))
     assert err.value.line == 2
+
+
+def test_keys_leave_create_table_and_come_back_after_the_rows():
+    from tasks.sources._keys import Deferral, split_create
+
+    create = (b"CREATE TABLE `t` (\n  `id` int NOT NULL,\n  `n` int NOT NULL AUTO_INCREMENT,\n  `p` int,\n"
+              b"  PRIMARY KEY (`id`),\n  KEY `by_n` (`n`),\n  UNIQUE KEY `u` (`p`,`id`),\n"
+              b"  CONSTRAINT `fk` FOREIGN KEY (`p`) REFERENCES `x` (`id`)\n) ENGINE=InnoDB")
+    stripped, defs = split_create(create)
+    # The AUTO_INCREMENT column's key must stay; the last kept line loses its comma.
+    assert defs == [b"UNIQUE KEY `u` (`p`,`id`)", b"CONSTRAINT `fk` FOREIGN KEY (`p`) REFERENCES `x` (`id`)"]
+    assert b"  KEY `by_n` (`n`)\n) ENGINE" in stripped
+    held = Deferral(hold=lambda t: t == "held")
+    out = [s for _, s in held.wrap(iter([
+        (1, create), (2, b"INSERT INTO `t` VALUES (1,1,1)"), (3, b"/*!40000 ALTER TABLE `t` ENABLE KEYS */"),
+        (4, create.replace(b"`t`", b"`held`", 1)), (5, b"CREATE TABLE `plain` (`id` int)"),
+        (6, create.replace(b"`t`", b"`nomarker`", 1))]))]
+    assert out[:3] == [stripped, b"INSERT INTO `t` VALUES (1,1,1)", b"/*!40000 ALTER TABLE `t` ENABLE KEYS */"]
+    assert out[3] == b"ALTER TABLE `t` ADD " + b", ADD ".join(defs)
+    assert out[-1] == b"ALTER TABLE `nomarker` ADD " + b", ADD ".join(defs)  # no marker: at the end
+    assert held.held == {"held": [d.decode() for d in defs]} and not any(b"`held` ADD" in s for s in out)
+
+
+def test_a_statement_picked_as_deadlock_victim_runs_again(mariadb):
+    """A real InnoDB deadlock: the loader's INSERT holds row 50 and waits for row 100, held
+    by a bigger transaction that then asks for row 50. InnoDB rolls the smaller one (the
+    loader's) back; the loader runs it again and the restore goes on."""
+    import threading
+    import time
+
+    from tasks.sources._parallel import load
+
+    kw = mariadb.admin().pymysql_kwargs()
+    admin_conn = pymysql.connect(**kw, autocommit=True)
+    admin_conn.query("CREATE DATABASE dl")
+    admin_conn.query("CREATE TABLE dl.t (id INT PRIMARY KEY)")
+    holder = pymysql.connect(**kw, database="dl")
+    holder.begin()
+    holder.query("INSERT INTO t SELECT seq FROM seq_1000_to_1999")  # the heavier transaction
+    holder.query("INSERT INTO t VALUES (100)")
+    outcome: list = []
+
+    def run() -> None:
+        try:
+            outcome.append(load(iter([b"INSERT INTO t VALUES (50),(100);\n"]), mariadb.admin(), "dl", 1))
+        except Exception as exc:  # noqa: BLE001 - the test reports it
+            outcome.append(exc)
+
+    loader = threading.Thread(target=run)
+    loader.start()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # until the loader waits for row 100
+        with admin_conn.cursor() as cur:
+            cur.execute("SELECT COUNT(*) FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'")
+            if cur.fetchone()[0]:
+                break
+        time.sleep(0.05)
+    holder.query("INSERT INTO t VALUES (50)")  # closes the cycle: the loader is the victim
+    holder.rollback()
+    loader.join(30)
+    assert outcome == [1]
+    with admin_conn.cursor() as cur:
+        cur.execute("SELECT id FROM dl.t ORDER BY id")
+        assert [r[0] for r in cur.fetchall()] == [50, 100]
+    holder.close()
+    admin_conn.close()
