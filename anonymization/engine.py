@@ -12,18 +12,20 @@ off for the session only (uniqueness is checked when the keys are re-added).
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import os
 import re
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pymysql
 
 from anonymization.keyed import derive, hmac_hex, set_pads_sql, sql_hmac
 from anonymization.rules import ColumnRule, Rules, TableRule, check_against_schema
-from anonymization.rewrite import OLD, SCRATCH, Column, recover, rewrite
+from anonymization.rewrite import OLD, SCRATCH, Column, add_keys, recover, rewrite
 from anonymization.strategies import (
     Dictionaries,
     email_input,
@@ -49,12 +51,14 @@ class AnonymizeReport:
     rows: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     applied: dict[str, dict[str, str]] = field(default_factory=dict)
+    inlined: set[str] = field(default_factory=set)  # rewritten while restored (inline.py)
 
     def to_markdown(self) -> str:
         lines = ["## Anonymization", "", "| table | rows | seconds | rules |", "|---|---:|---:|---|"]
         for t in self.rows:
             rules = ", ".join(f"{c}: {s}" for c, s in self.applied.get(t, {}).items())
-            lines.append(f"| {t} | {self.rows[t]:,} | {self.seconds.get(t, 0):.2f} | {rules} |")
+            where = " (rows rewritten during the restore)" if t in self.inlined else ""
+            lines.append(f"| {t} | {self.rows[t]:,} | {self.seconds.get(t, 0):.2f} | {rules}{where} |")
         return "\n".join(lines)
 
 
@@ -97,6 +101,26 @@ def _families(rules: Rules) -> set[str]:
     return fams
 
 
+def may_hold_pii(col: str) -> str:
+    """SQL true for every text in which EMAIL_RE, PHONE_RE or IBAN_RE can match (a superset):
+    a text without '@', '+' or two letters before two digits has no match."""
+    return f"(`{col}` LIKE '%@%' OR `{col}` LIKE '%+%' OR `{col}` REGEXP '[A-Za-z]{{2}}[0-9]{{2}}')"
+
+
+def set_based(trule: TableRule) -> dict[str, ColumnRule]:
+    """The columns a table's SQL rewrite changes (free-text scrubbing runs apart)."""
+    return {c: r for c, r in trule.columns.items() if r.changes and r.strategy != "scrub"}
+
+
+@dataclass
+class Inlined:
+    """What a restore already did (inline.py): tables whose rows arrived pseudonymized, and
+    the key definitions it held back for the engine to add (collisions are resolved then)."""
+
+    tables: set[str] = field(default_factory=set)
+    keys: dict[str, list[str]] = field(default_factory=dict)
+
+
 def _var(fam: str) -> str:
     return "phx_" + re.sub(r"[^a-z0-9_]", "_", fam)
 
@@ -104,15 +128,36 @@ def _var(fam: str) -> str:
 class Engine:
     """One anonymization run on one database."""
 
-    def __init__(self, conns: list[pymysql.Connection], rules: Rules, key: bytes) -> None:
+    def __init__(self, conns: list[pymysql.Connection], rules: Rules, key: bytes, *, check: bool = True,
+                 inlined: Inlined | None = None) -> None:
         self.conns, self.rules, self.key = conns, rules, key
         self.conn = conns[0]  # DDL, scrubbing and small queries; all of them write slices
         self.schema = schema(self.conn)
-        check_against_schema(rules, self.schema)
+        if check:  # off while a restore is still creating the tables (inline.py)
+            check_against_schema(rules, self.schema)
         self.families = _families(rules)
         self.keys = {f: derive(key, f) for f in self.families}
         self.dicts: Dictionaries | None = None
+        self.inlined = inlined or Inlined()
         self._nvar = 0
+
+    def keys_only(self, trule: TableRule) -> bool:
+        """Whether all that is left of a table is adding the keys the restore held back."""
+        return trule.name in self.inlined.tables and all(r.strategy != "scrub" for r in trule.columns.values())
+
+    def sibling(self, conn: pymysql.Connection) -> Engine:
+        """The same run on another session (schema, dictionaries and keys shared)."""
+        other = copy.copy(self)
+        other.conns, other.conn = [conn], conn
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION foreign_key_checks = 0, unique_checks = 0")
+            for stmt in self.pad_statements():
+                cur.execute(*stmt)
+        return other
+
+    def pad_statements(self) -> list[tuple[str, tuple[bytes, bytes]]]:
+        """The family keys' pads as session variables (statements with parameters)."""
+        return [set_pads_sql(_var(f), k) for f, k in self.keys.items()]
 
     def _exec(self, sql: str, args=None) -> None:
         with self.conn.cursor() as cur:
@@ -122,8 +167,8 @@ class Engine:
         for conn in self.conns:
             with conn.cursor() as cur:
                 cur.execute("SET SESSION foreign_key_checks = 0, unique_checks = 0")
-                for f, k in self.keys.items():
-                    cur.execute(*set_pads_sql(_var(f), k))
+                for stmt in self.pad_statements():
+                    cur.execute(*stmt)
         recover(self.conn)  # a previous run that died mid-swap: its foreign keys and triggers come back
         kinds = {f for f in self.families if f not in ("email", "phone", "ip", "date", "hash")} | {"iban"}
         self.dicts = Dictionaries.build(self.rules.locales, kinds)
@@ -166,22 +211,31 @@ class Engine:
             return 0
         if trule.delete_where:
             self._exec(f"DELETE FROM `{t}` WHERE {trule.delete_where}")
-        sql_cols = {c: r for c, r in trule.columns.items() if r.changes and r.strategy != "scrub"}
+        sql_cols = set_based(trule)
         with self.conn.cursor() as cur:
             cur.execute(f"SELECT COUNT(*) FROM `{t}`")
             total = cur.fetchone()[0]
-        if sql_cols and total:
+        if t in self.inlined.tables:  # rewritten on the way in: only its held-back keys are missing
+            if t in self.inlined.keys:
+                add_keys(self.conn, t, t, self.inlined.keys[t], self._columns(t, sql_cols))
+        elif sql_cols and total:
             self._rewrite(t, sql_cols, total, progress)
         for col, r in trule.columns.items():
             if r.strategy == "scrub":
                 self._scrub(t, col, progress)
         return total
 
-    def _rewrite(self, t: str, sql_cols: dict[str, ColumnRule], total: int, progress: Progress) -> None:
+    def select_list(self, t: str, sql_cols: dict[str, ColumnRule], columns: list[str] | None = None) -> str:
+        """The pseudonymizing SELECT list over rows aliased `t` (all columns, or `columns`, in order)."""
         self._nvar = 0
-        select = ", ".join(self._column_sql(t, c, sql_cols[c]) if c in sql_cols else f"t.`{c}`" for c in self.schema[t])
-        cols = {c: Column(r.strategy, *self.schema[t][c]) for c, r in sql_cols.items()}
-        rewrite(self.conns, t, f"SELECT {select} FROM `{t}` t", cols)
+        return ", ".join(self._column_sql(t, c, sql_cols[c]) if c in sql_cols else f"t.`{c}`"
+                         for c in (columns or self.schema[t]))
+
+    def _columns(self, t: str, sql_cols: dict[str, ColumnRule]) -> dict[str, Column]:
+        return {c: Column(r.strategy, *self.schema[t][c]) for c, r in sql_cols.items()}
+
+    def _rewrite(self, t: str, sql_cols: dict[str, ColumnRule], total: int, progress: Progress) -> None:
+        rewrite(self.conns, t, f"SELECT {self.select_list(t, sql_cols)} FROM `{t}` t", self._columns(t, sql_cols))
         progress(t, total, total)
 
     # -- free text ---------------------------------------------------------------------------
@@ -206,8 +260,7 @@ class Engine:
         phone = cached(lambda v: py_phone(v, hmac_hex(k_phone, v)))
         iban = cached(lambda v: py_dict("iban", hmac_hex(k_iban, v), dicts))
 
-        # A text without '@', '+' or two letters before two digits has no match of the three patterns.
-        candidates = f"(`{col}` LIKE '%%@%%' OR `{col}` LIKE '%%+%%' OR `{col}` REGEXP '[A-Za-z]{{2}}[0-9]{{2}}')"
+        candidates = may_hold_pii(col).replace("%", "%%")  # the query below has parameters
         tmp = "_phx_scrub"
         self._exec(f"DROP TEMPORARY TABLE IF EXISTS `{tmp}`")
         self._exec(f"CREATE TEMPORARY TABLE `{tmp}` ENGINE=InnoDB SELECT `{pk}` AS pk, `{col}` AS v FROM `{t}` LIMIT 0")
@@ -242,20 +295,27 @@ class Engine:
 
 
 def anonymize(admin: AdminAccess, database: str, rules: Rules, key: bytes,
-              progress: Progress | None = None, workers: int | None = None) -> AnonymizeReport:
+              progress: Progress | None = None, workers: int | None = None,
+              inlined: Inlined | None = None) -> AnonymizeReport:
     progress = progress or (lambda *_: None)
     # One session per core: a table's rows are written as slices in parallel.
     conns = [connect(admin, database) for _ in range(workers or min(4, os.cpu_count() or 1))]
-    report = AnonymizeReport()
+    report = AnonymizeReport(inlined=set(inlined.tables) if inlined else set())
     try:
-        eng = Engine(conns, rules, key)
+        eng = Engine(conns, rules, key, inlined=inlined)
         eng.prepare()
+        # Tables anonymized during the restore only need their held-back keys: those (single-
+        # threaded) index builds run on a side session while the main one does the rest.
+        side = [r for r in rules.tables.values() if eng.keys_only(r)]
+        main = [r for r in rules.tables.values() if not eng.keys_only(r)]
         try:
-            for trule in rules.tables.values():
-                t0 = time.monotonic()
-                report.rows[trule.name] = eng.table(trule, progress)
-                report.seconds[trule.name] = time.monotonic() - t0
-                report.applied[trule.name] = {c: r.strategy for c, r in trule.columns.items() if r.changes}
+            with ThreadPoolExecutor(1) as pool:
+                if side:
+                    conns.append(connect(admin, database))
+                    background = pool.submit(_tables, eng.sibling(conns[-1]), side, report, progress)
+                _tables(eng, main, report, progress)
+                if side:
+                    background.result()
         except BaseException:
             # A lost connection makes the cleanup fail too: never let that hide the cause.
             with contextlib.suppress(pymysql.MySQLError):
@@ -265,4 +325,17 @@ def anonymize(admin: AdminAccess, database: str, rules: Rules, key: bytes,
     finally:
         for conn in conns:
             conn.close()
+    order = list(rules.tables)
+    for d in (report.rows, report.seconds, report.applied):
+        ordered = sorted(d.items(), key=lambda kv: order.index(kv[0]))
+        d.clear()
+        d.update(ordered)
     return report
+
+
+def _tables(eng: Engine, trules: list[TableRule], report: AnonymizeReport, progress: Progress) -> None:
+    for trule in trules:
+        t0 = time.monotonic()
+        report.rows[trule.name] = eng.table(trule, progress)
+        report.seconds[trule.name] = time.monotonic() - t0
+        report.applied[trule.name] = {c: r.strategy for c, r in trule.columns.items() if r.changes}

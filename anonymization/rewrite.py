@@ -23,6 +23,8 @@ SCRATCH = "_phx_scratch"
 OLD = "_phx_old"
 PENDING = "_phx_pending"  # foreign keys and triggers to put back if a swap is interrupted
 _KEY_LINE = re.compile(r"^\s*((?:UNIQUE )?KEY `((?:[^`]|``)+)` .*?),?$")
+_UNIQUE_DEF = re.compile(r"^UNIQUE KEY `(?:[^`]|``)+` \((.*)\)")
+_COLUMN = re.compile(r"`((?:[^`]|``)+)`")
 _FK_LINE = re.compile(r"^\s*(CONSTRAINT `((?:[^`]|``)+)` FOREIGN KEY .*?),?$")
 _TEXT = {"char", "varchar", "tinytext", "text", "mediumtext", "longtext"}
 _ROUNDS = 5
@@ -54,12 +56,10 @@ def _pk(conn: pymysql.Connection, t: str) -> list[str]:
                              "DATABASE() AND TABLE_NAME = %s AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION", (t,))]
 
 
-def _index_columns(conn: pymysql.Connection, t: str) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for name, col in _q(conn, "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = "
-                              "DATABASE() AND TABLE_NAME = %s AND NON_UNIQUE = 0 ORDER BY INDEX_NAME, SEQ_IN_INDEX", (t,)):
-        out.setdefault(name, []).append(col)
-    return out
+def _unique_columns(defs: list[str]) -> list[list[str]]:
+    """The column lists of the UNIQUE keys among key definitions (prefix lengths dropped)."""
+    return [[c.replace("``", "`") for c in _COLUMN.findall(m.group(1))]
+            for m in (_UNIQUE_DEF.match(d) for d in defs) if m]
 
 
 def rewrite(conns: list[pymysql.Connection], t: str, select: str, cols: dict[str, Column]) -> None:
@@ -74,10 +74,9 @@ def rewrite(conns: list[pymysql.Connection], t: str, select: str, cols: dict[str
     keys = [(m.group(2), m.group(1)) for m in map(_KEY_LINE.match, _show_create(conn, SCRATCH)) if m]
     if keys:
         _q(conn, f"ALTER TABLE `{SCRATCH}` " + ", ".join(f"DROP KEY `{n}`" for n, _ in keys))
-    pk = _pk(conn, t)
-    _fill(conns, t, select, pk)
+    _fill(conns, t, select, _pk(conn, t))
     if keys:
-        _add_keys(conn, t, [d for _, d in keys], pk, cols)
+        add_keys(conn, SCRATCH, t, [d for _, d in keys], cols)
     _put_in_place(conn, t)
 
 
@@ -106,34 +105,37 @@ def _fill(conns: list[pymysql.Connection], t: str, select: str, pk: list[str]) -
             _q(c, "SET SESSION unique_checks = 0")
 
 
-def _add_keys(conn: pymysql.Connection, t: str, defs: list[str], pk: list[str], cols: dict[str, Column]) -> None:
-    """Adding the keys checks uniqueness; pseudonyms that collide are made distinct
-    deterministically: in each group the row with the lowest primary key keeps its
-    value, the others get a numbered variant (so only they lose cross-table consistency)."""
+def add_keys(conn: pymysql.Connection, target: str, t: str, defs: list[str], cols: dict[str, Column]) -> None:
+    """Add the key definitions `defs` of table `t` to `target` (its scratch copy, or `t`
+    itself when its rows were pseudonymized on the way in). Adding them checks uniqueness;
+    pseudonyms that collide are made distinct deterministically: in each group the row
+    with the lowest primary key keeps its value, the others get a numbered variant (so
+    only they lose cross-table consistency)."""
+    pk = _pk(conn, target)
     for _ in range(_ROUNDS):
         try:
-            _q(conn, f"ALTER TABLE `{SCRATCH}` " + ", ".join(f"ADD {d}" for d in defs))
+            _q(conn, f"ALTER TABLE `{target}` " + ", ".join(f"ADD {d}" for d in defs))
             return
         except pymysql.err.IntegrityError as exc:
             if exc.args[0] != 1062:
                 raise
-        for name, icols in _index_columns(conn, t).items():
-            if name != "PRIMARY":
-                _resolve(conn, t, icols, pk, cols)
+        for icols in _unique_columns(defs):
+            _resolve(conn, target, t, icols, pk, cols)
     raise CollisionError(f"{t}: pseudonyms still collide in a unique key after {_ROUNDS} rounds")
 
 
-def _resolve(conn: pymysql.Connection, t: str, icols: list[str], pk: list[str], cols: dict[str, Column]) -> None:
-    target = next((c for c in icols if c in cols and cols[c].type in _TEXT), None)
+def _resolve(conn: pymysql.Connection, target: str, t: str, icols: list[str], pk: list[str],
+             cols: dict[str, Column]) -> None:
+    target_col = next((c for c in icols if c in cols and cols[c].type in _TEXT), None)
     ic = ", ".join(f"`{c}`" for c in icols)
-    dup = f"SELECT {ic} FROM `{SCRATCH}` WHERE " + " AND ".join(f"`{c}` IS NOT NULL" for c in icols) + \
+    dup = f"SELECT {ic} FROM `{target}` WHERE " + " AND ".join(f"`{c}` IS NOT NULL" for c in icols) + \
           f" GROUP BY {ic} HAVING COUNT(*) > 1"
     if not _q(conn, dup + " LIMIT 1"):
         return
-    if target is None or not pk:
+    if target_col is None or not pk:
         raise CollisionError(f"{t}: pseudonyms collide in the unique key ({', '.join(icols)}) and no rewritten text "
                              "column in it (or no primary key) lets them be made distinct")
-    c, col = f"s.`{target}`", cols[target]
+    c, col = f"s.`{target_col}`", cols[target_col]
     if col.strategy == "email":  # local part gets '.n': still an address, same domain
         new = f"CONCAT(SUBSTRING_INDEX({c}, '@', 1), '.', d.rn, '@', SUBSTRING_INDEX({c}, '@', -1))"
     else:
@@ -141,8 +143,8 @@ def _resolve(conn: pymysql.Connection, t: str, icols: list[str], pk: list[str], 
     if col.maxlen:
         new = f"IF(CHAR_LENGTH({new}) > {col.maxlen}, CONCAT(LEFT({c}, {col.maxlen} - 1 - CHAR_LENGTH(d.rn)), '~', d.rn), {new})"
     pkc = ", ".join(f"`{p}`" for p in pk)
-    _q(conn, f"UPDATE `{SCRATCH}` s JOIN (SELECT {pkc}, ROW_NUMBER() OVER (PARTITION BY {ic} ORDER BY {pkc}) AS rn "
-             f"FROM `{SCRATCH}` WHERE ({ic}) IN ({dup})) d ON " + " AND ".join(f"s.`{p}` = d.`{p}`" for p in pk) +
+    _q(conn, f"UPDATE `{target}` s JOIN (SELECT {pkc}, ROW_NUMBER() OVER (PARTITION BY {ic} ORDER BY {pkc}) AS rn "
+             f"FROM `{target}` WHERE ({ic}) IN ({dup})) d ON " + " AND ".join(f"s.`{p}` = d.`{p}`" for p in pk) +
              f" SET {c} = {new} WHERE d.rn > 1")
 
 

@@ -70,10 +70,12 @@ def _run_cycle(storage, runtime, settings, report: cycle.CycleReport, source: st
     with t(report, "start_server"):
         cycle.start_server(runtime, b)
     with t(report, "restore"):
-        restored = cycle.restore_source(runtime, b, source, settings.database, settings.restore_jobs)
+        inline = cycle.inline_anonymizer(runtime, b, settings.database, rules_path, key) \
+            if settings.anonymize_inline else None
+        restored = cycle.restore_source(runtime, b, source, settings.database, settings.restore_jobs, inline)
         report.source_bytes = restored.bytes_read
     with t(report, "anonymize"):
-        rules, baseline = cycle.anonymize_breeder(runtime, b, settings.database, rules_path, key, report)
+        rules, baseline = cycle.anonymize_breeder(runtime, b, settings.database, rules_path, key, report, inline)
     with t(report, "gate"):
         cycle.gate(runtime, b, settings.database, rules, key, baseline, report)
     with t(report, "stop_server"):

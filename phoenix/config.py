@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     keep_generations: int = Field(default=2, ge=1, le=100)
     # Connections a mysqldump-format dump is restored over (1: one `mariadb` client).
     restore_jobs: int = Field(default=2, ge=1, le=16)
+    # Anonymize a mysqldump-format dump's rows while they are restored (anonymization/inline.py);
+    # false: restore first, then rewrite every table (the only way for other sources).
+    anonymize_inline: bool = True
     default_ttl: str = "8h"
     # Image size for a breeder (and so every golden); sparse, only written blocks count.
     image_size: str = "20G"

@@ -95,8 +95,17 @@ def start_server(runtime: Runtime, name: str) -> None:
     runtime.wait_ready(name, timeout=300)
 
 
+def inline_anonymizer(runtime: Runtime, name: str, database: str, rules_path: str, key: bytes):
+    """The restore-side half of the anonymization (anonymization/inline.py)."""
+    from anonymization import load_rules
+    from anonymization.inline import Inline
+
+    return Inline(runtime.admin(name), database, load_rules(rules_path), key)
+
+
 @task(name="2b restore source", cache_policy=NONE)
-def restore_source(runtime: Runtime, name: str, source: str, database: str, jobs: int = 1) -> RestoreReport:
+def restore_source(runtime: Runtime, name: str, source: str, database: str, jobs: int = 1,
+                   inline=None) -> RestoreReport:
     log = get_run_logger()
     last = [0.0]
 
@@ -108,18 +117,25 @@ def restore_source(runtime: Runtime, name: str, source: str, database: str, jobs
                      + (f", ETA {eta:.0f}s" if eta is not None else ""))
 
     log.info(f"restoring {describe(source)} into database {database!r}")
-    return restore(source, runtime.admin(name), database, progress, jobs=jobs)
+    report = restore(source, runtime.admin(name), database, progress, jobs=jobs, inline=inline)
+    if inline is not None and inline.done.tables:
+        log.info(f"anonymized on the way in: {', '.join(sorted(inline.done.tables))}")
+    return report
 
 
 @task(name="3 anonymize", cache_policy=NONE)
-def anonymize_breeder(runtime: Runtime, name: str, database: str, rules_path: str, key: bytes, report: CycleReport):
+def anonymize_breeder(runtime: Runtime, name: str, database: str, rules_path: str, key: bytes, report: CycleReport,
+                      inline=None):
     from anonymization import anonymize, load_rules, take_baseline
+    from anonymization.inline import originals
 
     log = get_run_logger()
     rules = load_rules(rules_path)
     admin = runtime.admin(name)
-    baseline = take_baseline(admin, database, rules, key)
-    result = anonymize(admin, database, rules, key,
+    baseline = take_baseline(admin, database, rules, key, originals(inline.samples) if inline else None)
+    if inline is not None:
+        inline.drop_samples()
+    result = anonymize(admin, database, rules, key, inlined=inline.done if inline else None,
                        progress=lambda table, done, total: log.info(f"anonymize {table}: {done:,}/{total:,} rows"))
     report.anonymize_md = result.to_markdown()
     report.rows = dict(getattr(result, "rows", {}) or {})
