@@ -43,6 +43,9 @@ PROFILES: dict[str, list[str]] = {
         "--innodb-autoinc-lock-mode=2",
         "--innodb-flush-log-at-trx-commit=0",
         "--innodb-doublewrite=0",
+        # Buffered writes (the slow shutdown still fsyncs everything): O_DIRECT, the
+        # default, restored the 1 GB shop 4-6 s slower on btrfs (50.9/43.9/45.1 s vs 54.4/49.6 s).
+        "--innodb-flush-method=fsync",
         "--innodb-buffer-pool-size=2G",
         "--innodb-log-buffer-size=64M",
         "--skip-performance-schema",
