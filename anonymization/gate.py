@@ -283,7 +283,7 @@ def _search_originals(admin: AdminAccess, database: str, sch: dict, gate_key: by
 
     def inside(conn: pymysql.Connection, item: tuple[str, str]) -> list[str]:
         t, c = item
-        n = _surviving_in_text(conn, t, c, gate_key, baseline.hashes)
+        n = _surviving_in_text(conn, t, c, gate_key, baseline)
         return [f"{n} original e-mail/phone/IBAN(s) survive inside {t}.{c}"] if n else []
 
     # Free texts (Python reads them) first, beside the scans: the longest items start first.
@@ -297,15 +297,17 @@ def _search_originals(admin: AdminAccess, database: str, sch: dict, gate_key: by
     return [f for fs in found for f in fs]
 
 
-def _surviving_in_text(conn, t: str, c: str, gate_key: bytes, hashes: set[str]) -> int:
-    """Originals inside free text: only texts that can hold a match leave the server, and
-    each distinct match is hashed once."""
+def _surviving_in_text(conn, t: str, c: str, gate_key: bytes, baseline: Baseline) -> int:
+    """Originals inside free text: only texts that can hold a match leave the server; each
+    distinct match is tested once, by its keyed CRC first (the HMAC only on a CRC match)."""
+    pad_crc, crcs = zlib.crc32(pads(gate_key)[0]), set(baseline.crcs.values())
     known: dict[str, bool] = {}
     n = 0
     for (text,) in _q(conn, f"SELECT `{c}` FROM `{t}` WHERE {may_hold_pii(c)}"):
         for rx in (EMAIL_RE, PHONE_RE, IBAN_RE):
             for m in rx.findall(text):
                 if m not in known:
-                    known[m] = hmac_hex(gate_key, m) in hashes
+                    known[m] = (zlib.crc32(m.encode("utf-8"), pad_crc) in crcs
+                                and hmac_hex(gate_key, m) in baseline.hashes)
                 n += known[m]
     return n

@@ -151,3 +151,15 @@ def test_gate_cli_samples_the_original_dump(shop, shop_dump):
     anonymize(shop.admin(), "app", load_rules(RULES), KEY)
     after = run_phoenix("gate", "--dsn", dsn, "--rules", str(RULES), "--source", str(shop_dump), env=env)
     assert after.returncode == 0, after.stdout[-1500:] + after.stderr[-1500:]
+
+
+def test_originals_left_inside_free_text_fail_the_gate(shop, tmp_path):
+    """Ticket bodies quote customers' e-mails: with the body kept instead of scrubbed, the
+    sampled customer e-mails are found inside the text (the keyed-CRC prefilter then HMAC)."""
+    rules_file = tmp_path / "rules.yaml"
+    rules_file.write_text(RULES.read_text().replace("      body: scrub\n", "      body: keep\n"))
+    rules = load_rules(rules_file)
+    baseline = take_baseline(shop.admin(), "app", rules, KEY)
+    anonymize(shop.admin(), "app", rules, KEY)
+    found = [f for f in run_gate(shop.admin(), "app", rules, KEY, baseline).findings if "inside" in f]
+    assert found and all(f.endswith("survive inside support_tickets.body") for f in found)
