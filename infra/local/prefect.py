@@ -85,6 +85,11 @@ def up(settings: Settings) -> dict:
 
 
 def _free_orphaned_slots(settings: Settings) -> None:
+    # Prefect fixes its settings when first imported: unless something else is configured,
+    # this process's flows must then talk to this server, not start a temporary one (the
+    # breed benchmark's and the demo's did, ~3 s each, because this import came first).
+    for key, value in client_env(settings).items():
+        os.environ.setdefault(key, value)
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from tasks.cycle_slot import free_orphaned_slots
