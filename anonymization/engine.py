@@ -149,11 +149,15 @@ class Engine:
         """The same run on another session (schema, dictionaries and keys shared)."""
         other = copy.copy(self)
         other.conns, other.conn = [conn], conn
+        self._set_up(conn)
+        return other
+
+    def _set_up(self, conn: pymysql.Connection) -> None:
+        """A session of the run: checks off (keys are checked when added), pads loaded."""
         with conn.cursor() as cur:
             cur.execute("SET SESSION foreign_key_checks = 0, unique_checks = 0")
             for stmt in self.pad_statements():
                 cur.execute(*stmt)
-        return other
 
     def pad_statements(self) -> list[tuple[str, tuple[bytes, bytes]]]:
         """The family keys' pads as session variables (statements with parameters)."""
@@ -165,10 +169,7 @@ class Engine:
 
     def prepare(self) -> None:
         for conn in self.conns:
-            with conn.cursor() as cur:
-                cur.execute("SET SESSION foreign_key_checks = 0, unique_checks = 0")
-                for stmt in self.pad_statements():
-                    cur.execute(*stmt)
+            self._set_up(conn)
         recover(self.conn)  # a previous run that died mid-swap: its foreign keys and triggers come back
         kinds = {f for f in self.families if f not in ("email", "phone", "ip", "date", "hash")} | {"iban"}
         self.dicts = Dictionaries.build(self.rules.locales, kinds)

@@ -8,8 +8,6 @@ import os
 import subprocess
 from pathlib import Path
 
-import pymysql
-
 from anonymization import anonymize, load_rules, run_gate, take_baseline
 from anonymization.inline import Inline, originals
 from anonymization.keyed import pads
@@ -17,20 +15,10 @@ from tasks.sources._parallel import statements
 from tasks.sources.restore import restore
 from tests.anonymization.test_rewrite import RULES as MEMBER_RULES
 from tests.anonymization.test_rewrite import SCHEMA as MEMBER_SCHEMA
+from tests.anonymization.test_rewrite import q
 
 SHOP_RULES = Path(__file__).resolve().parents[2] / "anonymization" / "rules" / "shop.yaml"
 KEY = b"test-key-0123456789abcdef-0123456789"
-
-
-def q(server, db, *sqls):
-    conn = pymysql.connect(**server.admin().pymysql_kwargs(), database=db, autocommit=True)
-    try:
-        with conn.cursor() as cur:
-            for sql in sqls:
-                cur.execute(sql)
-            return cur.fetchall()
-    finally:
-        conn.close()
 
 
 def tables(server, db) -> list[str]:
@@ -41,6 +29,14 @@ def contents(server, db) -> dict:
     """Every table's definition and rows (ordered by primary key)."""
     return {t: (q(server, db, f"SHOW CREATE TABLE `{t}`")[0][1], q(server, db, f"SELECT * FROM `{t}` ORDER BY 1"))
             for t in tables(server, db)}
+
+
+def mysqldump(server, path: Path, *args: str) -> Path:
+    """A real mysqldump of the server's database(s) named in args."""
+    with open(path, "wb") as out:
+        subprocess.run(["mysqldump", *server.admin().client_args(), *args], stdout=out, check=True,
+                       env={**os.environ, **server.admin().client_env()})
+    return path
 
 
 def breed_like(server, dump: Path, db: str, rules, inline: bool, jobs: int = 2):
@@ -96,10 +92,7 @@ def test_colliding_pseudonyms_in_a_unique_key_are_resolved_as_in_a_rewrite(maria
     rules = load_rules(tmp_path / "rules.yaml")
     q(mariadb, None, "CREATE DATABASE src")
     q(mariadb, "src", *MEMBER_SCHEMA)
-    dump = tmp_path / "members.sql"
-    with open(dump, "wb") as out:
-        subprocess.run(["mysqldump", *mariadb.admin().client_args(), "src"], stdout=out, check=True,
-                       env={**os.environ, **mariadb.admin().client_env()})
+    dump = mysqldump(mariadb, tmp_path / "members.sql", "src")
     q(mariadb, None, "CREATE DATABASE post")
     q(mariadb, "post", *MEMBER_SCHEMA)
     anonymize(mariadb.admin(), "post", rules, KEY, workers=2)
@@ -144,10 +137,7 @@ def test_a_dump_that_names_its_databases_is_not_inlined(mariadb, tmp_path):
     rules = load_rules(tmp_path / "rules.yaml")
     q(mariadb, None, "CREATE DATABASE src")
     q(mariadb, "src", *MEMBER_SCHEMA)
-    dump = tmp_path / "named.sql"
-    with open(dump, "wb") as out:
-        subprocess.run(["mysqldump", *mariadb.admin().client_args(), "--databases", "src"], stdout=out, check=True,
-                       env={**os.environ, **mariadb.admin().client_env()})
+    dump = mysqldump(mariadb, tmp_path / "named.sql", "--databases", "src")
     before = contents(mariadb, "src")
     q(mariadb, None, "DROP DATABASE src", "CREATE DATABASE app")
     il = Inline(mariadb.admin(), "app", rules, KEY)
