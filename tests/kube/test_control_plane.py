@@ -4,7 +4,10 @@ the kubeconfig it writes is accepted by the official client."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
+import socket
 import stat
 
 import pytest
@@ -13,15 +16,31 @@ from kubernetes import client, config
 from infra.local import kube
 from infra.local._proc import pid_alive
 from phoenix.config import load_settings
-from tasks.runtime.mariadb import free_port
 
 pytestmark = pytest.mark.timeout(1800)  # the first run on a machine builds the binaries
+
+
+def _quiet_ports(n: int) -> int:
+    """The first of n consecutive ports free to bind, below the kernel's ephemeral range
+    (32768+): a free_port() there was once taken by some outgoing connection as the etcd
+    peer port (etcd_port + 1) between the check and etcd's bind."""
+    rng = random.Random()
+    while True:
+        first = rng.randrange(20000, 32000 - n)
+        try:
+            with contextlib.ExitStack() as held:
+                for port in range(first, first + n):
+                    held.enter_context(socket.socket()).bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
 
 
 @pytest.fixture
 def throwaway(tmp_path_factory):
     home = tmp_path_factory.mktemp("kube")
-    s = load_settings(home=home, kubernetes={"api_port": free_port(), "etcd_port": free_port()})
+    first = _quiet_ports(3)  # etcd, its peer port, the API
+    s = load_settings(home=home, kubernetes={"etcd_port": first, "api_port": first + 2})
     yield s
     kube.down(s)
 
@@ -36,8 +55,6 @@ def test_binaries_are_cached_outside_the_repository():
 
 
 def test_up_twice_serves_the_api_and_down_stops_exactly_it(throwaway):
-    if kube._port_busy(throwaway.kubernetes.etcd_port + 1):
-        pytest.fail("etcd peer port taken by chance; re-run")
     info = kube.up(throwaway)
     assert info["healthy"] and set(info["pids"]) == {"etcd", "kube-apiserver", "kube-controller-manager"}
     assert kube.up(throwaway)["pids"] == info["pids"]
