@@ -165,13 +165,12 @@ def _pii_columns(conn, sch) -> dict[tuple[str, str], str]:
 _INT_TYPES = {"tinyint", "smallint", "mediumint", "int", "bigint"}
 
 
-def _sample(conn: pymysql.Connection, table: str, c: str, cols: dict) -> list[tuple]:
-    """About `_SAMPLE` random non-NULL values of column c of `table` (the table itself, or
+def _sample(conn: pymysql.Connection, t: str, c: str, cols: dict) -> list[tuple]:
+    """About `_SAMPLE` random non-NULL values of column c of table t (the table itself, or
     the sample of its original rows a restore kept, see inline.py). With an integer
     primary key, by point lookups of random keys (no scan: ORDER BY RAND() read and sorted
     whole tables, 9 s of a 1 GB cycle); else, or when the keys are too sparse, the full
     random sort."""
-    t = table
     keys = [r[4] for r in _q(conn, f"SHOW KEYS FROM `{t}` WHERE Key_name = 'PRIMARY'")]
     if len(keys) == 1 and cols[keys[0]][0] in _INT_TYPES:
         pk = keys[0]

@@ -10,9 +10,9 @@ extended INSERT can carry the same pseudonymizing SELECT instead:
 The rule SQL is the engine's own (`Engine.select_list`), so the pseudonyms are the same
 as a post-restore rewrite gives; the server evaluates it while it inserts (restore +
 anonymize: 69 s instead of 113 s, measured side by side). What stays for the engine
-afterwards: free-text scrubbing, and the unique keys of these tables, which the restore
-holds back (tasks/sources/_keys.py) so that colliding pseudonyms are resolved when the
-keys are added, exactly as in a rewrite.
+afterwards: free-text scrubbing, and the secondary and foreign keys of these tables,
+which the restore holds back (tasks/sources/_keys.py) so that colliding pseudonyms are
+resolved when the unique ones are added, exactly as in a rewrite.
 
 Only tables whose rules are all set-based qualify: a `delete_where` may test original
 values, and `truncate` empties the table anyway. The gate needs a sample of the original
