@@ -54,7 +54,11 @@ def breed(source: str | None = None, rules: str | None = None) -> dict:
                 _run_cycle(storage, runtime, settings, report, source, rules_path, key)
             except BaseException:
                 log.error(f"cycle {stamp} failed; removing its breeder and unpublished golden, `latest` unchanged")
-                catalog.remove_leftovers(storage, runtime)
+                try:
+                    catalog.remove_leftovers(storage, runtime)
+                except Exception as exc:  # the cycle's own error is the one to report
+                    log.error(f"cleanup after the failed cycle failed too ({exc}); "
+                              "`phoenix reap` or the next cycle removes the leftovers")
                 raise
             gens = catalog.generations(storage)
     create_markdown_artifact(key="breed-report", markdown=report.to_markdown(), description=f"breed {stamp}")

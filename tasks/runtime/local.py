@@ -1,7 +1,7 @@
 """The `local` runtime: one mariadbd process per environment (or breeder) on this host.
 
 State per server lives in `<home>/runtime/<name>/`: `server.json` (image, port, profile,
-labels), the pid file, socket and error log, and — mode 0600 — the environment's
+storage backend, labels), the pid file, socket and error log, and — mode 0600 — the environment's
 credentials and the `--init-file` that (re)creates its account on every start, so a
 reset keeps the same password. After an orchestrator restart everything is found
 again from those files; a server whose pid is gone is reported `dead`.
@@ -105,7 +105,7 @@ class LocalRuntime(Runtime):
                                    "set PHOENIX_HOME to a shorter path")
             with self._lock("ports"):
                 port = state["port"] if state and state["image"] == image else self._pick_port(name)
-                state = {"name": name, "image": image, "port": port, "profile": profile,
+                state = {"name": name, "image": image, "port": port, "profile": profile, "storage": self.storage.name,
                          "labels": dict(labels or {}), "datadir": str(path / _DATADIR)}
                 (rundir / "server.json").write_text(json.dumps(state, indent=2, sort_keys=True))
             server = self._server(state)
@@ -174,11 +174,14 @@ class LocalRuntime(Runtime):
         return self._endpoint(state) if state else None
 
     def list(self) -> list[Endpoint]:
+        """The servers on this runtime's storage backend. One home can hold servers of both
+        backends (the test suite does): a reaper on one must not take the other's breeder for
+        an orphan because its image is not in *its* storage."""
         out = []
         for d in sorted(self.root.iterdir()):
             if d.is_dir():
                 state = self._state(d.name)
-                if state:
+                if state and state.get("storage", self.storage.name) == self.storage.name:
                     out.append(self._endpoint(state))
         return out
 

@@ -71,6 +71,24 @@ def test_latest_survives_a_killed_cycle_and_serves_the_same_data(backend, storag
     assert _customers_of(backend, before) == fp  # the old golden still clones and serves the same data
 
 
+def test_leftovers_include_a_breeder_attached_before_its_server_was_recorded(storage_rbd, settings, unique):
+    """A cycle killed between attaching the breeder and writing its server record (or whose
+    record another process removed) leaves a mounted image the runtime does not know.
+    RBD only: a btrfs image is a directory, never mounted."""
+    from tasks.runtime.local import LocalRuntime
+
+    storage = storage_rbd
+
+    name = f"breeder-{unique}"
+    storage.create(name, 1 << 30)
+    storage.set_meta(name, catalog.META_KIND, catalog.BREEDER)
+    storage.attach(name)
+    with catalog.cycle_lock(settings.home_dir) as free:
+        assert free
+        removed = catalog.remove_leftovers(storage, LocalRuntime(settings, storage))
+    assert name in removed and not storage.exists(name)
+
+
 def test_goldens_are_flat_and_clones_have_depth_one(backend, storage, published):
     gen = published(backend)
     assert storage.parent(gen) is None

@@ -160,3 +160,22 @@ def test_ls_json_shape(backend, published, names):
     e = next(x for x in data["environments"] if x["id"] == info["id"])
     assert e["port"] == info["port"] and e["used_bytes"] < g["size_bytes"]
     assert "password" not in res.stdout
+
+
+def test_a_reaper_on_one_backend_leaves_the_other_backends_servers_alone(settings, storage_local, storage_rbd, unique):
+    """One home, both backends (as here): the local reaper must not take a server whose
+    image lives in Ceph for an orphan — it once stopped a running RBD breeder mid-cycle."""
+    name = f"{unique}-srv"
+    rbd_runtime, local_runtime = LocalRuntime(settings, storage_rbd), LocalRuntime(settings, storage_local)
+    storage_rbd.create(name, 1 << 30)
+    try:
+        rbd_runtime.start(name, name, profile="environment")
+        rbd_runtime.wait_ready(name)
+        rep = environments.reap(settings, storage_local, local_runtime)
+        assert name not in rep.orphan_servers
+        assert rbd_runtime.get(name).state == "running" and storage_rbd.attached(name)
+        assert name in [ep.name for ep in rbd_runtime.list()]
+        assert name not in [ep.name for ep in local_runtime.list()]
+    finally:
+        rbd_runtime.remove(name)
+        storage_rbd.remove(name)
