@@ -11,7 +11,9 @@ import pytest
 from infra.local import btrfs, ceph
 from infra.local._proc import pid_alive
 from phoenix.config import load_settings
+from phoenix.errors import StackError
 from tasks.runtime.mariadb import free_port
+from tasks.storage import open_storage
 from tests.conftest import REPO
 
 
@@ -27,6 +29,11 @@ def throwaway(tmp_path_factory):
 
 def _mounts() -> str:
     return open("/proc/self/mounts").read()
+
+
+def _rbd_fuse_pids(conf: str) -> list[str]:
+    out = subprocess.run(["pgrep", "-f", f"rbd-fuse -c {conf}"], capture_output=True, text=True).stdout
+    return out.split()
 
 
 def test_btrfs_up_twice_then_down_leaves_no_mount_or_loop(throwaway):
@@ -47,7 +54,17 @@ def test_ceph_up_is_healthy_and_down_leaves_no_process(throwaway):
     assert st["monmap"]["num_mons"] == 1 and st["osdmap"]["num_up_osds"] == 1
     assert st["mgrmap"]["available"] is True
     assert ceph.up(throwaway)["pids"] == info["pids"]  # up twice: the same daemons
+    # An image still in use (a server's open file) stops the down, before any daemon stops:
+    # a lazy unmount would leave its rbd-fuse hanging once the cluster is gone.
+    with open_storage(throwaway.model_copy(update={"storage": "rbd"})) as st:
+        st.create("held", 64 << 20)
+        mnt = st.attach("held")
+    with open(mnt / "in-use", "w"):
+        with pytest.raises(StackError, match=f"cannot unmount {mnt}"):
+            ceph.down(throwaway)
+        assert ceph.status(throwaway) is not None
     ceph.down(throwaway)
+    assert not _rbd_fuse_pids(info["conf"])
     assert ceph.status(throwaway) is None
     assert not any(pid_alive(p) for p in info["pids"].values())
 

@@ -213,7 +213,12 @@ def _release_attachments(settings: Settings) -> None:
     for dev, mnt, fstype in sorted(mounts, key=lambda m: -len(m[1])):
         if fstype.startswith("fuse"):
             continue
-        subprocess.run(["umount", "-l", mnt], capture_output=True)
+        # Not lazily: a server still writing there would keep its loop and rbd-fuse alive,
+        # and once the cluster is gone that rbd-fuse hangs every later `losetup` on the host.
+        res = subprocess.run(["umount", mnt], capture_output=True, text=True)
+        if res.returncode != 0:
+            raise StackError(f"cannot unmount {mnt} ({res.stderr.strip() or res.returncode}): stop the servers "
+                             "using it (`phoenix teardown …`) and retry; the Ceph cluster is still running")
         if dev.startswith("/dev/loop"):
             subprocess.run(["losetup", "-d", dev], capture_output=True)
     for _dev, mnt, fstype in mounts:
