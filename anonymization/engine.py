@@ -297,7 +297,9 @@ class Engine:
 
 def anonymize(admin: AdminAccess, database: str, rules: Rules, key: bytes,
               progress: Progress | None = None, workers: int | None = None,
-              inlined: Inlined | None = None) -> AnonymizeReport:
+              inlined: Inlined | None = None, before: Callable[[], object] | None = None) -> AnonymizeReport:
+    """`before` runs once the side session's key builds have started and before any table
+    is rewritten: the gate's baseline, which must still see the originals, overlaps them."""
     progress = progress or (lambda *_: None)
     # One session per core: a table's rows are written as slices in parallel.
     conns = [connect(admin, database) for _ in range(workers or min(4, os.cpu_count() or 1))]
@@ -314,6 +316,8 @@ def anonymize(admin: AdminAccess, database: str, rules: Rules, key: bytes,
                 if side:
                     conns.append(connect(admin, database))
                     background = pool.submit(_tables, eng.sibling(conns[-1]), side, report, progress)
+                if before is not None:
+                    before()
                 _tables(eng, main, report, progress)
                 if side:
                     background.result()

@@ -132,14 +132,18 @@ def anonymize_breeder(runtime: Runtime, name: str, database: str, rules_path: st
     log = get_run_logger()
     rules = load_rules(rules_path)
     admin = runtime.admin(name)
-    baseline = take_baseline(admin, database, rules, key, originals(inline.samples) if inline else None)
-    if inline is not None:
-        inline.drop_samples()
-    result = anonymize(admin, database, rules, key, inlined=inline.done if inline else None,
+    baseline = []
+
+    def take() -> None:  # before any rewrite, beside the held-key builds
+        baseline.append(take_baseline(admin, database, rules, key, originals(inline.samples) if inline else None))
+        if inline is not None:
+            inline.drop_samples()
+
+    result = anonymize(admin, database, rules, key, inlined=inline.done if inline else None, before=take,
                        progress=lambda table, done, total: log.info(f"anonymize {table}: {done:,}/{total:,} rows"))
     report.anonymize_md = result.to_markdown()
     report.rows = dict(getattr(result, "rows", {}) or {})
-    return rules, baseline
+    return rules, baseline[0]
 
 
 @task(name="4 GDPR gate", cache_policy=NONE)

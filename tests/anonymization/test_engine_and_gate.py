@@ -95,6 +95,17 @@ def test_truncate_and_delete_where(shop, tmp_path):
     assert q(shop, "SELECT COUNT(*) FROM support_tickets")[0][0] > 0
 
 
+def test_the_before_hook_sees_every_original(shop):
+    """The cycle takes the gate's baseline in `before`, beside the held-key builds: it must
+    run exactly once and before any table is rewritten."""
+    originals = q(shop, "SELECT id, email FROM customers ORDER BY id")
+    seen = []
+    anonymize(shop.admin(), "app", load_rules(RULES), KEY,
+              before=lambda: seen.append(q(shop, "SELECT id, email FROM customers ORDER BY id")))
+    assert seen == [originals]
+    assert q(shop, "SELECT id, email FROM customers ORDER BY id") != originals
+
+
 def test_gate_passes_on_a_correct_run_and_fails_on_a_planted_leak(shop):
     rules = load_rules(RULES)
     originals = [e for (e,) in q(shop, "SELECT email FROM customers")]
