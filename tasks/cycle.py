@@ -132,10 +132,11 @@ def anonymize_breeder(runtime: Runtime, name: str, database: str, rules_path: st
     log = get_run_logger()
     rules = load_rules(rules_path)
     admin = runtime.admin(name)
-    baseline = []
+    baseline = None
 
     def take() -> None:  # before any rewrite, beside the held-key builds
-        baseline.append(take_baseline(admin, database, rules, key, originals(inline.samples) if inline else None))
+        nonlocal baseline
+        baseline = take_baseline(admin, database, rules, key, originals(inline.samples) if inline else None)
         if inline is not None:
             inline.drop_samples()
 
@@ -143,7 +144,7 @@ def anonymize_breeder(runtime: Runtime, name: str, database: str, rules_path: st
                        progress=lambda table, done, total: log.info(f"anonymize {table}: {done:,}/{total:,} rows"))
     report.anonymize_md = result.to_markdown()
     report.rows = dict(getattr(result, "rows", {}) or {})
-    return rules, baseline[0]
+    return rules, baseline
 
 
 @task(name="4 GDPR gate", cache_policy=NONE)

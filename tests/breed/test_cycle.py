@@ -77,16 +77,14 @@ def test_leftovers_include_a_breeder_attached_before_its_server_was_recorded(sto
     RBD only: a btrfs image is a directory, never mounted."""
     from tasks.runtime.local import LocalRuntime
 
-    storage = storage_rbd
-
     name = f"breeder-{unique}"
-    storage.create(name, 1 << 30)
-    storage.set_meta(name, catalog.META_KIND, catalog.BREEDER)
-    storage.attach(name)
+    storage_rbd.create(name, 1 << 30)
+    storage_rbd.set_meta(name, catalog.META_KIND, catalog.BREEDER)
+    storage_rbd.attach(name)
     with catalog.cycle_lock(settings.home_dir) as free:
         assert free
-        removed = catalog.remove_leftovers(storage, LocalRuntime(settings, storage))
-    assert name in removed and not storage.exists(name)
+        removed = catalog.remove_leftovers(storage_rbd, LocalRuntime(settings, storage_rbd))
+    assert name in removed and not storage_rbd.exists(name)
 
 
 def test_goldens_are_flat_and_clones_have_depth_one(backend, storage, published):
