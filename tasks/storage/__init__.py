@@ -10,6 +10,7 @@ from tasks.storage.base import (
     META_STATE,
     AlreadyExists,
     Busy,
+    Extent,
     InvalidName,
     NotFound,
     Parent,
@@ -20,7 +21,7 @@ from tasks.storage.base import (
 )
 
 __all__ = [
-    "BASE_SNAPSHOT", "META_CREATED", "META_KIND", "META_STATE", "AlreadyExists", "Busy",
+    "BASE_SNAPSHOT", "META_CREATED", "META_KIND", "META_STATE", "AlreadyExists", "Busy", "Extent",
     "InvalidName", "NotFound", "Parent", "Storage", "StorageError", "Unavailable",
     "open_storage", "validate_name",
 ]

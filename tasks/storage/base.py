@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -73,6 +74,16 @@ def validate_name(name: str, what: str = "image") -> str:
             "starting and ending with a letter or digit"
         )
     return name
+
+
+@dataclass(frozen=True)
+class Extent:
+    """A run of bytes of an image: `place` names the file (or the image device) and
+    `offset` where `data` starts in it. Chunks of one place come in order."""
+
+    place: str
+    offset: int
+    data: bytes
 
 
 @dataclass(frozen=True)
@@ -175,6 +186,20 @@ class Storage(ABC):
 
     @abstractmethod
     def attached(self, image: str) -> Path | None: ...
+
+    # -- the bytes an image holds (the forensic gate) ------------------------------------
+    @abstractmethod
+    def extents(self, image: str, snap: str | None = None, chunk: int = 8 << 20) -> Iterator[Extent]:
+        """Every byte a reader of the image (or of `image@snap`) can get at, in chunks of at
+        most `chunk` bytes: the whole block device on a block backend (free blocks included;
+        never-written regions read as zeros and are skipped), every file on a filesystem
+        backend. Read-only; the image must not be in use."""
+
+    @abstractmethod
+    def zero_free(self, image: str) -> None:
+        """Make the free space of a detached image's filesystem read as zeros, so blocks
+        freed by deleted files carry nothing into snapshots and clones. A no-op where free
+        space is not part of what a clone exposes (btrfs: a clone is only its files)."""
 
     # -- lifecycle -------------------------------------------------------------
     def close(self) -> None:  # noqa: B027 - optional for backends with nothing to release

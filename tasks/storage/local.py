@@ -26,6 +26,7 @@ from phoenix.locks import file_lock
 from tasks.storage.base import (
     AlreadyExists,
     Busy,
+    Extent,
     NotFound,
     Parent,
     Storage,
@@ -272,6 +273,27 @@ class LocalStorage(Storage):
     def attached(self, image: str) -> Path | None:
         path = self._img(image)
         return path if path.is_dir() else None
+
+    # -- the bytes of an image: its files (a clone exposes nothing else) -----------------
+    def extents(self, image: str, snap: str | None = None, chunk: int = 8 << 20) -> Iterator[Extent]:
+        root = self._existing(image) if snap is None else self._snap(image, snap)
+        if not root.is_dir():
+            raise NotFound(f"snapshot {image}@{snap} not found")
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            for fname in sorted(filenames):
+                path = Path(dirpath) / fname
+                if path.is_symlink() or not path.is_file():
+                    continue
+                place = str(path.relative_to(root))
+                with open(path, "rb") as f:
+                    offset = 0
+                    while data := f.read(chunk):
+                        yield Extent(place, offset, data)
+                        offset += len(data)
+
+    def zero_free(self, image: str) -> None:
+        self._existing(image)  # a btrfs clone is its files; freed extents are not among them
 
 
 def _fstype(mount: Path) -> str | None:

@@ -20,6 +20,7 @@ from tasks.storage._attach import FuseAttacher, unavailable
 from tasks.storage.base import (
     AlreadyExists,
     Busy,
+    Extent,
     InvalidName,
     NotFound,
     Parent,
@@ -254,6 +255,33 @@ class RbdStorage(Storage):
     def attached(self, image: str) -> Path | None:
         validate_name(image)
         return self._attacher.attached(image)
+
+    # -- the bytes of an image: the whole block device --------------------------------
+    def extents(self, image: str, snap: str | None = None, chunk: int = 8 << 20) -> Iterator[Extent]:
+        """Every allocated extent (the parent's too: a reader of a clone sees them); what
+        was never written reads as zeros and holds nothing."""
+        place = f"{self.pool}/{image}" + (f"@{snap}" if snap else "")
+        with self._image(image, snap=snap) as img:
+            runs: list[tuple[int, int]] = []
+
+            def found(offset: int, length: int, exists: bool) -> None:
+                if exists:
+                    if runs and runs[-1][0] + runs[-1][1] == offset:
+                        runs[-1] = (runs[-1][0], runs[-1][1] + length)
+                    else:
+                        runs.append((offset, length))
+
+            img.diff_iterate(0, img.size(), None, found, include_parent=True, whole_object=False)
+            for start, length in runs:
+                for off in range(start, start + length, chunk):
+                    yield Extent(place, off, img.read(off, min(chunk, start + length - off)))
+
+    def zero_free(self, image: str) -> None:
+        with self._image(image):
+            pass  # NotFound first
+        if self.attached(image):
+            raise Busy(f"image {image!r} is attached: detach it before zeroing its free space")
+        self._attacher.zero_free(image)
 
 
 def _map(exc: BaseException, what: str) -> StorageError:
