@@ -22,6 +22,7 @@ from typing import TypeVar
 import pymysql
 
 from anonymization.engine import EMAIL_RE, IBAN_RE, PHONE_RE, _TEXT_TYPES, connect, may_hold_pii, schema
+from anonymization.forensic import Needles
 from anonymization.keyed import derive, hmac_hex, pads, set_pads_sql, sql_hmac
 from anonymization.rules import DICT_STRATEGIES, Rules, check_against_schema
 from anonymization.strategies import Dictionaries
@@ -56,6 +57,8 @@ class Baseline:
     # hash -> keyed CRC32 of the same value: a cheap prefilter, so the leak search
     # computes the HMAC only for the rare rows whose CRC matches (see run_gate).
     crcs: dict[str, int] = field(default_factory=dict)
+    # Originals in clear for the forensic byte scan: in this process's memory only.
+    needles: Needles = field(default_factory=Needles, repr=False, compare=False)
 
     def add(self, gate_key: bytes, value: str) -> None:
         """Remember an original value, as its HMAC and keyed CRC only."""
@@ -165,24 +168,75 @@ def _pii_columns(conn, sch) -> dict[tuple[str, str], str]:
 _INT_TYPES = {"tinyint", "smallint", "mediumint", "int", "bigint"}
 
 
-def _sample(conn: pymysql.Connection, t: str, c: str, cols: dict) -> list[tuple]:
+def _sample(conn: pymysql.Connection, t: str, c: str, cols: dict, n: int = _SAMPLE, expr: str | None = None) -> list[tuple]:
     """About `_SAMPLE` random non-NULL values of column c of table t (the table itself, or
     the sample of its original rows a restore kept, see inline.py). With an integer
     primary key, by point lookups of random keys (no scan: ORDER BY RAND() read and sorted
     whole tables, 9 s of a 1 GB cycle); else, or when the keys are too sparse, the full
     random sort."""
+    what = expr or f"`{c}`"
     keys = [r[4] for r in _q(conn, f"SHOW KEYS FROM `{t}` WHERE Key_name = 'PRIMARY'")]
     if len(keys) == 1 and cols[keys[0]][0] in _INT_TYPES:
         pk = keys[0]
         lo, hi = _q(conn, f"SELECT MIN(`{pk}`), MAX(`{pk}`) FROM `{t}`")[0]
         if lo is not None:
-            rng = random.Random(f"{t}.{c}")  # deterministic: the same sample for the same data
-            ids = sorted({rng.randint(lo, hi) for _ in range(2 * _SAMPLE)})
-            rows = _q(conn, f"SELECT `{c}` FROM `{t}` WHERE `{pk}` IN ({','.join(map(str, ids))}) "
-                            f"AND `{c}` IS NOT NULL LIMIT {_SAMPLE}")
-            if len(rows) >= _SAMPLE // 2:
+            rng = random.Random(f"{t}.{c}.{n}")  # deterministic: the same sample for the same data
+            ids = sorted({rng.randint(lo, hi) for _ in range(2 * n)})
+            rows = _q(conn, f"SELECT {what} FROM `{t}` WHERE `{pk}` IN ({','.join(map(str, ids))}) "
+                            f"AND {what} IS NOT NULL LIMIT {n}")
+            if len(rows) >= n // 2:
                 return list(rows)
-    return list(_q(conn, f"SELECT `{c}` FROM `{t}` WHERE `{c}` IS NOT NULL ORDER BY RAND(42) LIMIT {_SAMPLE}"))
+    return list(_q(conn, f"SELECT {what} FROM `{t}` WHERE {what} IS NOT NULL ORDER BY RAND(42) LIMIT {n}"))
+
+
+# Strategies whose originals identify a person on their own: the forensic gate searches the
+# image's bytes for a sample of them (single words such as first names or cities do not).
+IDENTIFYING = {"email", "phone", "iban", "street", "name"}
+NEEDLES_PER_COLUMN = 500
+
+
+def _needles(conn, sch: dict, rules: Rules, originals: dict[str, str], fakes: set[str]) -> Needles:
+    """A sample of identifying originals per ruled column (full names from first + last name
+    columns too), without the values the engine itself may write: dictionary entries, pairs
+    of first and last name entries, addresses in the pseudonyms' own e-mail domain."""
+    needles = Needles()
+    own_domain = "@" + rules.email_domain.lower()
+
+    def add(value, column: str) -> None:
+        text = str(value).strip()
+        if text and text not in fakes and not text.lower().endswith(own_domain):
+            needles.add(text, column)
+
+    for t, trule in rules.tables.items():
+        if t not in sch or trule.truncate:
+            continue
+        src = originals.get(t, t)
+        cols = trule.columns
+        for c, crule in cols.items():
+            if c not in sch[t]:
+                continue
+            if crule.strategy in IDENTIFYING:
+                for (v,) in _sample(conn, src, c, sch[t], NEEDLES_PER_COLUMN):
+                    add(v, f"{t}.{c}")
+            elif crule.strategy == "scrub":
+                for (v,) in _sample(conn, src, c, sch[t], NEEDLES_PER_COLUMN):
+                    for rx in (EMAIL_RE, PHONE_RE, IBAN_RE):
+                        for m in rx.findall(str(v)):
+                            add(m, f"{t}.{c} (inside the text)")
+            for path, sub in crule.paths.items():
+                if sub.strategy in IDENTIFYING:
+                    expr = f"JSON_UNQUOTE(JSON_EXTRACT(`{c}`, '{path}'))"
+                    for (v,) in _sample(conn, src, c, sch[t], NEEDLES_PER_COLUMN, expr):
+                        add(v, f"{t}.{c}{path.removeprefix('$')}")
+        first = next((c for c, r in cols.items() if r.strategy == "first_name" and c in sch[t]), None)
+        last = next((c for c, r in cols.items() if r.strategy == "last_name" and c in sch[t]), None)
+        if first and last:
+            expr = f"CONCAT(`{first}`, ' ', `{last}`)"
+            for (v,) in _sample(conn, src, first, sch[t], NEEDLES_PER_COLUMN, expr):
+                f, _, la = str(v).partition(" ")
+                if not (f in fakes and la in fakes):
+                    add(v, f"{t}.{first} + {last}")
+    return needles
 
 
 def take_baseline(admin: AdminAccess, database: str, rules: Rules, key: bytes,
@@ -202,6 +256,7 @@ def take_baseline(admin: AdminAccess, database: str, rules: Rules, key: bytes,
         # and a pseudonym may legitimately equal one: they are not searched for.
         fakes = {v for vals in Dictionaries.build(rules.locales, _DICT_KINDS | {
             "faker_" + p for p in rules.faker_providers()}).values.values() for v in vals}
+        base.needles = _needles(conn, sch, rules, originals, fakes)
         for (t, c), _kind in _pii_columns(conn, sch).items():
             if sch[t][c][0] in ("date", "datetime"):
                 continue  # dates repeat across rows; date_shift never keeps a row's own date

@@ -54,6 +54,9 @@ def breed(source: str | None = None, rules: str | None = None) -> dict:
                 _run_cycle(storage, runtime, settings, report, source, rules_path, key)
             except BaseException:
                 log.error(f"cycle {stamp} failed; removing its breeder and unpublished golden, `latest` unchanged")
+                with contextlib.suppress(Exception):  # the report of what ran, the failed gate's findings included
+                    create_markdown_artifact(key="breed-report", markdown=report.to_markdown(),
+                                             description=f"breed {stamp} (failed)")
                 try:
                     catalog.remove_leftovers(storage, runtime)
                 except Exception as exc:  # the cycle's own error is the one to report
@@ -64,7 +67,8 @@ def breed(source: str | None = None, rules: str | None = None) -> dict:
     create_markdown_artifact(key="breed-report", markdown=report.to_markdown(), description=f"breed {stamp}")
     create_table_artifact(key="generations", table=[g.as_dict() for g in gens], description="generations after the cycle")
     log.info(f"published {report.golden}")
-    return {"golden": report.golden, "steps": report.steps, "rows": report.rows, "removed": report.removed}
+    return {"golden": report.golden, "steps": report.steps, "rows": report.rows, "removed": report.removed,
+            "forensic": report.forensic, "checksums": report.checksums}
 
 
 def _run_cycle(storage, runtime, settings, report: cycle.CycleReport, source: str, rules_path: str, key: bytes) -> None:
@@ -81,13 +85,20 @@ def _run_cycle(storage, runtime, settings, report: cycle.CycleReport, source: st
     with t(report, "anonymize"):
         rules, baseline = cycle.anonymize_breeder(runtime, b, settings.database, rules_path, key, report, inline)
     with t(report, "gate"):
-        cycle.gate(runtime, b, settings.database, rules, key, baseline, report)
+        unscannable = cycle.gate(runtime, b, settings.database, rules, key, baseline, report)
     with t(report, "stop_server"):
         cycle.stop_server(runtime, b)
+    with t(report, "seal"):
+        cycle.seal(runtime, b)
+    cycle.plant(storage, b, baseline)
+    with t(report, "zero_free"):
+        cycle.zero_free(storage, b)
+    with t(report, "forensic_gate"):
+        scanned = cycle.forensic_gate(storage, b, baseline, unscannable, report)
     with t(report, "snapshot_breeder"):
         cycle.snapshot_breeder(storage, b)
     with t(report, "clone_golden"):
-        cycle.clone_golden(storage, b, g)
+        cycle.clone_golden(storage, b, g, scanned)
     with t(report, "publish"):
         cycle.publish(storage, g)
     report.sizes = {g: storage.usage(g), b: storage.usage(b)}

@@ -147,10 +147,9 @@ def remove_leftovers(storage: Storage, runtime: Runtime) -> list[str]:
     removed = []
     for name in storage.list(BREEDER):
         runtime.remove(name)
-        if storage.attached(name):
-            # Killed between attaching the image and recording its server, or the record was
-            # lost: the runtime does not know it, but the image is still mounted.
-            storage.detach(name)
+        # Killed between attaching the image and recording its server (or while its free
+        # space was being zeroed): the runtime does not know it, but it may still be attached.
+        storage.detach(name)
         for snap in storage.snapshots(name):
             # Only a cycle clones from a breeder, and an unflattened child is a golden
             # that never got published (perhaps not even labelled yet).

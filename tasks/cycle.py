@@ -25,8 +25,9 @@ from tasks.sources.restore import RestoreReport, describe, restore
 from tasks.storage import BASE_SNAPSHOT, META_CREATED, META_KIND, META_STATE, Storage
 
 BREEDER_SNAPSHOT = "golden"  # the breeder's snapshot the golden is cloned from
-STEPS = ("create_breeder", "start_server", "restore", "anonymize", "gate", "stop_server",
-         "snapshot_breeder", "clone_golden", "publish", "remove_breeder", "retire")
+STEPS = ("create_breeder", "start_server", "restore", "anonymize", "gate", "stop_server", "seal",
+         "zero_free", "forensic_gate", "snapshot_breeder", "clone_golden", "publish", "remove_breeder", "retire")
+META_FORENSIC = "phoenix.forensic"  # "passed <ISO time> <bytes scanned>" once the forensic gate passed
 
 
 @dataclass
@@ -44,6 +45,9 @@ class CycleReport:
     rules: str = ""
     anonymize_md: str = ""
     gate_md: str = ""
+    forensic_md: str = ""
+    forensic: dict = field(default_factory=dict)
+    checksums: dict[str, int] = field(default_factory=dict)
     removed: list[str] = field(default_factory=list)
 
     def to_markdown(self) -> str:
@@ -54,7 +58,7 @@ class CycleReport:
         lines += [f"| {t} | {n:,} |" for t, n in sorted(self.rows.items())]
         lines += ["", "## Image sizes", "", "| image | bytes |", "|---|---:|"]
         lines += [f"| {k} | {v:,} |" for k, v in self.sizes.items()]
-        lines += ["", self.anonymize_md, "", self.gate_md]
+        lines += ["", self.anonymize_md, "", self.gate_md, "", self.forensic_md]
         if self.removed:
             lines += ["", "Removed: " + ", ".join(f"`{r}`" for r in self.removed)]
         return "\n".join(lines)
@@ -65,6 +69,12 @@ def checkpoint(step: str) -> None:
     the cycle SIGKILL itself right after that step, exactly like a crashed worker."""
     if os.environ.get("PHOENIX_FAULT_KILL_AFTER") == step:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def skipped(step: str) -> bool:
+    """Fault injection for the forensic gate's tests: PHOENIX_FAULT_SKIP=seal,zero_free
+    leaves out a clean-up step, so the gate must find what it would have removed."""
+    return step in os.environ.get("PHOENIX_FAULT_SKIP", "").split(",")
 
 
 def _timed(report: CycleReport, step: str):
@@ -148,18 +158,80 @@ def anonymize_breeder(runtime: Runtime, name: str, database: str, rules_path: st
 
 
 @task(name="4 GDPR gate", cache_policy=NONE)
-def gate(runtime: Runtime, name: str, database: str, rules, key: bytes, baseline, report: CycleReport) -> None:
+def gate(runtime: Runtime, name: str, database: str, rules, key: bytes, baseline, report: CycleReport) -> list[str]:
+    """The SQL gate; returns the tables the forensic gate could not read (named there)."""
     from anonymization import run_gate
+    from anonymization.engine import connect
+    from anonymization.forensic import unscannable_tables
 
-    result = run_gate(runtime.admin(name), database, rules, key, baseline)
+    admin = runtime.admin(name)
+    result = run_gate(admin, database, rules, key, baseline)
     report.gate_md = result.to_markdown()
     result.raise_if_failed()
+    conn = connect(admin, database)
+    try:
+        with conn.cursor() as cur:  # what a clone must serve unchanged after the seal
+            cur.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
+                        "AND TABLE_TYPE = 'BASE TABLE' ORDER BY 1")
+            tables = [t for (t,) in cur.fetchall()]
+            if tables:
+                cur.execute("CHECKSUM TABLE " + ", ".join(f"`{t}`" for t in tables))
+                report.checksums = {t.split(".", 1)[1]: int(c or 0) for t, c in cur.fetchall()}
+        return unscannable_tables(conn, [database])
+    finally:
+        conn.close()
 
 
 @task(name="5 slow shutdown", cache_policy=NONE)
 def stop_server(runtime: Runtime, name: str) -> None:
     runtime.stop(name)
-    runtime.remove(name)  # forget the process and detach the image before snapshotting
+
+
+@task(name="5a seal: fresh redo log, no temporary files", cache_policy=NONE)
+def seal(runtime: Runtime, name: str) -> None:
+    if not skipped("seal"):
+        runtime.seal(name)
+    runtime.remove(name)  # forget the process and detach the image before the byte scan
+
+
+@task(name="5b zero the filesystem's free blocks", cache_policy=NONE)
+def zero_free(storage: Storage, name: str) -> None:
+    if not skipped("zero_free"):
+        storage.zero_free(name)
+
+
+@task(name="5c forensic gate: every byte of the breeder", cache_policy=NONE)
+def forensic_gate(storage: Storage, name: str, baseline, unscannable: list[str], report: CycleReport) -> int:
+    """Fails the cycle (exit 4) if any sampled original is in any byte of the breeder."""
+    from anonymization.forensic import scan
+
+    result = scan(storage.extents(name), baseline.needles, target=name)
+    result.unscannable = list(unscannable)
+    get_run_logger().info(
+        f"forensic gate {'passed' if result.passed else 'FAILED'}: {result.bytes_scanned / 1e6:,.0f} MB in "
+        f"{result.seconds:.1f} s ({result.mb_per_s:,.0f} MB/s), {result.values:,} originals searched")
+    report.forensic_md, report.forensic = result.to_markdown(), result.summary()
+    result.raise_if_failed()
+    return result.bytes_scanned
+
+
+def plant(storage: Storage, name: str, baseline) -> None:
+    """Fault injection: PHOENIX_FAULT_PLANT=file|deleted-file writes some of the sampled
+    originals into a file on the stopped breeder (and deletes it again), as a careless
+    step would: the forensic gate must find them (a deleted one only where freed blocks
+    are part of the image, RBD, and only if their zeroing is skipped)."""
+    how = os.environ.get("PHOENIX_FAULT_PLANT")
+    if how not in ("file", "deleted-file"):
+        return
+    values, _columns = baseline.needles._items()
+    path = storage.attach(name) / "planted.txt"
+    with open(path, "wb") as f:
+        f.write(b"\n".join(values[:50]) * 64)
+        f.flush()
+        os.fsync(f.fileno())
+    if how == "deleted-file":
+        path.unlink()
+    storage.detach(name)
 
 
 @task(name="6 snapshot + protect breeder", cache_policy=NONE)
@@ -170,12 +242,13 @@ def snapshot_breeder(storage: Storage, name: str) -> None:
 
 
 @task(name="7 clone + flatten golden", cache_policy=NONE)
-def clone_golden(storage: Storage, breeder: str, golden: str) -> None:
+def clone_golden(storage: Storage, breeder: str, golden: str, scanned: int) -> None:
     if not storage.exists(golden):
         storage.clone(breeder, BREEDER_SNAPSHOT, golden)
     storage.set_meta(golden, META_KIND, GOLDEN)
     storage.set_meta(golden, META_STATE, BREEDING)
     storage.set_meta(golden, META_CREATED, catalog.utc_iso())
+    storage.set_meta(golden, META_FORENSIC, f"passed {catalog.utc_iso()} {scanned}")
     storage.flatten(golden)
 
 

@@ -124,6 +124,13 @@ class Runtime(ABC):
         """Slow shutdown (innodb_fast_shutdown=0); idempotent."""
 
     @abstractmethod
+    def seal(self, name: str, timeout: float = 600.0) -> None:
+        """For a stopped breeder: leave in its files only what the live data needs — a
+        fresh redo log (the old one recorded the restore's original rows), no temporary
+        or recovery files — and stop it slowly again. Idempotent. `ServerFailed` if the
+        server is running or the runtime cannot do it (then nothing may be published)."""
+
+    @abstractmethod
     def remove(self, name: str) -> None:
         """Stop and forget the server and its runtime resources (secrets, state),
         and detach its image; never removes the image itself. Idempotent."""

@@ -161,6 +161,10 @@ class LocalRuntime(Runtime):
         state["stopped"] = True
         (self._dir(name) / "server.json").write_text(json.dumps(state, indent=2, sort_keys=True))
 
+    def seal(self, name: str, timeout: float = 600.0) -> None:
+        with self._lock(f"server-{name}"):
+            self._server(self._require(name)).seal(timeout)
+
     def remove(self, name: str) -> None:
         state = self._state(name)
         if state is not None:

@@ -20,11 +20,15 @@ import pymysql
 
 from tasks.runtime.base import AdminAccess, Profile, ServerFailed
 
-# Both profiles keep the same redo log size so switching profile does not rewrite it,
-# and both shut down slowly so a snapshot of the files starts without crash recovery.
+# Every profile shuts down slowly so a snapshot of the files starts without crash recovery.
+# Environments keep ENV_LOG_SIZE; the breeder's restore profile has another size on purpose:
+# `seal` starts it once with ENV_LOG_SIZE, and InnoDB writes a new, empty redo log instead
+# of the one that recorded the restore (production's rows, in clear).
+ENV_LOG_SIZE = "128M"
+RESTORE_LOG_SIZE = "256M"
 COMMON_ARGS = [
     "--innodb-fast-shutdown=0",
-    "--innodb-log-file-size=128M",
+    f"--innodb-log-file-size={ENV_LOG_SIZE}",
     "--innodb-buffer-pool-dump-at-shutdown=0",
     "--innodb-buffer-pool-load-at-startup=0",
     "--skip-name-resolve",
@@ -37,6 +41,7 @@ PROFILES: dict[str, list[str]] = {
     # Fast import: nothing durable until the slow shutdown, no binlog, big buffers.
     "restore": [
         "--skip-log-bin",
+        f"--innodb-log-file-size={RESTORE_LOG_SIZE}",
         # Interleaved AUTO_INCREMENT locks (safe without a binlog): with the default (1) an
         # INSERT … SELECT holds a table lock for the whole statement, which serialized the
         # anonymizer's parallel slices into a table with an AUTO_INCREMENT key (measured).
@@ -68,6 +73,9 @@ PROFILES: dict[str, list[str]] = {
     # Plain defaults (benchmarks compare against it).
     "default": [],
 }
+
+
+TMPDIR = "phoenix-tmp"  # beside the datadir, inside the breeder's image
 
 
 def server_binary() -> str:
@@ -131,6 +139,13 @@ class MariaDBServer:
     def log_file(self) -> Path:
         return self.rundir / "mysqld.err"
 
+    @property
+    def tmpdir(self) -> Path:
+        """Sort files and on-disk temporary tables. A breeder's hold original values, so
+        they live inside its image (removed by `seal`, their blocks wiped with the image's
+        free space), never on the host; other servers use their run directory."""
+        return self.datadir.parent / TMPDIR if self.profile == "restore" else self.rundir
+
     def admin(self) -> AdminAccess:
         # root over the unix socket authenticates by the OS user (unix_socket plugin).
         return AdminAccess(host=None, port=None, user="root", socket=self.socket)
@@ -164,12 +179,13 @@ class MariaDBServer:
         if self.running():
             return self.pid()  # type: ignore[return-value]
         self.rundir.mkdir(parents=True, exist_ok=True)
+        self.tmpdir.mkdir(parents=True, exist_ok=True)
         self.pid_file.unlink(missing_ok=True)
         self.socket.unlink(missing_ok=True)
         args = [
             server_binary(), "--no-defaults", f"--datadir={self.datadir}", f"--socket={self.socket}",
             f"--port={self.port}", f"--bind-address={self.host}", f"--pid-file={self.pid_file}",
-            f"--log-error={self.log_file}", "--user=root", f"--tmpdir={self.rundir}",
+            f"--log-error={self.log_file}", "--user=root", f"--tmpdir={self.tmpdir}",
             *COMMON_ARGS, *PROFILES[self.profile], *(extra_args or []),
         ]
         if init_file is not None:
@@ -224,6 +240,22 @@ class MariaDBServer:
             os.kill(pid, signal.SIGKILL)
             raise ServerFailed(f"server on {self.datadir} did not shut down within {timeout:.0f}s and was killed")
         self.pid_file.unlink(missing_ok=True)
+
+    def seal(self, timeout: float = 600.0) -> None:
+        """After the slow shutdown: start once more with the environment's redo log size
+        (InnoDB writes a fresh log, the old one with the restore's rows is deleted), no
+        network, then shut down slowly again; remove the image's temporary directory.
+        Idempotent: a sealed datadir is started and stopped once more."""
+        if self.running():
+            raise ServerFailed(f"server on {self.datadir} is still running: stop it before sealing")
+        sealed = MariaDBServer(self.datadir, self.rundir, self.port, "environment", self.host)
+        sealed.start(extra_args=["--skip-networking", f"--innodb-log-file-size={ENV_LOG_SIZE}"])
+        sealed.wait_ready(timeout)
+        sealed.stop(timeout)
+        shutil.rmtree(self.datadir.parent / TMPDIR, ignore_errors=True)
+        for leftover in self.datadir.rglob("#sql*"):  # orphans of an interrupted ALTER
+            if leftover.is_file():
+                leftover.unlink(missing_ok=True)
 
     def _last_error(self) -> str:
         try:

@@ -1,0 +1,197 @@
+"""The forensic gate (cycle step 5b): every byte of the stopped breeder, searched for originals.
+
+The SQL gate sees what SQL sees. The bytes of an image hold more: the redo log, undo
+pages, free space inside tablespaces, blocks the filesystem freed, the server's own
+files. This gate reads every byte a reader of the image could get at (`Storage.extents`:
+the whole block device on RBD, every file of the subvolume on btrfs) and searches it for
+a sample of original values at once, with an Aho–Corasick automaton (the Rust
+`aho-corasick` crate through `ahocorasick-rs`), not a loop per value.
+
+The originals (`Needles`) live only in this process's memory: no repr, no pickling, never
+in a log, result, artifact or exception. A finding names the place (file or image), the
+byte offset and the column the value was sampled from — never the value.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import ahocorasick_rs
+
+from phoenix.errors import PhoenixError
+
+MIN_BYTES = 6  # shorter values ("Anna", "Rome") are words, not identifying on their own
+_MAX_FINDINGS = 50
+
+
+class ForensicFailed(PhoenixError):
+    """An original value survives in the bytes of the image (the cycle fails closed)."""
+
+    exit_code = 4
+
+
+class Needles:
+    """Original values to search for, each with the column it came from. In memory only."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self) -> None:
+        self._values: dict[bytes, str] = {}
+
+    def add(self, value: str, column: str) -> bool:
+        """Add an original (as stored: UTF-8, and Latin-1 where that differs); False if too short."""
+        raw = value.encode("utf-8")
+        if len(raw) < MIN_BYTES:
+            return False
+        self._values.setdefault(raw, column)
+        try:
+            latin = value.encode("latin-1")
+        except UnicodeEncodeError:
+            latin = raw
+        if latin != raw:
+            self._values.setdefault(latin, column)
+        return True
+
+    def discard(self, values: Iterable[str]) -> int:
+        """Drop values that are not leaks when found (pseudonyms the engine itself wrote)."""
+        n = 0
+        for v in values:
+            for raw in {v.encode("utf-8"), v.encode("latin-1", errors="ignore")}:
+                n += self._values.pop(raw, None) is not None
+        return n
+
+    def columns(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for c in self._values.values():
+            out[c] = out.get(c, 0) + 1
+        return out
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:  # never the values
+        return f"<Needles: {len(self._values)} originals in memory>"
+
+    def __reduce__(self):  # never pickled into a result or a cache
+        raise TypeError("Needles hold original values and are never serialized")
+
+    def _items(self) -> tuple[list[bytes], list[str]]:
+        return list(self._values), list(self._values.values())
+
+
+@dataclass(frozen=True)
+class Finding:
+    place: str
+    offset: int
+    column: str
+
+    def __str__(self) -> str:
+        return f"an original value of {self.column} at byte {self.offset:,} of {self.place}"
+
+
+@dataclass
+class ForensicResult:
+    target: str = ""
+    bytes_scanned: int = 0
+    seconds: float = 0.0
+    values: int = 0
+    places: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    unscannable: list[str] = field(default_factory=list)
+    more: int = 0  # findings beyond those kept
+
+    @property
+    def passed(self) -> bool:
+        return not self.findings and not self.unscannable
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.bytes_scanned / 1e6 / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self) -> dict:
+        return {"passed": self.passed, "bytes_scanned": self.bytes_scanned, "seconds": round(self.seconds, 2),
+                "mb_per_s": round(self.mb_per_s, 1), "values": self.values, "places": self.places,
+                "findings": [str(f) for f in self.findings], "unscannable": list(self.unscannable)}
+
+    def to_markdown(self) -> str:
+        head = (f"## Forensic gate: {'PASSED' if self.passed else 'FAILED'}\n\n"
+                f"| scanned | MB | seconds | MB/s | originals searched | files/devices |\n|---|---:|---:|---:|---:|---:|\n"
+                f"| `{self.target}` | {self.bytes_scanned / 1e6:,.1f} | {self.seconds:.2f} | {self.mb_per_s:,.0f} "
+                f"| {self.values:,} | {self.places:,} |")
+        lines = [f"- {f}" for f in self.findings] + [f"- {u}" for u in self.unscannable]
+        if self.more:
+            lines.append(f"- … and {self.more:,} more")
+        return head + ("\n\n" + "\n".join(lines) if lines else "")
+
+    def raise_if_failed(self) -> None:
+        if self.passed:
+            return
+        shown = [str(f) for f in self.findings[:5]] + self.unscannable[:5]
+        total = len(self.findings) + self.more + len(self.unscannable)
+        raise ForensicFailed(f"forensic gate failed on {self.target} ({total} finding(s)): " + "; ".join(shown)
+                             + (" …" if total > len(shown) else "")
+                             + " — the golden was not published; see the breed report")
+
+
+def scan(extents: Iterable, needles: Needles, target: str = "") -> ForensicResult:
+    """Search every extent for every needle. Matches across chunk borders of one place are
+    found (each chunk is searched with the previous one's last bytes in front)."""
+    result = ForensicResult(target=target, values=len(needles))
+    t0 = time.monotonic()
+    patterns, columns = needles._items()
+    if not patterns:
+        for ext in extents:
+            result.bytes_scanned += len(ext.data)
+        result.seconds = time.monotonic() - t0
+        return result
+    automaton = ahocorasick_rs.BytesAhoCorasick(patterns, implementation=ahocorasick_rs.Implementation.DFA)
+    keep = max(len(p) for p in patterns) - 1
+    place, end, tail = None, 0, b""
+    for ext in extents:
+        if ext.place != place:
+            result.places += 1
+        if ext.place != place or ext.offset != end:
+            place, tail = ext.place, b""
+        hay = tail + ext.data if tail else ext.data
+        base = ext.offset - len(tail)
+        for idx, start, stop in automaton.find_matches_as_indexes(hay, overlapping=False):
+            if stop <= len(tail):
+                continue  # wholly inside the previous chunk: already reported
+            if len(result.findings) < _MAX_FINDINGS:
+                result.findings.append(Finding(ext.place, base + start, columns[idx]))
+            else:
+                result.more += 1
+        result.bytes_scanned += len(ext.data)
+        end = ext.offset + len(ext.data)
+        tail = hay[-keep:] if keep else b""
+    result.seconds = time.monotonic() - t0
+    return result
+
+
+_READABLE_ENGINES = {"InnoDB", "Aria", "MyISAM", "MEMORY", "CSV", "MRG_MyISAM", "BLACKHOLE", "SEQUENCE"}
+
+
+def unscannable_tables(conn, databases: list[str]) -> list[str]:
+    """Tables whose bytes are not plain (compressed or encrypted pages, compressing engines):
+    the byte search could not see an original there, so the gate fails on them by name."""
+    marks = ", ".join(["%s"] * len(databases))
+    with conn.cursor() as cur:
+        cur.execute("SELECT TABLE_SCHEMA, TABLE_NAME, ENGINE, ROW_FORMAT, CREATE_OPTIONS FROM information_schema.TABLES "
+                    f"WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA IN ({marks})", databases)
+        rows = cur.fetchall()
+    out = []
+    for db, t, engine, row_format, options in rows:
+        opts = (options or "").lower()
+        why = None
+        if engine and engine not in _READABLE_ENGINES:
+            why = f"engine {engine}"
+        elif (row_format or "").lower() == "compressed" or "page_compressed" in opts.replace("`", ""):
+            why = "compressed pages"
+        elif "encrypted" in opts:
+            why = "encrypted pages"
+        if why:
+            out.append(f"table {db}.{t} uses {why}: the forensic gate cannot read it — rebuild it plain "
+                       "(ROW_FORMAT=DYNAMIC, no PAGE_COMPRESSED/ENCRYPTED) in the restore")
+    return sorted(out)
