@@ -61,6 +61,15 @@ def main() -> None:
     except PhoenixError as err:
         print(f"phoenix: error: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
+    except Exception as exc:  # a database error a command did not map: one line, never the value
+        import pymysql
+
+        from phoenix.errors import describe_mysql
+
+        if not isinstance(exc, pymysql.MySQLError):
+            raise
+        print(f"phoenix: error: database: {describe_mysql(exc)}", file=sys.stderr)
+        sys.exit(1)
     except KeyboardInterrupt:
         print("phoenix: interrupted", file=sys.stderr)
         sys.exit(130)

@@ -18,6 +18,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
 from phoenix.config import Settings, parse_size
+from phoenix.errors import database_errors
 from tasks import catalog
 from tasks.catalog import BREEDER, BREEDING, GOLDEN, PUBLISHED
 from tasks.runtime.base import Runtime
@@ -127,7 +128,8 @@ def restore_source(runtime: Runtime, name: str, source: str, database: str, jobs
                      + (f", ETA {eta:.0f}s" if eta is not None else ""))
 
     log.info(f"restoring {describe(source)} into database {database!r}")
-    report = restore(source, runtime.admin(name), database, progress, jobs=jobs, inline=inline)
+    with database_errors("restore"):
+        report = restore(source, runtime.admin(name), database, progress, jobs=jobs, inline=inline)
     if inline is not None and inline.done.tables:
         log.info(f"anonymized on the way in: {', '.join(sorted(inline.done.tables))}")
     return report
@@ -150,8 +152,9 @@ def anonymize_breeder(runtime: Runtime, name: str, database: str, rules_path: st
         if inline is not None:
             inline.drop_samples()
 
-    result = anonymize(admin, database, rules, key, inlined=inline.done if inline else None, before=take,
-                       progress=lambda table, done, total: log.info(f"anonymize {table}: {done:,}/{total:,} rows"))
+    with database_errors("anonymize"):
+        result = anonymize(admin, database, rules, key, inlined=inline.done if inline else None, before=take,
+                           progress=lambda table, done, total: log.info(f"anonymize {table}: {done:,}/{total:,} rows"))
     report.anonymize_md = result.to_markdown()
     report.rows = dict(getattr(result, "rows", {}) or {})
     return rules, baseline
@@ -165,7 +168,8 @@ def gate(runtime: Runtime, name: str, database: str, rules, key: bytes, baseline
     from anonymization.forensic import unscannable_tables
 
     admin = runtime.admin(name)
-    result = run_gate(admin, database, rules, key, baseline)
+    with database_errors("GDPR gate"):
+        result = run_gate(admin, database, rules, key, baseline)
     report.gate_md = result.to_markdown()
     result.raise_if_failed()
     conn = connect(admin, database)

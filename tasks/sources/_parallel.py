@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import pymysql
 
+from phoenix.errors import describe_mysql
 from tasks.runtime.base import AdminAccess
 
 _QUEUE = 8  # statements waiting per connection; an extended INSERT is ~1 MB
@@ -118,8 +119,7 @@ class _Connection(threading.Thread):
                     try:
                         self._run(stmt)
                     except pymysql.MySQLError as exc:
-                        msg = exc.args[1] if len(exc.args) > 1 else str(exc)
-                        self.errors.append(StatementError(line, f"ERROR {exc.args[0]}: {msg}"))
+                        self.errors.append(StatementError(line, describe_mysql(exc)))
                         self.failed.set()
             finally:
                 self.q.task_done()

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import urlparse
 
-from phoenix.errors import PhoenixError
+from phoenix.errors import PhoenixError, redact
 from tasks.runtime.base import AdminAccess
 from tasks.runtime.mariadb import client_binary
 
@@ -144,7 +144,7 @@ def _stderr(proc: subprocess.Popen) -> bytes:
 
 def _client_error(stderr: bytes) -> str:
     lines = [ln for ln in stderr.decode(errors="replace").splitlines() if ln.strip()]
-    return lines[-1] if lines else "the client exited with an error"
+    return redact(lines[-1]) if lines else "the client exited with an error"  # never the value it failed on
 
 
 def _ensure_database(admin: AdminAccess, database: str) -> None:
