@@ -277,11 +277,34 @@ class RbdStorage(Storage):
                     yield Extent(place, off, img.read(off, min(chunk, start + length - off)))
 
     def zero_free(self, image: str) -> None:
+        """Zeroes only the free blocks that hold data: the ext4 free ranges (from its
+        bitmaps) that are allocated in RBD. zerofree read every free block through rbd-fuse
+        instead (2 GB image: 36.7 s; 8 GB: 91 s)."""
         with self._image(image):
             pass  # NotFound first
         if self.attached(image):
             raise Busy(f"image {image!r} is attached: detach it before zeroing its free space")
-        self._attacher.zero_free(image)
+        free = self._attacher.free_ranges(image)
+        with self._image(image, read_only=False) as img:
+            allocated: list[tuple[int, int]] = []
+            img.diff_iterate(0, img.size(), None, lambda o, n, e: allocated.append((o, n)) if e else None,
+                             include_parent=True, whole_object=False)
+            for off, length in _intersect(free, sorted(allocated)):
+                img.write_zeroes(off, length)
+
+
+def _intersect(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> Iterator[tuple[int, int]]:
+    """The overlaps of two sorted lists of (offset, length) ranges."""
+    i = j = 0
+    while i < len(a) and j < len(b):
+        start = max(a[i][0], b[j][0])
+        end = min(a[i][0] + a[i][1], b[j][0] + b[j][1])
+        if start < end:
+            yield start, end - start
+        if a[i][0] + a[i][1] < b[j][0] + b[j][1]:
+            i += 1
+        else:
+            j += 1
 
 
 def _map(exc: BaseException, what: str) -> StorageError:

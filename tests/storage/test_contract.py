@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import os
 
 import pytest
 
@@ -187,6 +188,38 @@ def test_attach_and_detach_are_idempotent(st, unique):
     st.detach(g)
     if st.name == "rbd":
         assert st.attached(g) is None
+
+
+def _found(st: Storage, image: str, marker: bytes, snap: str | None = None) -> int:
+    return sum(e.data.count(marker) for e in st.extents(image, snap))
+
+
+def test_extents_hold_every_file_and_its_snapshot_too(st, unique):
+    g = f"{unique}-g"
+    _golden(st, g, payload=b"kept-marker-0123456789" * 3)
+    assert _found(st, g, b"kept-marker-0123456789") == 3
+    assert _found(st, g, b"kept-marker-0123456789", "base") == 3  # a snapshot reads the same bytes
+    assert sum(len(e.data) for e in st.extents(g)) >= 66
+
+
+def test_zero_free_leaves_files_and_wipes_what_deleted_files_left(st, unique):
+    """RBD: a deleted file's blocks stay in the image until zeroed; btrfs: a clone is its
+    files, a deleted one is in none of them. Either way, what remains is intact."""
+    g = f"{unique}-g"
+    st.create(g, 256 * MiB)
+    path = st.attach(g)
+    (path / "keep.txt").write_bytes(b"kept-marker-0123456789")
+    (path / "gone.bin").write_bytes(b"gone-marker-0123456789" * 50_000)
+    os.sync()
+    (path / "gone.bin").unlink()
+    st.detach(g)
+    if st.name == "rbd":
+        assert _found(st, g, b"gone-marker-0123456789") > 0  # why zero_free exists
+    st.zero_free(g)
+    assert _found(st, g, b"gone-marker-0123456789") == 0
+    assert _found(st, g, b"kept-marker-0123456789") == 1
+    assert (st.attach(g) / "keep.txt").read_bytes() == b"kept-marker-0123456789"
+    st.detach(g)
 
 
 def test_twenty_concurrent_clones(st, unique):
