@@ -146,26 +146,31 @@ def scan(extents: Iterable, needles: Needles, target: str = "") -> ForensicResul
             result.bytes_scanned += len(ext.data)
         result.seconds = time.monotonic() - t0
         return result
-    automaton = ahocorasick_rs.BytesAhoCorasick(patterns, implementation=ahocorasick_rs.Implementation.DFA)
+    automaton = ahocorasick_rs.BytesAhoCorasick(patterns, matchkind=ahocorasick_rs.MATCHKIND_LEFTMOST_FIRST)
     keep = max(len(p) for p in patterns) - 1
     place, end, tail = None, 0, b""
+
+    def found(where: str, offset: int, idx: int) -> None:
+        if len(result.findings) < _MAX_FINDINGS:
+            result.findings.append(Finding(where, offset, columns[idx]))
+        else:
+            result.more += 1
+
     for ext in extents:
         if ext.place != place:
             result.places += 1
         if ext.place != place or ext.offset != end:
             place, tail = ext.place, b""
-        hay = tail + ext.data if tail else ext.data
-        base = ext.offset - len(tail)
-        for idx, start, stop in automaton.find_matches_as_indexes(hay, overlapping=False):
-            if stop <= len(tail):
-                continue  # wholly inside the previous chunk: already reported
-            if len(result.findings) < _MAX_FINDINGS:
-                result.findings.append(Finding(ext.place, base + start, columns[idx]))
-            else:
-                result.more += 1
-        result.bytes_scanned += len(ext.data)
-        end = ext.offset + len(ext.data)
-        tail = hay[-keep:] if keep else b""
+        data = ext.data
+        if tail:  # the seam: only matches that start in the previous chunk and end in this one
+            for idx, start, stop in automaton.find_matches_as_indexes(tail + data[:keep]):
+                if start < len(tail) < stop:
+                    found(ext.place, ext.offset - len(tail) + start, idx)
+        for idx, start, _stop in automaton.find_matches_as_indexes(data):
+            found(ext.place, ext.offset + start, idx)
+        result.bytes_scanned += len(data)
+        end = ext.offset + len(data)
+        tail = data[-keep:] if keep else b""
     result.seconds = time.monotonic() - t0
     return result
 
