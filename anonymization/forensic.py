@@ -20,16 +20,10 @@ from dataclasses import dataclass, field
 
 import ahocorasick_rs
 
-from phoenix.errors import PhoenixError
+from phoenix.errors import ForensicFailed
 
 MIN_BYTES = 6  # shorter values ("Anna", "Rome") are words, not identifying on their own
 _MAX_FINDINGS = 50
-
-
-class ForensicFailed(PhoenixError):
-    """An original value survives in the bytes of the image (the cycle fails closed)."""
-
-    exit_code = 4
 
 
 class Needles:

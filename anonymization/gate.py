@@ -28,7 +28,7 @@ from anonymization.rules import DICT_STRATEGIES, Rules, check_against_schema
 from anonymization.strategies import Dictionaries
 
 _DICT_KINDS = set(DICT_STRATEGIES)
-from phoenix.errors import PhoenixError
+from phoenix.errors import GateFailed
 from tasks.runtime.base import AdminAccess
 
 _SAMPLE = 200
@@ -41,10 +41,6 @@ _NAME_PATTERNS = {
 }
 _CONTENT = {"email": EMAIL_RE, "phone": PHONE_RE, "iban": IBAN_RE,
             "ip": re.compile(r"^(\d{1,3}\.){3}\d{1,3}$|^[0-9a-f]{1,4}(:[0-9a-f]{0,4}){2,7}$", re.I)}
-
-
-class GateFailed(PhoenixError):
-    exit_code = 4
 
 
 @dataclass

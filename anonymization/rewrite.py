@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import pymysql
 
+from phoenix.errors import CollisionError
+
 SCRATCH = "_phx_scratch"
 OLD = "_phx_old"
 PENDING = "_phx_pending"  # foreign keys and triggers to put back if a swap is interrupted
@@ -28,10 +30,6 @@ _COLUMN = re.compile(r"`((?:[^`]|``)+)`")
 _FK_LINE = re.compile(r"^\s*(CONSTRAINT `((?:[^`]|``)+)` FOREIGN KEY .*?),?$")
 _TEXT = {"char", "varchar", "tinytext", "text", "mediumtext", "longtext"}
 _ROUNDS = 5
-
-
-class CollisionError(RuntimeError):
-    pass
 
 
 @dataclass

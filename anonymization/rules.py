@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from phoenix.errors import PhoenixError
+from phoenix.errors import RulesError
 
 DICT_STRATEGIES = {"first_name", "last_name", "name", "street", "city", "postcode", "iban"}
 STRATEGIES = DICT_STRATEGIES | {"email", "phone", "ip", "birth_date", "date_shift", "hash", "fixed", "null",
@@ -32,10 +32,6 @@ STRATEGIES = DICT_STRATEGIES | {"email", "phone", "ip", "birth_date", "date_shif
 _TABLE_KEYS = {"columns", "truncate", "delete_where"}
 _COLUMN_KEYS = {"strategy", "args", "where", "json"}
 _TOP_KEYS = {"locale", "key_env", "email_domain", "tables", "database"}
-
-
-class RulesError(PhoenixError):
-    exit_code = 2
 
 
 @dataclass

@@ -9,11 +9,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from phoenix.errors import PhoenixError
-
-
-class RunFailed(PhoenixError):
-    exit_code = 5
+from phoenix.errors import RunFailed
 
 
 @dataclass

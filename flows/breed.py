@@ -10,16 +10,12 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from phoenix.config import get_settings
-from phoenix.errors import PhoenixError
+from phoenix.errors import CycleBusy, PhoenixError
 from tasks import catalog, cycle
 from tasks.cycle_slot import LIMIT_NAME, cycle_slot
 from tasks.runtime.factory import open_runtime
 from tasks.sources.restore import describe
 from tasks.storage import open_storage
-
-
-class CycleBusy(PhoenixError):
-    exit_code = 3
 
 
 @contextlib.contextmanager

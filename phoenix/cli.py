@@ -64,7 +64,7 @@ def main() -> None:
     except Exception as exc:  # a database error a command did not map: one line, never the value
         import pymysql
 
-        from phoenix.errors import describe_mysql
+        from phoenix.db import describe_mysql
 
         if not isinstance(exc, pymysql.MySQLError):
             raise

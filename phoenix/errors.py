@@ -1,15 +1,53 @@
-"""The error every user-facing failure is raised as.
+"""Every failure a user can act on, in one tree. `str(err)` is the one line the CLI prints
+(`phoenix: error: <what> … <what to do>`) and `exit_code` its exit status; no traceback
+reaches a user, and no message holds a secret or an original value.
 
-A `PhoenixError` carries a one-line message that names the thing that is wrong and
-what to do about it. The CLI prints exactly that line and exits with `exit_code`;
-no traceback reaches the user, and no message may contain a secret.
+    PhoenixError                        1
+    ├── ConfigError                     2  a configuration key or value is wrong
+    │   └── InvalidInput                2  a name, TTL, generation or file given on the command line
+    │       ├── InvalidName             2  an image, snapshot or server name (also a StorageError)
+    │       ├── InvalidEnvName          2  an environment name or its TTL
+    │       ├── RulesError              2  the anonymization rules file
+    │       ├── GenerateError           2  the generator's arguments
+    │       ├── GenerationNotFound      2
+    │       └── EnvironmentNotFound     2
+    ├── StackError                      1  a part of the local stack cannot start or be reached
+    ├── StorageError                    1  (tasks/storage)
+    │   ├── NotFound                    1
+    │   ├── AlreadyExists               1
+    │   ├── Busy                        1  snapshots, clones, protected, attached
+    │   └── Unavailable                 1  Ceph down, btrfs pool not mounted
+    ├── RuntimeError_                   1  (tasks/runtime)
+    │   ├── ServerNotFound              1
+    │   ├── ServerFailed                1  did not start, answer in time, or died
+    │   └── KubernetesError             1  the API server refused a request
+    │       └── KubernetesUnreachable   6
+    ├── SourceError                     1  (tasks/sources)
+    │   └── RestoreError                1  where the dump broke
+    ├── DatabaseError                   1  a statement failed (its message redacted)
+    ├── AnonymizationError              1  (anonymization)
+    │   ├── CollisionError              1  pseudonyms still collide in a unique key
+    │   └── GateFailed                  4  the GDPR gate found personal data
+    │       └── ForensicFailed          4  … in the bytes of the image
+    ├── CycleBusy                       3  another breed cycle holds the lock or the slot
+    └── RunFailed                       5  a CI-triggered flow run did not complete
+
+Causes are chained (`raise … from exc`) except where the cause's text could carry a
+secret or a value (database errors, whose messages quote rows): those say `from None`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import re
-from collections.abc import Iterator
+# The exit codes the README publishes (a test checks README and this table agree).
+EXIT_CODES: dict[int, str] = {
+    0: "ok",
+    1: "a failure",
+    2: "bad input (config, names, rules)",
+    3: "another breed cycle is running",
+    4: "the GDPR gate failed (in SQL, or the forensic gate found an original in the image's bytes)",
+    5: "a CI-triggered flow run did not complete",
+    6: "the Kubernetes API server is unreachable (said within `kubernetes.request_timeout`, 8 s)",
+}
 
 
 class PhoenixError(Exception):
@@ -30,45 +68,118 @@ class ConfigError(PhoenixError):
     exit_code = 2
 
 
+class InvalidInput(ConfigError):
+    """Something given on the command line or as a flow parameter is not acceptable."""
+
+
+class InvalidEnvName(InvalidInput):
+    """An environment name or its time-to-live."""
+
+
+class RulesError(InvalidInput):
+    """The anonymization rules file: its line and what to change."""
+
+
+class GenerateError(InvalidInput):
+    """The dump generator's arguments."""
+
+
+class GenerationNotFound(InvalidInput):
+    pass
+
+
+class EnvironmentNotFound(InvalidInput):
+    pass
+
+
 class StackError(PhoenixError):
     """A part of the local stack cannot be installed, started or reached."""
 
 
+class StorageError(PhoenixError):
+    """Base of all storage failures."""
+
+
+class NotFound(StorageError):
+    pass
+
+
+class AlreadyExists(StorageError):
+    pass
+
+
+class Busy(StorageError):
+    """Has snapshots/clones, is protected, or is attached."""
+
+
+class Unavailable(StorageError):
+    """The backend cannot be reached (Ceph down, btrfs pool not mounted)."""
+
+
+class InvalidName(InvalidInput, StorageError):
+    """An image, snapshot or server name: bad input (2), raised before any backend call."""
+
+
+class RuntimeError_(PhoenixError):
+    """Base of runtime failures (named with a trailing underscore to keep the builtin)."""
+
+
+class ServerNotFound(RuntimeError_):
+    pass
+
+
+class ServerFailed(RuntimeError_):
+    """The server did not start, did not answer in time, or died."""
+
+
+class KubernetesError(RuntimeError_):
+    """The API server refused a request or could not be reached."""
+
+
+class KubernetesUnreachable(KubernetesError):
+    exit_code = 6
+
+
+class SourceError(PhoenixError):
+    """A source of production data (dump, directory, live server)."""
+
+
+class RestoreError(SourceError):
+    """The source could not be restored; the message says where it broke."""
+
+
 class DatabaseError(PhoenixError):
-    """A statement failed on a database server (the message is redacted, see `redact`)."""
+    """A statement failed on a database server (the message is redacted: phoenix.db.redact)."""
 
 
-# A server message quotes the value a statement failed on ("Duplicate entry 'ada@x.de' for
-# key …", "Incorrect string value: '\\xF0…'", "near 'VALUES (1,'Ada',…' at line 1"): every
-# quoted literal goes, except the names of keys, columns, tables and the like.
-_QUOTED = re.compile(r"(?i)\b(key|column|table|database|constraint|index|schema|trigger|function|procedure|user)"
-                     r"\s+'(?:[^'\\]|\\.)*'|'(?:[^'\\]|\\.|'')*'")
+class AnonymizationError(PhoenixError):
+    """Base of anonymization failures."""
 
 
-_NEAR = re.compile(r"near '.*' at line (\d+)", re.S)  # a syntax error quotes the statement's text
+class CollisionError(AnonymizationError):
+    """Pseudonyms still collide in a unique key."""
 
 
-def redact(message: str) -> str:
-    """The message with every quoted value replaced by '…' (identifiers kept)."""
-    text = _NEAR.sub(r"near '…' at line \1", str(message))
-    return _QUOTED.sub(lambda m: m.group(0) if m.group(1) else "'…'", text)
+class GateFailed(AnonymizationError):
+    exit_code = 4
 
 
-def describe_mysql(exc: BaseException) -> str:
-    """`ERROR <code>: <redacted message>` of a pymysql error; never a value."""
-    args = getattr(exc, "args", ())
-    if len(args) > 1 and isinstance(args[0], int):
-        return f"ERROR {args[0]}: {redact(args[1])}"
-    return f"{type(exc).__name__}: {redact(str(exc))}"
+class ForensicFailed(GateFailed):
+    """An original value survives in the bytes of the image (the cycle fails closed)."""
 
 
-@contextlib.contextmanager
-def database_errors(what: str) -> Iterator[None]:
-    """Turn a pymysql error into a one-line DatabaseError without the value it failed on;
-    the cause is not chained (its message holds the value)."""
-    import pymysql
+class CycleBusy(PhoenixError):
+    exit_code = 3
 
-    try:
-        yield
-    except pymysql.MySQLError as exc:
-        raise DatabaseError(f"{what}: {describe_mysql(exc)}") from None
+
+class RunFailed(PhoenixError):
+    exit_code = 5
+
+
+def exit_code_table() -> str:
+    """The README's exit-code paragraph, generated from EXIT_CODES."""
+    return "Exit codes: " + "; ".join(f"{code} {what}" for code, what in sorted(EXIT_CODES.items())) + "."
+
+
+if __name__ == "__main__":  # `python -m phoenix.errors` prints what the README publishes
+    print(exit_code_table())

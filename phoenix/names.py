@@ -6,13 +6,9 @@ import hashlib
 import re
 from datetime import timedelta
 
-from phoenix.errors import PhoenixError
+from phoenix.errors import InvalidEnvName
 
 MAX_ID = 40
-
-
-class InvalidEnvName(PhoenixError):
-    exit_code = 2
 
 
 def env_id(name: str) -> str:

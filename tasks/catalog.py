@@ -13,17 +13,13 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from phoenix.errors import PhoenixError
+from phoenix.errors import GenerationNotFound, PhoenixError
 from phoenix.locks import file_lock
 from tasks.runtime.base import Runtime
 from tasks.storage import BASE_SNAPSHOT, META_CREATED, META_KIND, META_STATE, NotFound, Storage
 
 GOLDEN, BREEDER, ENV = "golden", "breeder", "env"
 BREEDING, PUBLISHED, RETIRING = "breeding", "published", "retiring"
-
-
-class GenerationNotFound(PhoenixError):
-    exit_code = 2
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
 from phoenix.config import Settings, parse_size
-from phoenix.errors import database_errors
+from phoenix.db import database_errors
 from tasks import catalog
 from tasks.catalog import BREEDER, BREEDING, GOLDEN, PUBLISHED
 from tasks.runtime.base import Runtime

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from phoenix.config import Settings
-from phoenix.errors import PhoenixError
+from phoenix.errors import EnvironmentNotFound
 from phoenix.locks import file_lock
 from phoenix.names import env_id, image_name, parse_ttl
 from tasks import catalog
@@ -22,10 +22,6 @@ from tasks.runtime.base import Credentials, Runtime
 from tasks.storage import BASE_SNAPSHOT, META_CREATED, META_KIND, NotFound, Storage
 
 META_ENV, META_GEN, META_EXPIRES = "phoenix.env", "phoenix.generation", "phoenix.expires"
-
-
-class EnvironmentNotFound(PhoenixError):
-    exit_code = 2
 
 
 @dataclass(frozen=True)

@@ -21,21 +21,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
-from phoenix.errors import PhoenixError
+from phoenix.db import AdminAccess
+from phoenix.errors import RuntimeError_, ServerFailed, ServerNotFound
+
+__all__ = ["AdminAccess", "Credentials", "Endpoint", "Profile", "Runtime", "RuntimeError_", "ServerFailed",
+           "ServerNotFound"]
 
 Profile = Literal["restore", "environment"]
-
-
-class RuntimeError_(PhoenixError):
-    """Base of runtime failures (named with a trailing underscore to keep the builtin)."""
-
-
-class ServerNotFound(RuntimeError_):
-    pass
-
-
-class ServerFailed(RuntimeError_):
-    """The server did not start, did not answer in time, or died."""
 
 
 @dataclass(frozen=True)
@@ -64,37 +56,6 @@ class Endpoint:
     labels: dict[str, str] = field(default_factory=dict)
     pid: int | None = None
     socket: Path | None = None
-
-
-@dataclass(frozen=True)
-class AdminAccess:
-    """How Phoenix itself reaches a server with full rights (restore, anonymize)."""
-
-    host: str | None
-    port: int | None
-    user: str
-    password: str | None = field(default=None, repr=False)
-    socket: Path | None = None
-
-    def client_args(self) -> list[str]:
-        """Arguments for the `mariadb`/`mysql` client. A password travels in the
-        MYSQL_PWD environment variable (see `client_env`), never on argv."""
-        if self.socket is not None:
-            return [f"--socket={self.socket}", f"--user={self.user}"]
-        return [f"--host={self.host}", f"--port={self.port}", f"--user={self.user}"]
-
-    def client_env(self) -> dict[str, str]:
-        return {"MYSQL_PWD": self.password} if self.password else {}
-
-    def pymysql_kwargs(self) -> dict[str, object]:
-        kw: dict[str, object] = {"user": self.user}
-        if self.socket is not None:
-            kw["unix_socket"] = str(self.socket)
-        else:
-            kw.update(host=self.host, port=self.port)
-        if self.password:
-            kw["password"] = self.password
-        return kw
 
 
 class Runtime(ABC):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pymysql
 
-from tasks.runtime.base import AdminAccess, Profile, ServerFailed
+from tasks.runtime.base import AdminAccess, ServerFailed
 
 # Every profile shuts down slowly so a snapshot of the files starts without crash recovery.
 # Environments keep ENV_LOG_SIZE; the breeder's restore profile has another size on purpose:

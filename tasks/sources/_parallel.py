@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import pymysql
 
-from phoenix.errors import describe_mysql
+from phoenix.db import describe_mysql
 from tasks.runtime.base import AdminAccess
 
 _QUEUE = 8  # statements waiting per connection; an extended INSERT is ~1 MB

@@ -29,7 +29,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from phoenix.errors import PhoenixError
+from phoenix.errors import GenerateError
 from tasks.sources._gen_pools import (
     COUNTRY,
     MAIL_DOMAINS,
@@ -57,10 +57,6 @@ TRIGGER = (
     "WHERE id = NEW.customer_id */;;\n"
     "DELIMITER ;\n"
 )
-
-
-class GenerateError(PhoenixError):
-    exit_code = 2
 
 
 @dataclass

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import urlparse
 
-from phoenix.errors import PhoenixError, redact
+from phoenix.db import redact
+from phoenix.errors import RestoreError
 from tasks.runtime.base import AdminAccess
 from tasks.runtime.mariadb import client_binary
 
@@ -42,10 +43,6 @@ _SANDBOX = re.compile(rb"^/\*M!999999\\- enable the sandbox mode \*/ *\n")
 
 def _from_dump_tool(head: bytes) -> bool:
     return _SANDBOX.sub(b"", head, count=1).startswith(_PRODUCERS)
-
-
-class RestoreError(PhoenixError):
-    """The source could not be restored; the message says where it broke."""
 
 
 @dataclass

@@ -30,7 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from phoenix.errors import PhoenixError
+from phoenix.errors import AlreadyExists, Busy, InvalidName, NotFound, StorageError, Unavailable
+
+__all__ = ["BASE_SNAPSHOT", "META_CREATED", "META_KIND", "META_STATE", "AlreadyExists", "Busy", "Extent",
+           "InvalidName", "NotFound", "Parent", "Storage", "StorageError", "Unavailable", "validate_name"]
 
 # Metadata keys used across the project (the catalog's schema).
 META_KIND = "phoenix.kind"  # "breeder" | "golden" | "env"
@@ -39,30 +42,6 @@ META_CREATED = "phoenix.created"  # ISO-8601 UTC
 BASE_SNAPSHOT = "base"  # the protected snapshot every environment is cloned from
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$")
-
-
-class StorageError(PhoenixError):
-    """Base of all storage failures."""
-
-
-class NotFound(StorageError):
-    pass
-
-
-class AlreadyExists(StorageError):
-    pass
-
-
-class Busy(StorageError):
-    """Has snapshots/clones, is protected, or is attached."""
-
-
-class InvalidName(StorageError):
-    exit_code = 2
-
-
-class Unavailable(StorageError):
-    """The backend cannot be reached (Ceph down, btrfs pool not mounted)."""
 
 
 def validate_name(name: str, what: str = "image") -> str:

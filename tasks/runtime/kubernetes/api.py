@@ -22,17 +22,9 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 
 from phoenix.config import Settings
-from phoenix.errors import ConfigError, PhoenixError
+from phoenix.errors import ConfigError, KubernetesError, KubernetesUnreachable
 
 _STRATEGIC = "application/strategic-merge-patch+json"
-
-
-class KubernetesError(PhoenixError):
-    """The API server refused a request or could not be reached."""
-
-
-class KubernetesUnreachable(KubernetesError):
-    exit_code = 6
 
 
 def _load(settings: Settings) -> client.ApiClient:
