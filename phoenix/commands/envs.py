@@ -6,7 +6,7 @@ import json
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 _err = Console(stderr=True)
 UNVERIFIED_HELP = ("Clone a generation that has not passed the forensic gate (published before it existed; "
@@ -86,7 +86,9 @@ def ls(as_json: bool = typer.Option(False, "--json", help="Machine-readable outp
     if as_json:
         print(json.dumps({"generations": gens, "environments": envs}))
         return
-    t = Table("generation", "state", "latest", "created", "size", "clones", "forensic", title="generations")
+    # "UNVERIFIED" is never cropped: it is the column an operator must not miss on a narrow terminal
+    t = Table("generation", "state", "latest", "created", "size", "clones", Column("forensic", no_wrap=True, min_width=10),
+              title="generations")
     for g in gens:
         t.add_row(g["id"], g["state"], "✓" if g["latest"] else "", g["created"], f"{g['size_bytes'] / 1e6:,.1f} MB",
                   str(g["clones"]), "passed" if g["verified"] else "[bold red]UNVERIFIED[/]")
