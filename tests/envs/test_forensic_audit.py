@@ -166,3 +166,22 @@ def test_gate_needs_exactly_one_of_dsn_and_image(args):
     assert res.stderr.strip().splitlines() == [
         "phoenix: error: phoenix gate: pass exactly one of --dsn (the SQL gate on a database) or "
         "--image GENERATION (the forensic gate on a golden)"]
+
+
+def test_ci_spawn_passes_allow_unverified_to_the_deployment(settings, prefect_server, bred, storage_local, unique):
+    """Through the Prefect API and the worker: refused (the run fails, exit 5, naming the flag), then allowed."""
+    from infra.local import worker
+
+    worker.up(settings)
+    gen, old, name = bred("local"), f"golden-{unique}", f"{unique}-ci"
+    _copy_golden(storage_local, gen, old)
+    try:
+        res = run_phoenix("ci", "spawn", name, "--generation", old, "--ttl", "1h", timeout=300)
+        assert res.returncode == 5 and "has not passed the forensic gate" in _last_line(res)
+        assert "--allow-unverified" in _last_line(res)
+        res = run_phoenix("ci", "spawn", name, "--generation", old, "--ttl", "1h", "--allow-unverified", timeout=300)
+        assert res.returncode == 0, res.stderr[-1500:]
+        assert json.loads(res.stdout.strip().splitlines()[-1])["generation"] == old
+    finally:
+        environments.teardown(settings, storage_local, LocalRuntime(settings, storage_local), name)
+        catalog.remove_generation(storage_local, old)
