@@ -42,7 +42,8 @@ def anonymize_cmd(
 
 
 def gate_cmd(
-    dsn: str = typer.Option(None, "--dsn", help="mysql://user:password@host:port/db (or ?unix_socket=PATH): the SQL gate."),
+    dsn: str = typer.Option(None, "--dsn",
+                            help="mysql://user:password@host:port/db (or ?unix_socket=PATH): the SQL gate."),
     rules: Path = typer.Option(None, "--rules", help="Rules file (YAML); required with --dsn."),
     source: Path = typer.Option(None, "--source", help="The original dump, to sample original values from "
                                                        "(with --image: default the configured `source`)."),

@@ -87,8 +87,8 @@ def ls(as_json: bool = typer.Option(False, "--json", help="Machine-readable outp
         print(json.dumps({"generations": gens, "environments": envs}))
         return
     # "UNVERIFIED" is never cropped: it is the column an operator must not miss on a narrow terminal
-    t = Table("generation", "state", "latest", "created", "size", "clones", Column("forensic", no_wrap=True, min_width=10),
-              title="generations")
+    t = Table("generation", "state", "latest", "created", "size", "clones",
+              Column("forensic", no_wrap=True, min_width=10), title="generations")
     for g in gens:
         t.add_row(g["id"], g["state"], "✓" if g["latest"] else "", g["created"], f"{g['size_bytes'] / 1e6:,.1f} MB",
                   str(g["clones"]), "passed" if g["verified"] else "[bold red]UNVERIFIED[/]")

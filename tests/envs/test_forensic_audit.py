@@ -48,8 +48,8 @@ def bred(settings, shop_dump, clean_rules, btrfs_pool, ceph_cluster):
     def verified_latest(backend: str) -> str:
         for _ in range(2):
             with open_storage(settings.model_copy(update={"storage": backend})) as st:
-                gens = [g for g in catalog.generations(st)
-                        if g.state == catalog.PUBLISHED and (st.get_meta(g.id, META_FORENSIC) or "").startswith("passed")]
+                gens = [g for g in catalog.generations(st) if g.state == catalog.PUBLISHED
+                        and (st.get_meta(g.id, META_FORENSIC) or "").startswith("passed")]
             if gens:
                 return gens[0].id
             res = run_phoenix("breed", "--source", str(shop_dump), "--rules", str(clean_rules), backend=backend)
