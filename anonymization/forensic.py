@@ -119,14 +119,14 @@ class ForensicResult:
             lines.append(f"- … and {self.more:,} more")
         return head + ("\n\n" + "\n".join(lines) if lines else "")
 
-    def raise_if_failed(self) -> None:
+    def raise_if_failed(self, advice: str = "the golden was not published; see the breed report") -> None:
         if self.passed:
             return
         shown = [str(f) for f in self.findings[:5]] + self.unscannable[:5]
         total = len(self.findings) + self.more + len(self.unscannable)
         raise ForensicFailed(f"forensic gate failed on {self.target} ({total} finding(s)): " + "; ".join(shown)
                              + (" …" if total > len(shown) else "")
-                             + " — the golden was not published; see the breed report")
+                             + f" — {advice}")
 
 
 def scan(extents: Iterable, needles: Needles, target: str = "") -> ForensicResult:

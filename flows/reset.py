@@ -10,11 +10,11 @@ from tasks import environments
 
 
 @task(name="re-clone + restart with the same credentials", cache_policy=NONE)
-def _reset(settings, storage, runtime, name, to_latest):
-    return environments.reset(settings, storage, runtime, name, to_latest)
+def _reset(settings, storage, runtime, name, to_latest, allow_unverified):
+    return environments.reset(settings, storage, runtime, name, to_latest, allow_unverified)
 
 
 @flow(name="reset", description="Throw an environment's changes away.", persist_result=True)
-def reset(name: str, to_latest: bool = False) -> dict:
+def reset(name: str, to_latest: bool = False, allow_unverified: bool = False) -> dict:
     with backends() as (settings, storage, runtime):
-        return _reset(settings, storage, runtime, name, to_latest).as_dict()
+        return _reset(settings, storage, runtime, name, to_latest, allow_unverified).as_dict()

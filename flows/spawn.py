@@ -10,15 +10,17 @@ from tasks import environments
 
 
 @task(name="clone golden + start server + wait ready", cache_policy=NONE)
-def _spawn(settings, storage, runtime, name, generation, ttl, recreate):
-    return environments.spawn(settings, storage, runtime, name, generation, ttl, recreate)
+def _spawn(settings, storage, runtime, name, generation, ttl, recreate, allow_unverified):
+    return environments.spawn(settings, storage, runtime, name, generation, ttl, recreate, allow_unverified)
 
 
 @flow(name="spawn", description="An environment for a branch: a clone of a golden with its own server.",
       persist_result=True)
-def spawn(name: str, generation: str = "latest", ttl: str = "8h", recreate: bool = False) -> dict:
-    """Returns the connection info without the password (that stays in the runtime's secret store)."""
+def spawn(name: str, generation: str = "latest", ttl: str = "8h", recreate: bool = False,
+          allow_unverified: bool = False) -> dict:
+    """Returns the connection info without the password (that stays in the runtime's secret store).
+    `allow_unverified` clones a golden that never passed the forensic gate (refused otherwise)."""
     with backends() as (settings, storage, runtime):
-        info = _spawn(settings, storage, runtime, name, generation, ttl, recreate)
+        info = _spawn(settings, storage, runtime, name, generation, ttl, recreate, allow_unverified)
         publish_environments(storage, runtime)
     return info.as_dict()

@@ -10,6 +10,7 @@ reaches a user, and no message holds a secret or an original value.
     │       ├── RulesError              2  the anonymization rules file
     │       ├── GenerateError           2  the generator's arguments
     │       ├── GenerationNotFound      2
+    │       ├── UnverifiedGeneration    2  published before the forensic gate (--allow-unverified)
     │       └── EnvironmentNotFound     2
     ├── StackError                      1  a part of the local stack cannot start or be reached
     ├── StorageError                    1  (tasks/storage)
@@ -90,6 +91,10 @@ class GenerationNotFound(InvalidInput):
 
 class EnvironmentNotFound(InvalidInput):
     pass
+
+
+class UnverifiedGeneration(InvalidInput):
+    """A golden published before the forensic gate existed: its redo log may hold originals."""
 
 
 class StackError(PhoenixError):

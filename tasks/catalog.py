@@ -13,10 +13,10 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from phoenix.errors import GenerationNotFound, PhoenixError
+from phoenix.errors import GenerationNotFound, PhoenixError, UnverifiedGeneration
 from phoenix.locks import file_lock
 from tasks.runtime.base import Runtime
-from tasks.storage import BASE_SNAPSHOT, META_CREATED, META_KIND, META_STATE, NotFound, Storage
+from tasks.storage import BASE_SNAPSHOT, META_CREATED, META_FORENSIC, META_KIND, META_STATE, NotFound, Storage
 
 GOLDEN, BREEDER, ENV = "golden", "breeder", "env"
 BREEDING, PUBLISHED, RETIRING = "breeding", "published", "retiring"
@@ -30,6 +30,7 @@ class Generation:
     created: str
     size_bytes: int
     clones: int
+    verified: bool = False  # passed the forensic gate (metadata `phoenix.forensic`)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -74,8 +75,30 @@ def generations(storage: Storage) -> list[Generation]:
             continue
         gens.append(Generation(id=name, state=meta.get(META_STATE, BREEDING), latest=name == newest,
                                created=meta.get(META_CREATED, ""), size_bytes=size,
-                               clones=len(_clones(storage, name))))
+                               clones=len(_clones(storage, name)), verified=_passed(meta)))
     return sorted(gens, key=lambda g: g.created, reverse=True)
+
+
+def _passed(meta: dict[str, str]) -> bool:
+    return meta.get(META_FORENSIC, "").startswith("passed ")
+
+
+def verified(storage: Storage, generation: str) -> bool:
+    """True if the golden passed the forensic gate when it was bred (every byte searched)."""
+    try:
+        return _passed(storage.list_meta(generation))
+    except NotFound:
+        return False
+
+
+def require_verified(storage: Storage, generation: str, allow_unverified: bool = False) -> None:
+    """Refuse to hand out clones of a golden that never passed the forensic gate."""
+    if allow_unverified or verified(storage, generation):
+        return
+    raise UnverifiedGeneration(
+        f"generation {generation} has not passed the forensic gate (published before it existed): "
+        "re-breed with `phoenix breed`, or pass --allow-unverified to clone it anyway "
+        "(its redo logs may hold production data)")
 
 
 def resolve(storage: Storage, generation: str) -> str:

@@ -23,12 +23,12 @@ from tasks import catalog
 from tasks.catalog import BREEDER, BREEDING, GOLDEN, PUBLISHED
 from tasks.runtime.base import Runtime
 from tasks.sources.restore import RestoreReport, describe, restore
-from tasks.storage import BASE_SNAPSHOT, META_CREATED, META_KIND, META_STATE, Storage
+# META_FORENSIC lives beside the catalog's other keys (the catalog reads it); still importable from here.
+from tasks.storage import BASE_SNAPSHOT, META_CREATED, META_FORENSIC, META_KIND, META_STATE, Storage
 
 BREEDER_SNAPSHOT = "golden"  # the breeder's snapshot the golden is cloned from
 STEPS = ("create_breeder", "start_server", "restore", "anonymize", "gate", "stop_server", "seal",
          "zero_free", "forensic_gate", "snapshot_breeder", "clone_golden", "publish", "remove_breeder", "retire")
-META_FORENSIC = "phoenix.forensic"  # "passed <ISO time> <bytes scanned>" once the forensic gate passed
 
 
 @dataclass

@@ -68,18 +68,21 @@ def _start(runtime: Runtime, eid: str, image: str, creds: Credentials | None, me
 
 
 def spawn(settings: Settings, storage: Storage, runtime: Runtime, name: str, generation: str = "latest",
-          ttl: str | None = None, recreate: bool = False) -> EnvInfo:
+          ttl: str | None = None, recreate: bool = False, allow_unverified: bool = False) -> EnvInfo:
     eid, lifetime = env_id(name), parse_ttl(ttl or settings.default_ttl)
     image = image_name(eid)
     with env_lock(settings.home_dir, eid):
         if storage.exists(image) and recreate:
+            # refuse before throwing the old clone away, not after
+            catalog.require_verified(storage, catalog.resolve(storage, generation), allow_unverified)
             _teardown_locked(storage, runtime, eid)
-        if storage.exists(image):
+        if storage.exists(image):  # it exists already, whatever its generation: found, not cloned
             ep = runtime.get(eid)
             if ep is None or ep.state != "running":  # found again after a host restart
                 _start(runtime, eid, image, None, storage.list_meta(image))
             return _info(storage, runtime, eid)
         gen = catalog.resolve(storage, generation)
+        catalog.require_verified(storage, gen, allow_unverified)  # before anything is cloned
         now = catalog.now_utc()
         meta = {META_KIND: catalog.ENV, META_ENV: name, META_GEN: gen, META_CREATED: catalog.utc_iso(now),
                 META_EXPIRES: catalog.utc_iso(now + lifetime)}
@@ -119,7 +122,8 @@ def teardown(settings: Settings, storage: Storage, runtime: Runtime, name: str) 
         return _teardown_locked(storage, runtime, eid)
 
 
-def reset(settings: Settings, storage: Storage, runtime: Runtime, name: str, to_latest: bool = False) -> EnvInfo:
+def reset(settings: Settings, storage: Storage, runtime: Runtime, name: str, to_latest: bool = False,
+          allow_unverified: bool = False) -> EnvInfo:
     """Throw the environment's changes away: re-clone, same name, same credentials."""
     eid = env_id(name)
     image = image_name(eid)
@@ -130,6 +134,7 @@ def reset(settings: Settings, storage: Storage, runtime: Runtime, name: str, to_
         creds = runtime.credentials(eid)
         old_gen = meta.get(META_GEN, "")
         gen = catalog.resolve(storage, "latest" if to_latest or not old_gen else old_gen)
+        catalog.require_verified(storage, gen, allow_unverified)  # a reset re-clones: same rule as a spawn
         runtime.stop(eid)
         storage.detach(image)
         storage.remove(image)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -41,11 +42,27 @@ def anonymize_cmd(
 
 
 def gate_cmd(
-    dsn: str = typer.Option(..., "--dsn", help="mysql://user:password@host:port/db (or ?unix_socket=PATH)."),
-    rules: Path = typer.Option(..., "--rules", help="Rules file (YAML)."),
-    source: Path = typer.Option(None, "--source", help="The original dump, to sample original values from."),
+    dsn: str = typer.Option(None, "--dsn",
+                            help="mysql://user:password@host:port/db (or ?unix_socket=PATH): the SQL gate."),
+    rules: Path = typer.Option(None, "--rules", help="Rules file (YAML); required with --dsn."),
+    source: Path = typer.Option(None, "--source", help="The original dump, to sample original values from "
+                                                       "(with --image: default the configured `source`)."),
+    image: str = typer.Option(None, "--image", help="Audit a published golden (id or latest): search every byte "
+                                                    "of its @base snapshot for originals sampled from --source."),
 ) -> None:
-    """Check an anonymized database; exit 4 with the findings when it fails."""
+    """Check an anonymized database (--dsn) or every byte of a golden (--image); exit 4 when it fails."""
+    if (dsn is None) == (image is None):
+        raise ConfigError("phoenix gate: pass exactly one of --dsn (the SQL gate on a database) or "
+                          "--image GENERATION (the forensic gate on a golden)")
+    if image is not None:
+        _gate_image(image, rules, source)
+        return
+    if rules is None:
+        raise ConfigError("phoenix gate --dsn: missing --rules FILE (the rules the database was anonymized with)")
+    _gate_dsn(dsn, rules, source)
+
+
+def _gate_dsn(dsn: str, rules: Path, source: Path | None) -> None:
     from anonymization import load_rules, run_gate
     from anonymization.sampling import baseline_from_dump
     from phoenix.config import get_settings
@@ -57,6 +74,28 @@ def gate_cmd(
     result = run_gate(admin, db, ruleset, key, baseline)
     Console().print(result.to_markdown())
     result.raise_if_failed()
+
+
+def _gate_image(image: str, rules: Path | None, source: Path | None) -> None:
+    """Read-only: the originals stay in memory; only places, offsets and columns are printed."""
+    from anonymization import load_rules
+    from anonymization.sampling import baseline_from_dump
+    from phoenix.config import get_settings
+    from tasks.audit import ADVICE, audit
+    from tasks.storage import open_storage
+
+    settings = get_settings()
+    dump = source or (Path(settings.source) if settings.source else None)
+    if dump is None or "://" in str(dump) or not dump.is_file():
+        raise ConfigError(f"phoenix gate --image: {'no dump' if dump is None else repr(str(dump))} to sample "
+                          "originals from: pass --source FILE (.sql, .sql.gz, .sql.zst) or set `source` to one")
+    ruleset = load_rules(rules or settings.rules_path)  # its e-mail domain: pseudonyms are not leaks
+    # Only the needles are used here, not the keyed hashes: the audit needs no anonymization key.
+    baseline = baseline_from_dump(dump, ruleset, os.urandom(32))
+    with open_storage(settings) as storage:
+        result = audit(storage, image, baseline.needles)
+    Console().print(result.to_markdown())
+    result.raise_if_failed(ADVICE)
 
 
 def register(app: typer.Typer) -> None:

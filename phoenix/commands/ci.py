@@ -9,6 +9,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from phoenix.commands.envs import UNVERIFIED_HELP
+
 ci_app = typer.Typer(help="Start Phoenix deployments through the Prefect API and wait for their final state.",
                      no_args_is_help=True)
 _err = Console(stderr=True)
@@ -24,12 +26,15 @@ def spawn(
     password_file: Path = typer.Option(None, "--password-file",
                                        help="Write the DB password here (mode 0600), when the runtime's store is reachable."),
     timeout: float = typer.Option(900, "--timeout", help="Seconds to wait for the run."),
+    allow_unverified: bool = typer.Option(False, "--allow-unverified", help=UNVERIFIED_HELP),
 ) -> None:
     """Run the `spawn` deployment; exit ≠ 0 if the run does not complete."""
     from deployments.ci import run, write_dotenv
     from phoenix.config import get_settings
 
     params = {"name": name, "generation": generation, "ttl": ttl}
+    if allow_unverified:  # only when asked: a deployment registered before the flag still accepts the run
+        params["allow_unverified"] = True
     if not wait:
         from prefect.deployments import run_deployment
 

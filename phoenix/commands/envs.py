@@ -6,9 +6,11 @@ import json
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 _err = Console(stderr=True)
+UNVERIFIED_HELP = ("Clone a generation that has not passed the forensic gate (published before it existed; "
+                   "its redo logs may hold production data).")
 
 
 def _password(eid: str) -> str:
@@ -32,12 +34,14 @@ def spawn(
     ttl: str = typer.Option(None, "--ttl", help="Lifetime, e.g. 30m, 8h, 2d (default: config default_ttl)."),
     recreate: bool = typer.Option(False, "--recreate", help="Throw an existing environment away first."),
     as_json: bool = typer.Option(False, "--json", help="Print connection info as JSON (includes the password)."),
+    allow_unverified: bool = typer.Option(False, "--allow-unverified", help=UNVERIFIED_HELP),
 ) -> None:
     """Clone the golden and start a server on it (idempotent per name)."""
     from flows.spawn import spawn as spawn_flow
     from phoenix.config import get_settings
 
-    info = spawn_flow(name=name, generation=generation, ttl=ttl or get_settings().default_ttl, recreate=recreate)
+    info = spawn_flow(name=name, generation=generation, ttl=ttl or get_settings().default_ttl, recreate=recreate,
+                      allow_unverified=allow_unverified)
     password = _password(info["id"])  # read here, on the user's terminal only; never a flow result
     if as_json:
         keys = ("name", "id", "generation", "host", "port", "user", "password", "database", "expires_at")
@@ -57,11 +61,12 @@ def teardown(name: str = typer.Argument(...)) -> None:
 
 
 def reset(name: str = typer.Argument(...),
-          latest: bool = typer.Option(False, "--latest", help="Re-clone from the latest generation.")) -> None:
+          latest: bool = typer.Option(False, "--latest", help="Re-clone from the latest generation."),
+          allow_unverified: bool = typer.Option(False, "--allow-unverified", help=UNVERIFIED_HELP)) -> None:
     """Discard the environment's changes: re-clone, same name and credentials."""
     from flows.reset import reset as reset_flow
 
-    info = reset_flow(name=name, to_latest=latest)
+    info = reset_flow(name=name, to_latest=latest, allow_unverified=allow_unverified)
     _err.print(f"reset {info['name']} to {info['generation']}")
 
 
@@ -81,10 +86,12 @@ def ls(as_json: bool = typer.Option(False, "--json", help="Machine-readable outp
     if as_json:
         print(json.dumps({"generations": gens, "environments": envs}))
         return
-    t = Table("generation", "state", "latest", "created", "size", "clones", title="generations")
+    # "UNVERIFIED" is never cropped: it is the column an operator must not miss on a narrow terminal
+    t = Table("generation", "state", "latest", "created", "size", "clones",
+              Column("forensic", no_wrap=True, min_width=10), title="generations")
     for g in gens:
         t.add_row(g["id"], g["state"], "✓" if g["latest"] else "", g["created"], f"{g['size_bytes'] / 1e6:,.1f} MB",
-                  str(g["clones"]))
+                  str(g["clones"]), "passed" if g["verified"] else "[bold red]UNVERIFIED[/]")
     e = Table("environment", "id", "generation", "address", "state", "expires", "used", title="environments")
     for x in envs:
         e.add_row(x["name"], x["id"], x["generation"], f"{x['host']}:{x['port']}", x["state"], x["expires_at"],

@@ -6,6 +6,7 @@ from phoenix.config import Settings
 from tasks.storage.base import (
     BASE_SNAPSHOT,
     META_CREATED,
+    META_FORENSIC,
     META_KIND,
     META_STATE,
     AlreadyExists,
@@ -21,7 +22,7 @@ from tasks.storage.base import (
 )
 
 __all__ = [
-    "BASE_SNAPSHOT", "META_CREATED", "META_KIND", "META_STATE", "AlreadyExists", "Busy", "Extent",
+    "BASE_SNAPSHOT", "META_CREATED", "META_FORENSIC", "META_KIND", "META_STATE", "AlreadyExists", "Busy", "Extent",
     "InvalidName", "NotFound", "Parent", "Storage", "StorageError", "Unavailable",
     "open_storage", "validate_name",
 ]

@@ -39,6 +39,7 @@ __all__ = ["BASE_SNAPSHOT", "META_CREATED", "META_KIND", "META_STATE", "AlreadyE
 META_KIND = "phoenix.kind"  # "breeder" | "golden" | "env"
 META_STATE = "phoenix.state"  # golden: "breeding" | "published" | "retiring"
 META_CREATED = "phoenix.created"  # ISO-8601 UTC
+META_FORENSIC = "phoenix.forensic"  # golden: "passed <ISO time> <bytes scanned>" once the forensic gate passed
 BASE_SNAPSHOT = "base"  # the protected snapshot every environment is cloned from
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$")

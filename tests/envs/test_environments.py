@@ -156,7 +156,7 @@ def test_ls_json_shape(backend, published, names):
     res = run_phoenix("ls", "--json", backend=backend)
     data = json.loads(res.stdout)
     g = next(x for x in data["generations"] if x["id"] == gen)
-    assert set(g) == {"id", "state", "latest", "created", "size_bytes", "clones"} and g["clones"] >= 1
+    assert set(g) == {"id", "state", "latest", "created", "size_bytes", "clones", "verified"} and g["clones"] >= 1
     e = next(x for x in data["environments"] if x["id"] == info["id"])
     assert e["port"] == info["port"] and e["used_bytes"] < g["size_bytes"]
     assert "password" not in res.stdout
