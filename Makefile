@@ -5,7 +5,7 @@ VENV      := .venv
 PHOENIX   := $(VENV)/bin/phoenix
 SHELL     := /bin/bash
 
-.PHONY: install demo test stack-up stack-down bench clean
+.PHONY: install demo test unit lint stack-up stack-down bench clean
 
 install:
 	@infra/local/bootstrap.sh $(VENV)
@@ -15,6 +15,17 @@ demo: install
 
 test: install
 	@infra/local/run-tests.sh $(VENV)
+
+# The fast tier: pure code, no root, no stack, no Prefect server (seconds), then the linters.
+unit: install
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/unit
+	@$(MAKE) --no-print-directory lint
+
+lint:
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 stack-up: install
 	$(PHOENIX) stack up

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 import pymysql
 
 from anonymization.keyed import derive, hmac_hex, set_pads_sql, sql_hmac
-from anonymization.rules import ColumnRule, Rules, TableRule, check_against_schema
 from anonymization.rewrite import OLD, SCRATCH, Column, add_keys, recover, rewrite
+from anonymization.rules import ColumnRule, Rules, TableRule, check_against_schema
 from anonymization.strategies import (
     Dictionaries,
     email_input,
@@ -36,7 +36,8 @@ from anonymization.strategies import (
     py_phone,
     sql_expr,
 )
-from tasks.runtime.base import AdminAccess
+from phoenix.db import AdminAccess
+from phoenix.db import connect as connect
 
 _TEXT_TYPES = {"char", "varchar", "tinytext", "text", "mediumtext", "longtext"}
 EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
@@ -60,11 +61,6 @@ class AnonymizeReport:
             where = " (rows rewritten during the restore)" if t in self.inlined else ""
             lines.append(f"| {t} | {self.rows[t]:,} | {self.seconds.get(t, 0):.2f} | {rules}{where} |")
         return "\n".join(lines)
-
-
-def connect(admin: AdminAccess, database: str) -> pymysql.Connection:
-    return pymysql.connect(**admin.pymysql_kwargs(), database=database, autocommit=True, charset="utf8mb4",
-                           read_timeout=3600, write_timeout=3600)
 
 
 def schema(conn: pymysql.Connection) -> dict[str, dict[str, tuple[str, int | None]]]:

@@ -21,15 +21,15 @@ from typing import TypeVar
 
 import pymysql
 
-from anonymization.engine import EMAIL_RE, IBAN_RE, PHONE_RE, _TEXT_TYPES, connect, may_hold_pii, schema
+from anonymization.engine import _TEXT_TYPES, EMAIL_RE, IBAN_RE, PHONE_RE, connect, may_hold_pii, schema
 from anonymization.forensic import Needles
 from anonymization.keyed import derive, hmac_hex, pads, set_pads_sql, sql_hmac
 from anonymization.rules import DICT_STRATEGIES, Rules, check_against_schema
 from anonymization.strategies import Dictionaries
 
 _DICT_KINDS = set(DICT_STRATEGIES)
+from phoenix.db import AdminAccess
 from phoenix.errors import GateFailed
-from tasks.runtime.base import AdminAccess
 
 _SAMPLE = 200
 T, R = TypeVar("T"), TypeVar("R")

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 
 from anonymization.engine import Engine, Inlined, connect, schema, set_based
 from anonymization.rules import Rules
-from tasks.runtime.base import AdminAccess
+from phoenix.db import AdminAccess
 
 SAMPLE_EVERY = 16
 _INSERT = re.compile(rb"^((?:INSERT|REPLACE)(?: IGNORE)?) INTO `((?:[^`]|``)+)`( \([^)]*\))? VALUES\s*")
@@ -67,6 +67,10 @@ class Inline:
         if self._engine is not None:
             self._engine.conn.close()
             self._engine = None
+
+    def keys_held(self, keys: dict[str, list[str]]) -> None:
+        """The key definitions the restore held back: the engine adds them after."""
+        self.done.keys = keys
 
     def holds(self, table: str) -> bool:
         """Whether the restore leaves this table's keys to the engine."""

@@ -13,14 +13,12 @@ import bisect
 import codecs
 import random
 import re
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Iterable, Iterator
 
 from anonymization.engine import EMAIL_RE, IBAN_RE, PHONE_RE
 from anonymization.gate import Baseline
 from anonymization.keyed import derive
 from anonymization.rules import Rules
-from tasks.sources.restore import _reader
 
 _MAX = 5000  # a few thousand: the Aho–Corasick scan costs the same for 50 or 5,000 needles
 _OVERLAP = 200  # longer than any e-mail/phone/IBAN: a match cut by a block border is found whole in the next
@@ -28,25 +26,23 @@ _KINDS = (("e-mail", EMAIL_RE), ("phone", PHONE_RE), ("IBAN", IBAN_RE))
 _INSERT_RE = re.compile(r"INSERT INTO `?([A-Za-z0-9_$]+)`?")
 
 
-def _matches(path: Path) -> Iterator[tuple[str, str]]:
+def _matches(blocks: Iterable[bytes]) -> Iterator[tuple[str, str]]:
     """(value, label) of every e-mail/phone/IBAN in the dump, once each occurrence."""
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")  # no character split at a block border
     carry, table = "", "?"
-    with open(path, "rb") as raw:
-        blocks = _reader(Path(path), raw)
-        for block, last in _with_last(blocks):
-            text = carry + decoder.decode(block, final=last)
-            cut = len(text) if last else max(0, len(text) - _OVERLAP)
-            inserts = [(m.start(), m.group(1)) for m in _INSERT_RE.finditer(text)]
-            starts = [p for p, _t in inserts]
-            for kind, rx in _KINDS:
-                for m in rx.finditer(text):
-                    if m.start() < cut:  # the rest comes again, at the start of the next text
-                        i = bisect.bisect_right(starts, m.start())
-                        yield m.group(0), f"{inserts[i - 1][1] if i else table} ({kind}, from the dump)"
-            before_cut = [t for p, t in inserts if p < cut]
-            table = before_cut[-1] if before_cut else table
-            carry = text[cut:]
+    for block, last in _with_last(iter(blocks)):
+        text = carry + decoder.decode(block, final=last)
+        cut = len(text) if last else max(0, len(text) - _OVERLAP)
+        inserts = [(m.start(), m.group(1)) for m in _INSERT_RE.finditer(text)]
+        starts = [p for p, _t in inserts]
+        for kind, rx in _KINDS:
+            for m in rx.finditer(text):
+                if m.start() < cut:  # the rest comes again, at the start of the next text
+                    i = bisect.bisect_right(starts, m.start())
+                    yield m.group(0), f"{inserts[i - 1][1] if i else table} ({kind}, from the dump)"
+        before_cut = [t for p, t in inserts if p < cut]
+        table = before_cut[-1] if before_cut else table
+        carry = text[cut:]
 
 
 def _with_last(it: Iterator[bytes]) -> Iterator[tuple[bytes, bool]]:
@@ -58,12 +54,13 @@ def _with_last(it: Iterator[bytes]) -> Iterator[tuple[bytes, bool]]:
     yield (prev or b""), True
 
 
-def baseline_from_dump(path: Path, rules: Rules, key: bytes) -> Baseline:
+def baseline_from_dump(blocks: Iterable[bytes], rules: Rules, key: bytes) -> Baseline:
+    """`blocks`: the dump's decompressed bytes (tasks.sources.dump_blocks)."""
     gate_key = derive(key, "gate")
     rng = random.Random(42)
     found: list[tuple[str, str]] = []
     seen = 0
-    for m in _matches(path):
+    for m in _matches(blocks):
         seen += 1  # reservoir sample: a fair sample of the whole dump
         if len(found) < _MAX:
             found.append(m)

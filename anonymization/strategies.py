@@ -19,7 +19,7 @@ from pymysql.converters import escape_string
 
 from anonymization.keyed import bucket, sql_bucket
 from anonymization.rules import ColumnRule
-from tasks.sources._gen_pools import ascii_slug
+from phoenix.names import ascii_slug
 
 DICT_SIZE = 2048
 # The hash family of each strategy: strategies that must agree share one.

@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import pymysql
-
 from _stack import isolate, stop  # noqa: E402
 
 HOME = Path("/var/tmp/phoenix-bench")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,15 @@ class AdminAccess:
         if self.password:
             kw["password"] = self.password
         return kw
+
+
+def client_binary() -> str:
+    """The `mariadb` (or `mysql`) command-line client."""
+    for name in ("mariadb", "mysql"):
+        path = shutil.which(name)
+        if path:
+            return path
+    raise DatabaseError("no mariadb/mysql client found: run `make install` (installs Debian's mariadb-client)")
 
 
 def connect(admin: AdminAccess, database: str | None) -> pymysql.Connection:

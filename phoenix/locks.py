@@ -25,19 +25,3 @@ def file_lock(path: Path, wait: bool = True) -> Iterator[bool]:
             yield True
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def run(args: list[str], what: str, error: type[Exception], timeout: float = 120) -> str:
-    """Run a command; on failure raise `error` with one line: what failed and the tool's last word."""
-    import subprocess
-
-    try:
-        res = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise error(f"{what} timed out after {timeout:.0f}s") from None
-    except FileNotFoundError:
-        raise error(f"{what} failed: {args[0]} is not installed (run `make install`)") from None
-    if res.returncode != 0:
-        detail = (res.stderr or res.stdout).strip().splitlines()
-        raise error(f"{what} failed: {detail[-1] if detail else res.returncode}")
-    return res.stdout

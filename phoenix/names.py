@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from datetime import timedelta
 
-from phoenix.errors import InvalidEnvName
+from phoenix.errors import InvalidEnvName, InvalidName
 
 MAX_ID = 40
 
@@ -36,3 +37,24 @@ def parse_ttl(ttl: str) -> timedelta:
     if not m or int(m.group(1)) == 0:
         raise InvalidEnvName(f"ttl {ttl!r}: use a number and a unit, e.g. 30m, 8h, 2d")
     return timedelta(**{_UNIT[m.group(2)]: int(m.group(1))})
+
+
+def ascii_slug(text: str) -> str:
+    """Letters of a name as an e-mail local part: 'Müller-Łukasz' -> 'muller-ukasz'."""
+    norm = unicodedata.normalize("NFKD", text)
+    out = "".join(c for c in norm if c.isascii() and (c.isalnum() or c in ".-")).lower()
+    return out.strip(".-") or "user"
+
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$")
+
+
+def validate_name(name: str, what: str = "image") -> str:
+    """Letters, digits, '.', '_', '-'; 1..96 chars; no path tricks."""
+    if not isinstance(name, str) or not _NAME_RE.match(name) or ".." in name:
+        shown = name if isinstance(name, str) and len(name) <= 60 else f"{str(name)[:60]}…"
+        raise InvalidName(
+            f"invalid {what} name {shown!r}: use 1-96 letters, digits, '.', '_' or '-', "
+            "starting and ending with a letter or digit"
+        )
+    return name

@@ -23,6 +23,7 @@ from tasks import catalog
 from tasks.catalog import BREEDER, BREEDING, GOLDEN, PUBLISHED
 from tasks.runtime.base import Runtime
 from tasks.sources.restore import RestoreReport, describe, restore
+
 # META_FORENSIC lives beside the catalog's other keys (the catalog reads it); still importable from here.
 from tasks.storage import BASE_SNAPSHOT, META_CREATED, META_FORENSIC, META_KIND, META_STATE, Storage
 

@@ -12,7 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tasks.runtime.mariadb import pid_alive
+from phoenix.proc import pid_alive
 
 __all__ = ["pid_alive", "read_pid", "spawn_daemon", "stop_pid"]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from phoenix.config import Settings, parse_size
 from phoenix.errors import StackError
-from phoenix.locks import run
+from phoenix.proc import mounted_at, run
 
 
 def _file(settings: Settings) -> Path:
@@ -25,13 +25,8 @@ def _run(args: list[str], what: str) -> str:
 
 def mounted_device(mount: Path) -> str | None:
     """The device mounted at `mount` (from /proc/mounts), if any."""
-    target = str(mount)
-    with open("/proc/self/mounts") as f:
-        for line in f:
-            dev, mnt, fstype, *_ = line.split()
-            if mnt.replace("\\040", " ") == target and fstype == "btrfs":
-                return dev
-    return None
+    found = mounted_at(mount)
+    return found.device if found and found.fstype == "btrfs" else None
 
 
 def status(settings: Settings) -> dict | None:

@@ -19,7 +19,8 @@ from pathlib import Path
 from infra.local._proc import pid_alive, read_pid, stop_pid
 from phoenix.config import Settings, parse_size
 from phoenix.errors import StackError
-from phoenix.locks import run
+from phoenix.proc import mounts as proc_mounts
+from phoenix.proc import run
 
 _DAEMONS = ("mon", "mgr", "osd")
 
@@ -204,12 +205,7 @@ def _release_attachments(settings: Settings) -> None:
     root = settings.home_dir / "rbd"
     if not root.exists():
         return
-    mounts = []
-    with open("/proc/self/mounts") as f:
-        for line in f:
-            dev, mnt, fstype, *_ = line.split()
-            if mnt.startswith(str(root) + "/"):
-                mounts.append((dev, mnt, fstype))
+    mounts = [tuple(m) for m in proc_mounts() if m.path.startswith(str(root) + "/")]
     for dev, mnt, fstype in sorted(mounts, key=lambda m: -len(m[1])):
         if fstype.startswith("fuse"):
             continue

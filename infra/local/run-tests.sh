@@ -21,5 +21,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED=false
 cleanup() { "$VENV/bin/phoenix" stack down >/dev/null 2>&1 || true; }
 trap cleanup EXIT INT TERM
 
+# The fast tier first (pure code and the linters: seconds), then the real parts.
+make --no-print-directory unit VENV="$VENV" || exit 1
 "$VENV/bin/phoenix" stack up --ceph --kubernetes || exit 1
-"$VENV/bin/python" -m pytest -p no:cacheprovider "$@" tests
+"$VENV/bin/python" -m pytest -p no:cacheprovider --ignore=tests/unit "$@" tests

@@ -66,11 +66,12 @@ def _gate_dsn(dsn: str, rules: Path, source: Path | None) -> None:
     from anonymization import load_rules, run_gate
     from anonymization.sampling import baseline_from_dump
     from phoenix.config import get_settings
+    from tasks.sources.restore import dump_blocks
 
     admin, db = parse_dsn(dsn)
     key = get_settings().anon_key_bytes()
     ruleset = load_rules(rules)
-    baseline = baseline_from_dump(source, ruleset, key) if source else None
+    baseline = baseline_from_dump(dump_blocks(source), ruleset, key) if source else None
     result = run_gate(admin, db, ruleset, key, baseline)
     Console().print(result.to_markdown())
     result.raise_if_failed()
@@ -82,6 +83,7 @@ def _gate_image(image: str, rules: Path | None, source: Path | None) -> None:
     from anonymization.sampling import baseline_from_dump
     from phoenix.config import get_settings
     from tasks.audit import ADVICE, audit
+    from tasks.sources.restore import dump_blocks
     from tasks.storage import open_storage
 
     settings = get_settings()
@@ -91,7 +93,7 @@ def _gate_image(image: str, rules: Path | None, source: Path | None) -> None:
                           "originals from: pass --source FILE (.sql, .sql.gz, .sql.zst) or set `source` to one")
     ruleset = load_rules(rules or settings.rules_path)  # its e-mail domain: pseudonyms are not leaks
     # Only the needles are used here, not the keyed hashes: the audit needs no anonymization key.
-    baseline = baseline_from_dump(dump, ruleset, os.urandom(32))
+    baseline = baseline_from_dump(dump_blocks(dump), ruleset, os.urandom(32))
     with open_storage(settings) as storage:
         result = audit(storage, image, baseline.needles)
     Console().print(result.to_markdown())

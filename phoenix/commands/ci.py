@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
 from phoenix.commands.envs import UNVERIFIED_HELP
+from phoenix.proc import write_private
 
 ci_app = typer.Typer(help="Start Phoenix deployments through the Prefect API and wait for their final state.",
                      no_args_is_help=True)
@@ -72,9 +72,7 @@ def _write_password(path: Path, eid: str) -> None:
     if creds is None:
         _err.print(f"no password for {eid} in this machine's runtime store (Kubernetes: Secret db in phoenix-{eid})")
         return
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(creds.password)
+    write_private(path, creds.password)
 
 
 def register(app: typer.Typer) -> None:

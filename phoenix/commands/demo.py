@@ -15,6 +15,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from phoenix.proc import write_private
+
 _out = Console()
 
 
@@ -25,9 +27,7 @@ def _key(home) -> None:
     path = home / "demo-anon.key"
     if not path.exists():
         home.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32))
+        write_private(path, secrets.token_hex(32))
     os.environ["PHOENIX_ANON_KEY"] = path.read_text().strip()
 
 

@@ -19,13 +19,13 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
+from typing import Literal, Protocol
 
 from phoenix.db import AdminAccess
 from phoenix.errors import RuntimeError_, ServerFailed, ServerNotFound
 
 __all__ = ["AdminAccess", "Credentials", "Endpoint", "Profile", "Runtime", "RuntimeError_", "ServerFailed",
-           "ServerNotFound"]
+           "ServerNotFound", "Volumes"]
 
 Profile = Literal["restore", "environment"]
 
@@ -56,6 +56,23 @@ class Endpoint:
     labels: dict[str, str] = field(default_factory=dict)
     pid: int | None = None
     socket: Path | None = None
+
+
+class Volumes(Protocol):
+    """What a runtime needs of the storage (the storage contract's verbs of these names):
+    a filesystem for an image where the runtime runs servers on the host, the image's
+    size and kind where a cluster mounts it itself."""
+
+    name: str
+    network_volumes: bool
+
+    def attach(self, image: str) -> Path: ...
+
+    def detach(self, image: str) -> None: ...
+
+    def exists(self, image: str) -> bool: ...
+
+    def size(self, image: str) -> int: ...
 
 
 class Runtime(ABC):

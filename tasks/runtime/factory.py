@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from phoenix.config import Settings
-from tasks.runtime.base import Runtime
-from tasks.storage import Storage
+from tasks.runtime.base import Runtime, Volumes
 
 
-def open_runtime(settings: Settings, storage: Storage) -> Runtime:
+def open_runtime(settings: Settings, storage: Volumes) -> Runtime:
     if settings.runtime == "kubernetes":
         from tasks.runtime.kubernetes import KubernetesRuntime  # heavy client: import lazily
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import time
 from pathlib import Path
@@ -19,7 +18,10 @@ from pathlib import Path
 import pymysql
 
 from phoenix.config import Settings
+from phoenix.errors import StorageError
 from phoenix.locks import file_lock
+from phoenix.names import validate_name
+from phoenix.proc import pid_alive, write_private
 from tasks.runtime.base import (
     AdminAccess,
     Credentials,
@@ -28,9 +30,9 @@ from tasks.runtime.base import (
     Runtime,
     ServerFailed,
     ServerNotFound,
+    Volumes,
 )
-from tasks.runtime.mariadb import MariaDBServer, free_port, init_sql, pid_alive
-from tasks.storage import Storage, StorageError, validate_name
+from tasks.runtime.mariadb import MariaDBServer, free_port, init_sql
 
 _DATADIR = "mysql"  # inside the attached image
 
@@ -38,7 +40,7 @@ _DATADIR = "mysql"  # inside the attached image
 class LocalRuntime(Runtime):
     name = "local"
 
-    def __init__(self, settings: Settings, storage: Storage) -> None:
+    def __init__(self, settings: Settings, storage: Volumes) -> None:
         self.settings, self.storage = settings, storage
         self.root = settings.home_dir / "runtime"
         self.root.mkdir(parents=True, exist_ok=True)
@@ -70,12 +72,6 @@ class LocalRuntime(Runtime):
         return Endpoint(name=state["name"], image=state["image"], host="127.0.0.1", port=state["port"],
                         state=run_state, profile=state["profile"], labels=dict(state.get("labels", {})),
                         pid=pid if alive else None, socket=server.socket)
-
-    @staticmethod
-    def _write_private(path: Path, text: str) -> None:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
 
     def _pick_port(self, name: str) -> int:
         """A free port not promised to another server of ours (caller holds the ports lock)."""
@@ -111,13 +107,13 @@ class LocalRuntime(Runtime):
             server = self._server(state)
             server.initialize()  # a breeder starts empty; a clone already has its system tables
             if credentials is not None:
-                self._write_private(rundir / "credentials.json", json.dumps(
+                write_private(rundir / "credentials.json", json.dumps(
                     {"user": credentials.user, "password": credentials.password, "database": credentials.database}))
             creds = self.credentials(name)
             init_file = None
             if creds is not None:
                 init_file = rundir / "init.sql"
-                self._write_private(init_file, init_sql(creds.user, creds.password, creds.database))
+                write_private(init_file, init_sql(creds.user, creds.password, creds.database))
             server.start(init_file=init_file)
             return self._endpoint(state)
 
@@ -206,7 +202,7 @@ class LocalRuntime(Runtime):
         return state
 
 
-def _detach(storage: Storage, image: str, attempts: int = 5) -> None:
+def _detach(storage: Volumes, image: str, attempts: int = 5) -> None:
     """Right after mariadbd exits, its filesystem can still be busy for a moment (seen
     under load with rbd-fuse): retry the unmount briefly, then report it."""
     for attempt in range(attempts):

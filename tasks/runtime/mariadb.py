@@ -18,7 +18,11 @@ from pathlib import Path
 
 import pymysql
 
-from tasks.runtime.base import AdminAccess, ServerFailed
+from phoenix.db import AdminAccess, client_binary
+from phoenix.errors import ServerFailed
+from phoenix.proc import pid_alive
+
+__all__ = ["COMMON_ARGS", "PROFILES", "MariaDBServer", "client_binary", "free_port", "init_sql", "pid_alive"]
 
 # Every profile shuts down slowly so a snapshot of the files starts without crash recovery.
 # Environments keep ENV_LOG_SIZE; the breeder's restore profile has another size on purpose:
@@ -86,35 +90,10 @@ def server_binary() -> str:
     raise ServerFailed("no mariadbd/mysqld found: run `make install` (installs Debian's mariadb-server)")
 
 
-def client_binary() -> str:
-    for name in ("mariadb", "mysql"):
-        path = shutil.which(name)
-        if path:
-            return path
-    raise ServerFailed("no mariadb/mysql client found: run `make install` (installs Debian's mariadb-client)")
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of ours counts as dead.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][0] != "Z"
-    except OSError:
-        return False
 
 
 @dataclass

@@ -4,11 +4,12 @@ and the generator then draws rows from these pools with numpy indices."""
 from __future__ import annotations
 
 import json
-import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
 from faker import Faker
+
+from phoenix.names import ascii_slug
 
 LOCALES = ("en_US", "de_DE", "fr_FR", "nl_NL", "it_IT", "pl_PL", "es_ES")
 COUNTRY = {"en_US": "US", "de_DE": "DE", "fr_FR": "FR", "nl_NL": "NL", "it_IT": "IT", "pl_PL": "PL", "es_ES": "ES"}
@@ -31,13 +32,6 @@ def sql_escape(text: str) -> str:
     """The body of a single-quoted MariaDB string literal."""
     return (text.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n")
             .replace("\r", "\\r").replace("\x00", "\\0").replace("\x1a", "\\Z"))
-
-
-def ascii_slug(text: str) -> str:
-    """Letters of a name as an e-mail local part: 'Müller-Łukasz' -> 'muller-ukasz'."""
-    norm = unicodedata.normalize("NFKD", text)
-    out = "".join(c for c in norm if c.isascii() and (c.isalnum() or c in ".-")).lower()
-    return out.strip(".-") or "user"
 
 
 @dataclass

@@ -27,8 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import pymysql
 
-from phoenix.db import describe_mysql
-from tasks.runtime.base import AdminAccess
+from phoenix.db import AdminAccess, describe_mysql
 
 _QUEUE = 8  # statements waiting per connection; an extended INSERT is ~1 MB
 Statements = Iterator[tuple[int, bytes]]

@@ -22,16 +22,11 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO, Protocol
 from urllib.parse import urlparse
 
-from phoenix.db import redact
+from phoenix.db import AdminAccess, client_binary, redact
 from phoenix.errors import RestoreError
-from tasks.runtime.base import AdminAccess
-from tasks.runtime.mariadb import client_binary
-
-if TYPE_CHECKING:
-    from anonymization.inline import Inline
 
 Progress = Callable[[int, int | None, float, float | None], None]  # done, total, bytes/s, eta s
 _BLOCK = 1 << 20
@@ -63,7 +58,7 @@ def describe(source: str) -> str:
 
 
 def restore(source: str, admin: AdminAccess, database: str, progress: Progress | None = None,
-            jobs: int = 1, inline: Inline | None = None) -> RestoreReport:
+            jobs: int = 1, inline: RowRewriter | None = None) -> RestoreReport:
     """Restore `source` (path to .sql/.sql.gz/.sql.zst, mydumper dir, or mysql:// URL).
     With `jobs` > 1, a mysqldump-format file is restored over that many connections.
     With `inline`, such a file's rows are anonymized on the way in when the dump does not
@@ -81,7 +76,32 @@ def restore(source: str, admin: AdminAccess, database: str, progress: Progress |
     return _restore_dump(path, admin, database, progress, jobs, inline)
 
 
+class RowRewriter(Protocol):
+    """The seam through which another layer (the anonymizer, `anonymization.inline`) rewrites
+    a dump's statements on their way in, without the restore knowing what it does."""
+
+    def open(self) -> list[tuple[str, tuple]]:
+        """Start; the session statements (with parameters) every restore connection runs first."""
+
+    def holds(self, table: str) -> bool:
+        """Whether the restore leaves this table's secondary and foreign keys to the caller."""
+
+    def wrap(self, stmts: Iterator[tuple[int, bytes]]) -> Iterator[tuple[int, bytes]]:
+        """The statements to run instead, each with its dump line."""
+
+    def keys_held(self, keys: dict[str, list[str]]) -> None:
+        """The key definitions the restore held back, per table."""
+
+    def close(self) -> None: ...
+
+
 # -- dump files ---------------------------------------------------------------------------
+def dump_blocks(path: Path | str) -> Iterator[bytes]:
+    """The decompressed bytes of a dump file (.sql, .sql.gz, .sql.zst), block by block."""
+    with open(path, "rb") as raw:
+        yield from _reader(Path(path), raw)
+
+
 def _reader(path: Path, raw: BinaryIO) -> Iterator[bytes]:
     name = path.name
     try:
@@ -152,7 +172,7 @@ def _ensure_database(admin: AdminAccess, database: str) -> None:
 
 
 def _restore_dump(path: Path, admin: AdminAccess, database: str, progress: Progress, jobs: int,
-                  inline: Inline | None) -> RestoreReport:
+                  inline: RowRewriter | None) -> RestoreReport:
     total = path.stat().st_size
     t0 = time.monotonic()
     with open(path, "rb") as raw:
@@ -196,7 +216,7 @@ def _reporting(raw: BinaryIO, total: int, blocks: Iterator[bytes], progress: Pro
 
 
 def _load_parallel(path: Path, stream: Iterator[bytes], admin: AdminAccess, target: str | None, jobs: int,
-                   inline: Inline | None) -> None:
+                   inline: RowRewriter | None) -> None:
     from tasks.sources._keys import Deferral
     from tasks.sources._parallel import StatementError, load
 
@@ -212,7 +232,7 @@ def _load_parallel(path: Path, stream: Iterator[bytes], admin: AdminAccess, targ
         raise RestoreError(f"{path}: restore failed at line {exc.line}: {exc.message}") from None
     finally:
         if inline is not None:
-            inline.done.keys = deferral.held
+            inline.keys_held(deferral.held)
             inline.close()
 
 

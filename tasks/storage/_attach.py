@@ -16,8 +16,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from phoenix.locks import file_lock, run
-
+from phoenix.locks import file_lock
+from phoenix.proc import mounted_at, run
 from tasks.storage.base import StorageError, Unavailable
 
 
@@ -25,20 +25,9 @@ def _run(args: list[str], what: str, timeout: float = 120) -> str:
     return run(args, what, StorageError, timeout)
 
 
-def _mounts() -> list[tuple[str, str, str]]:
-    with open("/proc/self/mounts") as f:
-        return [tuple(line.split()[:3]) for line in f]  # type: ignore[misc]
-
-
 def mount_source(path: Path) -> str | None:
-    for dev, mnt, _fs in _mounts():
-        if mnt == str(path):
-            return dev
-    return None
-
-
-def krbd_available() -> bool:
-    return Path("/sys/bus/rbd").exists()
+    found = mounted_at(path)
+    return found.device if found else None
 
 
 class FuseAttacher:

@@ -23,7 +23,6 @@ Rules every implementation keeps:
 
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from pathlib import Path
 from types import TracebackType
 
 from phoenix.errors import AlreadyExists, Busy, InvalidName, NotFound, StorageError, Unavailable
+from phoenix.names import validate_name
 
 __all__ = ["BASE_SNAPSHOT", "META_CREATED", "META_KIND", "META_STATE", "AlreadyExists", "Busy", "Extent",
            "InvalidName", "NotFound", "Parent", "Storage", "StorageError", "Unavailable", "validate_name"]
@@ -41,20 +41,6 @@ META_STATE = "phoenix.state"  # golden: "breeding" | "published" | "retiring"
 META_CREATED = "phoenix.created"  # ISO-8601 UTC
 META_FORENSIC = "phoenix.forensic"  # golden: "passed <ISO time> <bytes scanned>" once the forensic gate passed
 BASE_SNAPSHOT = "base"  # the protected snapshot every environment is cloned from
-
-_NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$")
-
-
-def validate_name(name: str, what: str = "image") -> str:
-    """Letters, digits, '.', '_', '-'; 1..96 chars; no path tricks."""
-    if not isinstance(name, str) or not _NAME_RE.match(name) or ".." in name:
-        shown = name if isinstance(name, str) and len(name) <= 60 else f"{str(name)[:60]}…"
-        raise InvalidName(
-            f"invalid {what} name {shown!r}: use 1-96 letters, digits, '.', '_' or '-', "
-            "starting and ending with a letter or digit"
-        )
-    return name
-
 
 @dataclass(frozen=True)
 class Extent:
@@ -77,6 +63,8 @@ class Storage(ABC):
     unless the implementation says so (the local and rbd ones are)."""
 
     name: str  # "local" | "rbd"
+    # Capabilities (runtimes ask these, never the backend's name):
+    network_volumes: bool = False  # an image is a network block device a node can map (ceph-csi)
 
     # -- images --------------------------------------------------------------
     @abstractmethod

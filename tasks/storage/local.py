@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from phoenix.locks import file_lock
+from phoenix.proc import mounted_at
 from tasks.storage.base import (
     AlreadyExists,
     Busy,
@@ -297,10 +298,5 @@ class LocalStorage(Storage):
 
 
 def _fstype(mount: Path) -> str | None:
-    target = str(mount.resolve())
-    with open("/proc/self/mounts") as f:
-        for line in f:
-            _dev, mnt, fstype, *_ = line.split()
-            if mnt == target:
-                return fstype
-    return None
+    found = mounted_at(mount.resolve())
+    return found.fstype if found else None

@@ -32,6 +32,7 @@ from tasks.storage.base import (
 
 class RbdStorage(Storage):
     name = "rbd"
+    network_volumes = True
 
     def __init__(self, conf: Path, pool: str, connect_timeout: int = 5, attach_root: Path | None = None) -> None:
         self.conf, self.pool = Path(conf), pool

@@ -20,8 +20,9 @@ from anonymization import load_rules
 from anonymization.sampling import baseline_from_dump
 from phoenix.names import env_id, image_name
 from tasks import catalog, environments
-from tasks.runtime.local import LocalRuntime
 from tasks.cycle import META_FORENSIC
+from tasks.runtime.local import LocalRuntime
+from tasks.sources.restore import dump_blocks
 from tasks.storage import BASE_SNAPSHOT, META_CREATED, META_KIND, META_STATE
 from tests.conftest import REPO, run_phoenix
 
@@ -138,7 +139,7 @@ def test_gate_image_passes_on_a_golden_of_the_current_cycle_and_changes_nothing(
 def test_gate_image_finds_a_planted_leak_and_never_prints_a_value(backend, bred, storage, shop_dump, settings,
                                                                   unique):
     gen = bred(backend)
-    originals, _columns = baseline_from_dump(shop_dump, load_rules(REPO / "anonymization/rules/shop.yaml"),
+    originals, _columns = baseline_from_dump(dump_blocks(shop_dump), load_rules(REPO / "anonymization/rules/shop.yaml"),
                                              b"k" * 32).needles._items()
     emails = [v for v in originals if b"@" in v][:40]
     assert len(emails) == 40

@@ -28,10 +28,10 @@ from tasks.runtime.base import (
     Runtime,
     ServerFailed,
     ServerNotFound,
+    Volumes,
 )
 from tasks.runtime.kubernetes import manifests as m
 from tasks.runtime.kubernetes.api import Api
-from tasks.storage import Storage
 
 _NS, _PV, _PVC, _DEP, _SEC, _POD = (("v1", "Namespace"), ("v1", "PersistentVolume"),
                                     ("v1", "PersistentVolumeClaim"), ("apps/v1", "Deployment"),
@@ -59,8 +59,8 @@ def _why_not_ready(pod: dict | None) -> str:
 class KubernetesRuntime(Runtime):
     name = "kubernetes"
 
-    def __init__(self, settings: Settings, storage: Storage) -> None:
-        if storage.name != "rbd":
+    def __init__(self, settings: Settings, storage: Volumes) -> None:
+        if not storage.network_volumes:
             raise ConfigError("runtime 'kubernetes' needs storage = \"rbd\": its volumes are ceph-csi RBD images")
         self.settings, self.storage = settings, storage
         self.api = Api(settings)

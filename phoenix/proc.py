@@ -1,0 +1,65 @@
+"""Processes and files, for every layer: run a tool keeping its last word, the mount
+table, private files, whether a pid lives. Written once here; used by storage, runtime
+and the local stack alike."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import NamedTuple
+
+
+def run(args: list[str], what: str, error: type[Exception], timeout: float = 120) -> str:
+    """Run a command; on failure raise `error` with one line: what failed and the tool's last word."""
+    try:
+        res = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise error(f"{what} timed out after {timeout:.0f}s") from None
+    except FileNotFoundError:
+        raise error(f"{what} failed: {args[0]} is not installed (run `make install`)") from None
+    if res.returncode != 0:
+        detail = (res.stderr or res.stdout).strip().splitlines()
+        raise error(f"{what} failed: {detail[-1] if detail else res.returncode}")
+    return res.stdout
+
+
+class Mount(NamedTuple):
+    device: str
+    path: str
+    fstype: str
+
+
+def mounts() -> list[Mount]:
+    """The kernel's mount table (paths unescaped: a space is `\\040` there)."""
+    with open("/proc/self/mounts") as f:
+        return [Mount(dev, mnt.replace("\\040", " "), fstype) for dev, mnt, fstype, *_ in map(str.split, f)]
+
+
+def mounted_at(path: Path | str) -> Mount | None:
+    target = str(path)
+    return next((m for m in mounts() if m.path == target), None)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (mode 0600 from its creation on)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def pid_alive(pid: int | None) -> bool:
+    """Whether `pid` runs (a zombie counts as dead)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
