@@ -87,7 +87,7 @@ def _fail(path: Path, node: yaml.Node | None, where: str, what: str) -> RulesErr
 def _mapping(path: Path, node: yaml.Node, where: str) -> list[tuple[yaml.ScalarNode, yaml.Node]]:
     if not isinstance(node, yaml.MappingNode):
         raise _fail(path, node, where, "expected a mapping")
-    return node.value  # type: ignore[return-value]
+    return node.value
 
 
 def _scalar(path: Path, node: yaml.Node, where: str) -> str:

@@ -57,7 +57,7 @@ def client_binary() -> str:
 
 def connect(admin: AdminAccess, database: str | None) -> pymysql.Connection:
     """An autocommit utf8mb4 session with long timeouts (a table rewrite can take an hour)."""
-    return pymysql.connect(**admin.pymysql_kwargs(), database=database, autocommit=True,  # type: ignore[arg-type]
+    return pymysql.connect(**admin.pymysql_kwargs(), database=database, autocommit=True,
                            charset="utf8mb4", read_timeout=3600, write_timeout=3600)
 
 
@@ -82,7 +82,7 @@ def redact(message: str) -> str:
 
 def describe_mysql(exc: BaseException) -> str:
     """`ERROR <code>: <redacted message>` of a pymysql error; never a value."""
-    args = getattr(exc, "args", ())
+    args: tuple = tuple(getattr(exc, "args", ()))
     if len(args) > 1 and isinstance(args[0], int):
         return f"ERROR {args[0]}: {redact(args[1])}"
     return f"{type(exc).__name__}: {redact(str(exc))}"

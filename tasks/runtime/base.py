@@ -24,10 +24,11 @@ from typing import Literal, Protocol
 from phoenix.db import AdminAccess
 from phoenix.errors import RuntimeError_, ServerFailed, ServerNotFound
 
-__all__ = ["AdminAccess", "Credentials", "Endpoint", "Profile", "Runtime", "RuntimeError_", "ServerFailed",
+__all__ = ["AdminAccess", "Credentials", "Endpoint", "Profile", "Runtime", "State", "RuntimeError_", "ServerFailed",
            "ServerNotFound", "Volumes"]
 
 Profile = Literal["restore", "environment"]
+State = Literal["starting", "running", "dead", "stopped"]
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class Endpoint:
     image: str
     host: str
     port: int
-    state: Literal["starting", "running", "dead", "stopped"]
+    state: State
     profile: Profile
     labels: dict[str, str] = field(default_factory=dict)
     pid: int | None = None

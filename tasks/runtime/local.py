@@ -30,6 +30,7 @@ from tasks.runtime.base import (
     Runtime,
     ServerFailed,
     ServerNotFound,
+    State,
     Volumes,
 )
 from tasks.runtime.mariadb import MariaDBServer, free_port, init_sql
@@ -65,6 +66,7 @@ class LocalRuntime(Runtime):
         server = self._server(state)
         pid = server.pid()
         alive = pid_alive(pid)
+        run_state: State
         if alive:
             run_state = "running" if server.socket.exists() else "starting"
         else:

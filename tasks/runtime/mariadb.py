@@ -198,7 +198,7 @@ class MariaDBServer:
     def stop(self, timeout: float = 600.0) -> None:
         """Slow shutdown; idempotent. SIGKILL only after `timeout` (then crash recovery follows)."""
         pid = self.pid()
-        if not pid_alive(pid):
+        if pid is None or not pid_alive(pid):
             self.pid_file.unlink(missing_ok=True)
             return
         try:

@@ -23,6 +23,7 @@ Rules every implementation keeps:
 
 from __future__ import annotations
 
+import builtins
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -94,7 +95,7 @@ class Storage(ABC):
     def snapshot(self, image: str, snap: str) -> None: ...
 
     @abstractmethod
-    def snapshots(self, image: str) -> list[str]: ...
+    def snapshots(self, image: str) -> builtins.list[str]: ...
 
     @abstractmethod
     def remove_snapshot(self, image: str, snap: str) -> None:
@@ -117,7 +118,7 @@ class Storage(ABC):
         """A writable copy-on-write image of a protected snapshot; it starts with no metadata."""
 
     @abstractmethod
-    def children(self, image: str, snap: str) -> list[str]:
+    def children(self, image: str, snap: str) -> builtins.list[str]:
         """Images cloned from `image@snap` that still depend on it (sorted)."""
 
     @abstractmethod

@@ -13,6 +13,7 @@ usage    = btrfs quota-group bytes: exclusive for a clone, referenced for an ori
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import json
 import os
@@ -167,7 +168,7 @@ class LocalStorage(Storage):
             _btrfs("subvolume", "snapshot", "-r", str(src), str(dst))
             record["snaps"][snap] = {"protected": False, "children": []}
 
-    def snapshots(self, image: str) -> list[str]:
+    def snapshots(self, image: str) -> builtins.list[str]:
         self._existing(image)
         return sorted(self._read(image)["snaps"])
 
@@ -224,7 +225,7 @@ class LocalStorage(Storage):
                                         "parent": {"image": image, "snapshot": snap}})
             info["children"] = sorted({*info["children"], new_image})
 
-    def children(self, image: str, snap: str) -> list[str]:
+    def children(self, image: str, snap: str) -> builtins.list[str]:
         self._existing(image)
         return sorted(self._snap_record(self._read(image), image, snap)["children"])
 

@@ -9,6 +9,7 @@ each call opens an `rbd.Image` briefly.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -149,7 +150,7 @@ class RbdStorage(Storage):
             except rbd.ImageExists:
                 raise AlreadyExists(f"snapshot {image}@{snap} already exists") from None
 
-    def snapshots(self, image: str) -> list[str]:
+    def snapshots(self, image: str) -> builtins.list[str]:
         with self._image(image) as img:
             return sorted(s["name"] for s in img.list_snaps())
 
@@ -201,7 +202,7 @@ class RbdStorage(Storage):
             for key, _value in list(img.metadata_list()):
                 img.metadata_remove(key)
 
-    def children(self, image: str, snap: str) -> list[str]:
+    def children(self, image: str, snap: str) -> builtins.list[str]:
         with self._image(image) as img:
             self._require_snap(img, image, snap)
         with self._image(image, snap=snap) as img:

@@ -89,7 +89,8 @@ def namespace_for(settings: Settings, name: str) -> str:
 
 def split_labels(labels: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
     """Values a label cannot hold (timestamps with ':', long names) become annotations."""
-    good, rest = {}, {}
+    good: dict[str, str] = {}
+    rest: dict[str, str] = {}
     for k, v in labels.items():
         (good if len(v) <= 63 and _LABEL_VALUE.match(v) and k != ANN_EXPIRES else rest)[k] = v
     return good, rest

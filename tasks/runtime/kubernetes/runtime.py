@@ -28,6 +28,7 @@ from tasks.runtime.base import (
     Runtime,
     ServerFailed,
     ServerNotFound,
+    State,
     Volumes,
 )
 from tasks.runtime.kubernetes import manifests as m
@@ -84,6 +85,7 @@ class KubernetesRuntime(Runtime):
         meta = ns_obj["metadata"]
         ns, ann = meta["name"], meta.get("annotations") or {}
         dep = self.api.get(*_DEP, m.DB_NAME, ns)
+        state: State
         if meta.get("deletionTimestamp") or dep is None or not (dep.get("spec") or {}).get("replicas"):
             state = "stopped"
         else:
