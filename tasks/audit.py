@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from anonymization.forensic import ForensicResult, Needles, scan
 from tasks import catalog
-from tasks.storage import BASE_SNAPSHOT, Storage
+from tasks.schema import BASE_SNAPSHOT
+from tasks.storage import Storage
 
 ADVICE = "re-breed with `phoenix breed` and tear down the environments cloned from it"
 

@@ -9,31 +9,19 @@ has clones) → removed once its last clone is gone.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from phoenix.errors import GenerationNotFound, PhoenixError, UnverifiedGeneration
 from phoenix.locks import file_lock
 from tasks.runtime.base import Runtime
-from tasks.storage import BASE_SNAPSHOT, META_CREATED, META_FORENSIC, META_KIND, META_STATE, NotFound, Storage
+from tasks.schema import BASE_SNAPSHOT, Generation, Kind, Meta, State
+from tasks.storage import NotFound, Storage
 
-GOLDEN, BREEDER, ENV = "golden", "breeder", "env"
-BREEDING, PUBLISHED, RETIRING = "breeding", "published", "retiring"
-
-
-@dataclass(frozen=True)
-class Generation:
-    id: str
-    state: str
-    latest: bool
-    created: str
-    size_bytes: int
-    clones: int
-    verified: bool = False  # passed the forensic gate (metadata `phoenix.forensic`)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
+# The schema's names, as the rest of the code has always called them.
+GOLDEN, BREEDER, ENV = Kind.GOLDEN, Kind.BREEDER, Kind.ENV
+BREEDING, PUBLISHED, RETIRING = State.BREEDING, State.PUBLISHED, State.RETIRING
+META_KIND, META_STATE, META_CREATED, META_FORENSIC = Meta.KIND, Meta.STATE, Meta.CREATED, Meta.FORENSIC
 
 
 def utc_stamp(now: datetime | None = None) -> str:
@@ -44,9 +32,19 @@ def utc_iso(now: datetime | None = None) -> str:
     return (now or datetime.now(UTC)).isoformat(timespec="seconds")
 
 
+def images(storage: Storage, kind: Kind) -> list[str]:
+    """The images of one kind, sorted (storage knows no kinds: its metadata is opaque to it)."""
+    out = []
+    for name in storage.list():
+        with contextlib.suppress(NotFound):  # removed meanwhile
+            if storage.get_meta(name, Meta.KIND) == kind:
+                out.append(name)
+    return out
+
+
 def _goldens(storage: Storage) -> list[tuple[str, dict[str, str]]]:
     out = []
-    for name in storage.list(GOLDEN):
+    for name in images(storage, Kind.GOLDEN):
         with contextlib.suppress(NotFound):
             out.append((name, storage.list_meta(name)))
     return out
@@ -164,7 +162,7 @@ def remove_leftovers(storage: Storage, runtime: Runtime) -> list[str]:
     """Breeders and half goldens (state `breeding`). Call only while holding the cycle
     lock (or from a cycle that holds it): then none of them belongs to a live cycle."""
     removed = []
-    for name in storage.list(BREEDER):
+    for name in images(storage, Kind.BREEDER):
         runtime.remove(name)
         # Killed between attaching the image and recording its server (or while its free
         # space was being zeroed): the runtime does not know it, but it may still be attached.

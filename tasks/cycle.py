@@ -22,12 +22,12 @@ from phoenix.db import database_errors
 from tasks import catalog
 from tasks.catalog import BREEDER, BREEDING, GOLDEN, PUBLISHED
 from tasks.runtime.base import Runtime
+from tasks.schema import BASE_SNAPSHOT, BREEDER_SNAPSHOT, Meta
 from tasks.sources.restore import RestoreReport, describe, restore
+from tasks.storage import Storage
 
-# META_FORENSIC lives beside the catalog's other keys (the catalog reads it); still importable from here.
-from tasks.storage import BASE_SNAPSHOT, META_CREATED, META_FORENSIC, META_KIND, META_STATE, Storage
+META_CREATED, META_FORENSIC, META_KIND, META_STATE = Meta.CREATED, Meta.FORENSIC, Meta.KIND, Meta.STATE
 
-BREEDER_SNAPSHOT = "golden"  # the breeder's snapshot the golden is cloned from
 STEPS = ("create_breeder", "start_server", "restore", "anonymize", "gate", "stop_server", "seal",
          "zero_free", "forensic_gate", "snapshot_breeder", "clone_golden", "publish", "remove_breeder", "retire")
 
@@ -98,7 +98,7 @@ def create_breeder(storage: Storage, settings: Settings, name: str) -> None:
     storage.create(name, parse_size(settings.image_size))
     storage.set_meta(name, META_KIND, BREEDER)
     storage.set_meta(name, META_CREATED, catalog.utc_iso())
-    storage.set_meta(name, "phoenix.owner", f"{socket.gethostname()}:{os.getpid()}")
+    storage.set_meta(name, Meta.OWNER, f"{socket.gethostname()}:{os.getpid()}")
 
 
 @task(name="2a start breeder server", cache_policy=NONE)

@@ -19,9 +19,12 @@ from phoenix.locks import file_lock
 from phoenix.names import env_id, image_name, parse_ttl
 from tasks import catalog
 from tasks.runtime.base import Credentials, Runtime
-from tasks.storage import BASE_SNAPSHOT, META_CREATED, META_KIND, NotFound, Storage
+from tasks.schema import BASE_SNAPSHOT, Kind, Meta
+from tasks.storage import NotFound, Storage
 
-META_ENV, META_GEN, META_EXPIRES = "phoenix.env", "phoenix.generation", "phoenix.expires"
+META_CREATED, META_KIND = Meta.CREATED, Meta.KIND
+
+META_ENV, META_GEN, META_EXPIRES = Meta.ENV, Meta.GENERATION, Meta.EXPIRES
 
 
 @dataclass(frozen=True)
@@ -150,7 +153,7 @@ def reset(settings: Settings, storage: Storage, runtime: Runtime, name: str, to_
 
 def environments(storage: Storage, runtime: Runtime) -> list[EnvInfo]:
     out = []
-    for image in storage.list(catalog.ENV):
+    for image in catalog.images(storage, Kind.ENV):
         eid = image.removeprefix("env-")
         with contextlib.suppress(NotFound):
             out.append(_info(storage, runtime, eid, with_usage=True))
@@ -173,7 +176,7 @@ class ReapReport:
 def reap(settings: Settings, storage: Storage, runtime: Runtime, now: datetime | None = None) -> ReapReport:
     now = now or catalog.now_utc()
     rep = ReapReport([], [], [], [], [], [])
-    images = set(storage.list(catalog.ENV))
+    images = set(catalog.images(storage, Kind.ENV))
     for image in sorted(images):
         eid = image.removeprefix("env-")
         with env_lock(settings.home_dir, eid, wait=False) as free:
@@ -191,7 +194,7 @@ def reap(settings: Settings, storage: Storage, runtime: Runtime, now: datetime |
             elif ep.state == "dead":
                 rep.drift.append(f"server of {meta.get(META_ENV, eid)} is dead (its clone is kept; "
                                  f"`phoenix spawn {meta.get(META_ENV, eid)}` restarts it)")
-    breeders = set(storage.list(catalog.BREEDER))
+    breeders = set(catalog.images(storage, Kind.BREEDER))
     for ep in runtime.list():
         if image_name(ep.name) not in images and ep.image not in breeders and not storage.exists(ep.image):
             with env_lock(settings.home_dir, ep.name, wait=False) as free:

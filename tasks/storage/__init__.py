@@ -4,11 +4,6 @@ from __future__ import annotations
 
 from phoenix.config import Settings
 from tasks.storage.base import (
-    BASE_SNAPSHOT,
-    META_CREATED,
-    META_FORENSIC,
-    META_KIND,
-    META_STATE,
     AlreadyExists,
     Busy,
     Extent,
@@ -22,7 +17,7 @@ from tasks.storage.base import (
 )
 
 __all__ = [
-    "BASE_SNAPSHOT", "META_CREATED", "META_FORENSIC", "META_KIND", "META_STATE", "AlreadyExists", "Busy", "Extent",
+    "AlreadyExists", "Busy", "Extent",
     "InvalidName", "NotFound", "Parent", "Storage", "StorageError", "Unavailable",
     "open_storage", "validate_name",
 ]

@@ -15,8 +15,8 @@ Rules every implementation keeps:
   snapshot refuses while it is protected or has clones (`Busy`); creating what
   exists raises `AlreadyExists`; acting on what does not exist raises `NotFound`.
   Callers that want idempotency catch those explicitly.
-- Metadata keys are strings under the `phoenix.` prefix; values are strings. The
-  catalog (generations, environments, their state) lives only there.
+- Metadata keys are strings under the `phoenix.` prefix; values are strings, kept
+  opaquely: what they mean is the catalog's (`tasks/schema.py`), never a backend's.
 - An implementation is a context manager; `close()` releases connections, and
   detaches nothing (attachments outlive the process: a database server runs on them).
 """
@@ -33,15 +33,8 @@ from types import TracebackType
 from phoenix.errors import AlreadyExists, Busy, InvalidName, NotFound, StorageError, Unavailable
 from phoenix.names import validate_name
 
-__all__ = ["BASE_SNAPSHOT", "META_CREATED", "META_KIND", "META_STATE", "AlreadyExists", "Busy", "Extent",
+__all__ = ["AlreadyExists", "Busy", "Extent",
            "InvalidName", "NotFound", "Parent", "Storage", "StorageError", "Unavailable", "validate_name"]
-
-# Metadata keys used across the project (the catalog's schema).
-META_KIND = "phoenix.kind"  # "breeder" | "golden" | "env"
-META_STATE = "phoenix.state"  # golden: "breeding" | "published" | "retiring"
-META_CREATED = "phoenix.created"  # ISO-8601 UTC
-META_FORENSIC = "phoenix.forensic"  # golden: "passed <ISO time> <bytes scanned>" once the forensic gate passed
-BASE_SNAPSHOT = "base"  # the protected snapshot every environment is cloned from
 
 @dataclass(frozen=True)
 class Extent:
@@ -79,8 +72,8 @@ class Storage(ABC):
     def exists(self, image: str) -> bool: ...
 
     @abstractmethod
-    def list(self, kind: str | None = None) -> list[str]:
-        """Image names, sorted; only those whose `phoenix.kind` is `kind` if given."""
+    def list(self) -> list[str]:
+        """Image names, sorted."""
 
     @abstractmethod
     def usage(self, image: str) -> int:

@@ -132,12 +132,9 @@ class LocalStorage(Storage):
         self._check()
         return path.is_dir()
 
-    def list(self, kind: str | None = None) -> list[str]:
+    def list(self) -> list[str]:
         self._check()
-        names = sorted(p.name for p in (self.mount / "images").iterdir() if p.is_dir())
-        if kind is None:
-            return names
-        return [n for n in names if self._read(n)["meta"].get("phoenix.kind") == kind]
+        return sorted(p.name for p in (self.mount / "images").iterdir() if p.is_dir())
 
     def usage(self, image: str) -> int:
         path = self._existing(image)
@@ -239,7 +236,7 @@ class LocalStorage(Storage):
         with self._update(image) as record:
             parent = record.get("parent")
             record["parent"] = None
-            record["meta"]["phoenix.flattened"] = "true"  # a no-op on btrfs, recorded
+            record["flattened"] = True  # a no-op on btrfs, recorded beside (not in) the image's metadata
         if parent:
             with self._update(parent["image"]) as prec:
                 info = prec["snaps"].get(parent["snapshot"])

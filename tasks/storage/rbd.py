@@ -108,21 +108,11 @@ class RbdStorage(Storage):
         except NotFound:
             return False
 
-    def list(self, kind: str | None = None) -> list[str]:
+    def list(self) -> list[str]:
         try:
-            names = sorted(self._rbd.list(self._ioctx))
+            return sorted(self._rbd.list(self._ioctx))
         except rbd.Error as exc:
             raise _map(exc, self.pool) from None
-        if kind is None:
-            return names
-        out = []
-        for n in names:
-            try:
-                if self.get_meta(n, "phoenix.kind") == kind:
-                    out.append(n)
-            except NotFound:  # removed meanwhile
-                continue
-        return out
 
     def usage(self, image: str) -> int:
         """Allocated extents of the image itself (what `rbd du` shows for a clone: not the parent's)."""

@@ -10,12 +10,12 @@ import pytest
 
 from tasks import catalog
 from tasks.cycle import STEPS
-from tasks.storage import BASE_SNAPSHOT
+from tasks.schema import BASE_SNAPSHOT
 from tests.conftest import run_phoenix
 
 
 def _state(storage):
-    return {"latest": catalog.latest(storage), "breeders": storage.list(catalog.BREEDER),
+    return {"latest": catalog.latest(storage), "breeders": catalog.images(storage, catalog.BREEDER),
             "breeding": [g.id for g in catalog.generations(storage) if g.state == catalog.BREEDING]}
 
 
@@ -150,7 +150,7 @@ def test_two_cycles_at_once_never_run_two_breeders(storage, published, shop_dump
 
     def watch():
         while not stop.is_set():
-            seen.append(storage.list(catalog.BREEDER))
+            seen.append(catalog.images(storage, catalog.BREEDER))
 
     w = threading.Thread(target=watch)
     w.start()

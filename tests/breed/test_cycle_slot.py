@@ -37,7 +37,7 @@ def test_breed_is_rejected_while_another_host_holds_the_limit(storage_local, pub
     assert res.returncode == 3, res.stderr[-800:]
     errors = [ln for ln in res.stderr.splitlines() if ln.startswith("phoenix: error:")]
     assert len(errors) == 1 and f"holds the Prefect global concurrency limit '{LIMIT_NAME}'" in errors[0]
-    assert catalog.latest(storage_local) == before and storage_local.list(catalog.BREEDER) == []
+    assert catalog.latest(storage_local) == before and catalog.images(storage_local, catalog.BREEDER) == []
 
 
 def test_a_killed_holder_on_this_host_does_not_block_the_next_cycle(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 
 from anonymization.forensic import Needles, scan
 from tasks import catalog
-from tasks.storage import BASE_SNAPSHOT
+from tasks.schema import BASE_SNAPSHOT
 from tests.conftest import run_phoenix
 
 _IDENTIFYING = {  # every original e-mail, phone, IBAN, street and full name of the shop dump
@@ -105,7 +105,7 @@ def _assert_failed_closed(storage, res, before: str, place: str) -> None:
     assert last.startswith("phoenix: error: forensic gate failed") and place in last, last
     assert "Traceback" not in last
     assert catalog.latest(storage) == before
-    assert storage.list(catalog.BREEDER) == []
+    assert catalog.images(storage, catalog.BREEDER) == []
     assert [g.id for g in catalog.generations(storage) if g.state == catalog.BREEDING] == []
 
 

@@ -88,7 +88,7 @@ def test_ten_names_concurrently_plus_duplicates_give_ten_environments(backend, p
     assert len(ids) == 10
     for info in infos:
         assert _q(info, "SELECT 1") == ((1,),)
-    mine = [img for img in storage.list(catalog.ENV) if img.removeprefix("env-") in ids]
+    mine = [img for img in catalog.images(storage, catalog.ENV) if img.removeprefix("env-") in ids]
     assert len(mine) == 10
 
 
