@@ -16,7 +16,7 @@ def _spawn(settings, storage, runtime, name, generation, ttl, recreate, allow_un
 
 @flow(name="spawn", description="An environment for a branch: a clone of a golden with its own server.",
       persist_result=True)
-def spawn(name: str, generation: str = "latest", ttl: str = "8h", recreate: bool = False,
+def spawn(name: str, generation: str = "latest", ttl: str | None = None, recreate: bool = False,
           allow_unverified: bool = False) -> dict:
     """Returns the connection info without the password (that stays in the runtime's secret store).
     `allow_unverified` clones a golden that never passed the forensic gate (refused otherwise)."""

@@ -109,6 +109,16 @@ class Settings(BaseSettings):
     # Image size for a breeder (and so every golden); sparse, only written blocks count.
     image_size: str = "20G"
     anon_key: SecretStr | None = None
+    # The password of a `mysql://` source's user (never in the URL, never a flow parameter).
+    source_password: SecretStr | None = None
+    # Where prebuilt Kubernetes binaries are (default: build them, cached by version).
+    kube_bin: Path | None = None
+    # Fault injection, for the invariant tests only: kill the cycle after a step; skip
+    # clean-up steps (comma-separated); plant originals on the stopped breeder ("file" |
+    # "deleted-file"). The forensic gate must catch what they leave.
+    fault_kill_after: str | None = None
+    fault_skip: str = ""
+    fault_plant: Literal["file", "deleted-file"] | None = None
     local: LocalStorageSettings = LocalStorageSettings()
     rbd: RbdSettings = RbdSettings()
     kubernetes: KubernetesSettings = KubernetesSettings()

@@ -6,7 +6,8 @@ reaches a user, and no message holds a secret or an original value.
     ├── ConfigError                     2  a configuration key or value is wrong
     │   └── InvalidInput                2  a name, TTL, generation or file given on the command line
     │       ├── InvalidName             2  an image, snapshot or server name (also a StorageError)
-    │       ├── InvalidEnvName          2  an environment name or its TTL
+    │       ├── InvalidEnvName          2  an environment name
+    │       ├── InvalidTTL              2  an environment's time-to-live
     │       ├── RulesError              2  the anonymization rules file
     │       ├── GenerateError           2  the generator's arguments
     │       ├── GenerationNotFound      2
@@ -74,7 +75,11 @@ class InvalidInput(ConfigError):
 
 
 class InvalidEnvName(InvalidInput):
-    """An environment name or its time-to-live."""
+    """An environment name."""
+
+
+class InvalidTTL(InvalidInput):
+    """An environment's time-to-live."""
 
 
 class RulesError(InvalidInput):

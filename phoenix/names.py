@@ -7,7 +7,7 @@ import re
 import unicodedata
 from datetime import timedelta
 
-from phoenix.errors import InvalidEnvName, InvalidName
+from phoenix.errors import InvalidEnvName, InvalidName, InvalidTTL
 
 MAX_ID = 40
 
@@ -35,7 +35,7 @@ _UNIT = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"
 def parse_ttl(ttl: str) -> timedelta:
     m = _TTL.match(str(ttl).strip())
     if not m or int(m.group(1)) == 0:
-        raise InvalidEnvName(f"ttl {ttl!r}: use a number and a unit, e.g. 30m, 8h, 2d")
+        raise InvalidTTL(f"ttl {ttl!r}: use a number and a unit, e.g. 30m, 8h, 2d")
     return timedelta(**{_UNIT[m.group(2)]: int(m.group(1))})
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
-from phoenix.config import Settings, parse_size
+from phoenix.config import Settings, get_settings, parse_size
 from phoenix.db import database_errors
 from tasks import catalog
 from tasks.catalog import BREEDER, BREEDING, GOLDEN, PUBLISHED
@@ -69,14 +69,14 @@ class CycleReport:
 def checkpoint(step: str) -> None:
     """Fault injection for the invariant tests: PHOENIX_FAULT_KILL_AFTER=<step> makes
     the cycle SIGKILL itself right after that step, exactly like a crashed worker."""
-    if os.environ.get("PHOENIX_FAULT_KILL_AFTER") == step:
+    if get_settings().fault_kill_after == step:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
 def skipped(step: str) -> bool:
     """Fault injection for the forensic gate's tests: PHOENIX_FAULT_SKIP=seal,zero_free
     leaves out a clean-up step, so the gate must find what it would have removed."""
-    return step in os.environ.get("PHOENIX_FAULT_SKIP", "").split(",")
+    return step in get_settings().fault_skip.split(",")
 
 
 def _timed(report: CycleReport, step: str):
@@ -225,8 +225,8 @@ def plant(storage: Storage, name: str, baseline) -> None:
     originals into a file on the stopped breeder (and deletes it again), as a careless
     step would: the forensic gate must find them (a deleted one only where freed blocks
     are part of the image, RBD, and only if their zeroing is skipped)."""
-    how = os.environ.get("PHOENIX_FAULT_PLANT")
-    if how not in ("file", "deleted-file"):
+    how = get_settings().fault_plant
+    if how is None:
         return
     values, _columns = baseline.needles._items()
     path = storage.attach(name) / "planted.txt"

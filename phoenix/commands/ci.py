@@ -22,7 +22,7 @@ def spawn(
     wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait for the run's final state (default)."),
     dotenv: Path = typer.Option(None, "--dotenv", help="Write a GitLab dotenv report here."),
     generation: str = typer.Option("latest", "--generation"),
-    ttl: str = typer.Option("8h", "--ttl"),
+    ttl: str = typer.Option(None, "--ttl", help="Lifetime, e.g. 30m, 8h, 2d (default: the server's default_ttl)."),
     password_file: Path = typer.Option(None, "--password-file",
                                        help="Write the DB password here (mode 0600), when the runtime's store is reachable."),
     timeout: float = typer.Option(900, "--timeout", help="Seconds to wait for the run."),
@@ -32,7 +32,7 @@ def spawn(
     from deployments.ci import run, write_dotenv
     from phoenix.config import get_settings
 
-    params = {"name": name, "generation": generation, "ttl": ttl}
+    params = {"name": name, "generation": generation, **({"ttl": ttl} if ttl else {})}
     if allow_unverified:  # only when asked: a deployment registered before the flag still accepts the run
         params["allow_unverified"] = True
     if not wait:

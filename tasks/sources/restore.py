@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 from urllib.parse import urlparse
 
+from phoenix.config import get_settings
 from phoenix.db import AdminAccess, client_binary, redact
 from phoenix.errors import RestoreError
 
@@ -267,8 +268,9 @@ def _restore_live(url: str, admin: AdminAccess, database: str, progress: Progres
     if not dump_bin:
         raise RestoreError("mysqldump not found: install mariadb-client")
     env = {**os.environ}
-    if os.environ.get("PHOENIX_SOURCE_PASSWORD"):
-        env["MYSQL_PWD"] = os.environ["PHOENIX_SOURCE_PASSWORD"]
+    password = get_settings().source_password
+    if password is not None:
+        env["MYSQL_PWD"] = password.get_secret_value()
     args = [dump_bin, f"--host={u.hostname}", f"--port={u.port or 3306}", f"--user={u.username or 'root'}",
             "--single-transaction", "--quick", "--routines", "--triggers", "--events", "--hex-blob",
             "--no-tablespaces", "--max-allowed-packet=1G", src_db]

@@ -8,7 +8,7 @@ import pytest
 
 from anonymization.rules import load_rules
 from phoenix.config import load_settings, parse_size
-from phoenix.errors import ConfigError, InvalidEnvName, RulesError
+from phoenix.errors import ConfigError, InvalidEnvName, InvalidTTL, RulesError
 from phoenix.names import env_id, image_name, parse_ttl
 
 
@@ -30,7 +30,7 @@ def test_ttls_in_the_documented_forms(ttl, expected):
 
 
 def test_a_bad_ttl_is_one_line_exit_2():
-    with pytest.raises(InvalidEnvName) as err:
+    with pytest.raises(InvalidTTL) as err:
         parse_ttl("3 parsecs")
     assert err.value.exit_code == 2 and "30m" in str(err.value)
 
