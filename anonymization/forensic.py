@@ -71,7 +71,8 @@ class Needles:
     def __reduce__(self):  # never pickled into a result or a cache
         raise TypeError("Needles hold original values and are never serialized")
 
-    def _items(self) -> tuple[list[bytes], list[str]]:
+    def items(self) -> tuple[list[bytes], list[str]]:
+        """The originals as stored bytes, and the column of each (for the scan, and fault injection only)."""
         return list(self._values), list(self._values.values())
 
 
@@ -134,7 +135,7 @@ def scan(extents: Iterable, needles: Needles, target: str = "") -> ForensicResul
     found (each chunk is searched with the previous one's last bytes in front)."""
     result = ForensicResult(target=target, values=len(needles))
     t0 = time.monotonic()
-    patterns, columns = needles._items()
+    patterns, columns = needles.items()
     if not patterns:
         for ext in extents:
             result.bytes_scanned += len(ext.data)

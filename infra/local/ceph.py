@@ -98,9 +98,11 @@ def status(settings: Settings) -> dict | None:
         st = json.loads(_ceph(settings, "status", "--format=json", timeout=5))
         info["health"] = st["health"]["status"]
         info["osds_up"] = st["osdmap"].get("num_up_osds", st["osdmap"].get("osdmap", {}).get("num_up_osds", 0))
+        info["mgr_available"] = bool((st.get("mgrmap") or {}).get("available"))
     except (StackError, ValueError, KeyError):
         info["health"] = "unreachable"
         info["osds_up"] = 0
+        info["mgr_available"] = False
     return info
 
 
@@ -118,7 +120,8 @@ def _pool_ready(settings: Settings) -> bool:
 
 
 def up(settings: Settings) -> dict:
-    if _healthy(settings):
+    if _healthy(settings):  # a running cluster is never rebuilt for a mgr that is still coming up
+        _wait(settings, lambda: (status(settings) or {}).get("mgr_available", False), "the mgr to be available", 120)
         return status(settings) or {}
     for tool in ("ceph-mon", "ceph-osd", "ceph-mgr", "ceph", "monmaptool", "ceph-authtool"):
         if shutil.which(tool) is None:
@@ -159,6 +162,9 @@ def _bootstrap(settings: Settings, fsid: str) -> None:
     _start(settings, ["ceph-osd", "-c", conf, "-i", osd_id], "osd")
     _start(settings, ["ceph-mgr", "-c", conf, "-i", "x"], "mgr")
     _wait(settings, lambda: (status(settings) or {}).get("osds_up", 0) >= 1, "the OSD to come up", 60)
+    # `ceph -s` shows the cluster usable only once the mgr is available (seen false right
+    # after the OSD came up, on a loaded machine): up returns when a user's `ceph -s` would agree.
+    _wait(settings, lambda: (status(settings) or {}).get("mgr_available", False), "the mgr to be available", 120)
     pool = settings.rbd.pool
     _ceph(settings, "osd", "pool", "create", pool, "8")
     _run(["rbd", "-c", conf, "pool", "init", pool], f"rbd pool init {pool}", timeout=60)

@@ -7,6 +7,24 @@ starts without crash recovery), and lists what it runs. It finds its servers aga
 after the orchestrator restarts (pid files / labels), and reports a dead one as
 `state="dead"` instead of assuming it alive.
 
+What every implementation guarantees (`tests/runtime/test_contract.py` runs the same
+suite on each):
+
+- `start` is idempotent: a server of that name running on that image is returned as
+  it is. A server has a stored account once `credentials` were given; `start` without
+  them keeps the stored one.
+- `stop` is a slow shutdown and keeps everything else (state, credentials, the image
+  attached or its volume bound): `start` again serves the same data. Idempotent.
+- `remove` stops, forgets the server and its runtime resources, releases the image
+  (detached / volume released) and never removes the image itself. Idempotent.
+- `seal` (breeders only) renews what the server's files record beyond the live data.
+- Names nobody started: `get` → None, `stop`/`remove` → no-op, `wait_ready`/`admin`/
+  `seal` → `ServerNotFound`.
+- Errors are the `RuntimeError_` family (`ServerNotFound`, `ServerFailed`,
+  `KubernetesError`/`KubernetesUnreachable`), each runtime mapping its own in one
+  place; storage errors of attaching an image pass through as `StorageError`s.
+- What a runtime needs of storage is `Volumes` (capabilities, not backend names).
+
 Implementations: `local.py` (mariadbd processes on this host), `kubernetes/`
 (namespace + Secret + static ceph-csi PV + Deployment per environment).
 Each is a context manager; `close()` releases clients, never servers.
@@ -100,7 +118,8 @@ class Runtime(ABC):
 
     @abstractmethod
     def stop(self, name: str, timeout: float = 600.0) -> None:
-        """Slow shutdown (innodb_fast_shutdown=0); idempotent."""
+        """Slow shutdown (innodb_fast_shutdown=0); keeps state, credentials and the image
+        attached (volume bound). Idempotent; a no-op for an unknown name."""
 
     @abstractmethod
     def seal(self, name: str, timeout: float = 600.0) -> None:
@@ -115,17 +134,20 @@ class Runtime(ABC):
         and detach its image; never removes the image itself. Idempotent."""
 
     @abstractmethod
-    def get(self, name: str) -> Endpoint | None: ...
+    def get(self, name: str) -> Endpoint | None:
+        """The server's endpoint and state, None if this runtime never started it."""
 
     @abstractmethod
-    def list(self) -> list[Endpoint]: ...
+    def list(self) -> list[Endpoint]:
+        """Every server this runtime runs on this storage backend."""
 
     @abstractmethod
     def credentials(self, name: str) -> Credentials | None:
         """The environment's stored account, for reset and for `spawn --json`."""
 
     @abstractmethod
-    def admin(self, name: str) -> AdminAccess: ...
+    def admin(self, name: str) -> AdminAccess:
+        """How Phoenix itself reaches the server with full rights; `ServerNotFound` if unknown."""
 
     def close(self) -> None:  # noqa: B027
         """Release clients; servers keep running."""

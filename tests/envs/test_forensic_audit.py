@@ -144,7 +144,7 @@ def test_gate_image_finds_a_planted_leak_and_never_prints_a_value(backend, bred,
                                                                   unique):
     gen = bred(backend)
     originals, _columns = baseline_from_dump(dump_blocks(shop_dump), load_rules(REPO / "anonymization/rules/shop.yaml"),
-                                             b"k" * 32).needles._items()
+                                             b"k" * 32).needles.items()
     emails = [v for v in originals if b"@" in v][:40]
     assert len(emails) == 40
     old = f"golden-{unique}-{backend}"

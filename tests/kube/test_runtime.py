@@ -236,7 +236,7 @@ def test_wait_ready_waits_for_the_kubelet_and_times_out_clearly(kube_runtime, ku
         storage_rbd.remove(image)
 
 
-def test_breeder_admits_the_worker_and_stop_releases_its_volume(kube_runtime, kube_settings, storage_rbd,
+def test_breeder_admits_the_worker_and_remove_releases_its_volume(kube_runtime, kube_settings, storage_rbd,
                                                                 kubelet, k8s, unique):
     name = f"breeder-{unique}"
     ns = m.namespace_for(kube_settings, name)
@@ -257,10 +257,12 @@ def test_breeder_admits_the_worker_and_stop_releases_its_volume(kube_runtime, ku
         assert "--innodb-doublewrite=0" in dep.spec.template.spec.containers[0].args
         kube_runtime.stop(name)
         core = client.CoreV1Api(k8s)
-        assert _gone(core.read_persistent_volume, ns)  # released: the image may be snapshotted now
         assert not core.list_namespaced_pod(ns).items
+        assert not _gone(core.read_persistent_volume, ns)  # stop keeps the volume, as a local stop keeps it attached
         assert kube_runtime.get(name).state == "stopped"
         assert kube_runtime.credentials(name) is not None  # kept for a restart
+        kube_runtime.remove(name)
+        assert _gone(core.read_persistent_volume, ns)  # released: the image may be snapshotted now
     finally:
         kube_runtime.remove(name)
         storage_rbd.remove(name)

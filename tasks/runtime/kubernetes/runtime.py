@@ -179,19 +179,15 @@ class KubernetesRuntime(Runtime):
             if time.monotonic() > deadline:
                 raise ServerFailed(f"database of {name!r} did not stop within {timeout:.0f} s")
             time.sleep(0.5)
-        self._release_volume(ns)
+        # The volume stays bound (as a local server's image stays attached): `remove` releases it.
 
     def seal(self, name: str, timeout: float = 600.0) -> None:
+        if self._namespace(name) is None:
+            raise ServerNotFound(f"no server {name!r} in Kubernetes")
         # Renewing the redo log needs one more start of the stopped breeder with other server
         # arguments; until the pod path does that, a breed on this runtime fails closed.
         raise ServerFailed(f"breeder {name!r}: sealing (a fresh redo log before the forensic gate) is not "
                            "available on the kubernetes runtime yet; breed with runtime = \"local\"")
-
-    def _release_volume(self, ns: str) -> None:
-        self.api.delete(*_PVC, m.PVC_NAME, ns)
-        self.api.wait_gone(*_PVC, m.PVC_NAME, ns)
-        self.api.delete(*_PV, ns)
-        self.api.wait_gone(*_PV, ns)
 
     def remove(self, name: str) -> None:
         ns = m.namespace_for(self.settings, name)

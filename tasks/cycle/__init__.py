@@ -1,0 +1,122 @@
+"""The phoenix cycle, in the order of DESIGN.md: one ordered plan drives the flow, the step
+timings and the fault-injection points (`STEPS` is its list of names).
+
+Each entry calls one Prefect task (`_steps.py`) with plain values taken from the `Cycle`
+(names, paths, numbers; the two handles); what the task returns is kept under the step's
+name, and the report is built from those results (`report`), also for a failed cycle.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from phoenix.config import Settings, parse_size
+from tasks.cycle import _steps as s
+from tasks.cycle._faults import checkpoint, plant
+from tasks.cycle._report import CycleReport
+from tasks.cycle._steps import remove_leftovers
+from tasks.runtime.base import Runtime
+from tasks.schema import Meta
+from tasks.sources.restore import describe
+from tasks.storage import Storage
+
+__all__ = ["PLAN", "STEPS", "Cycle", "CycleReport", "META_FORENSIC", "remove_leftovers", "report", "run"]
+
+META_FORENSIC = Meta.FORENSIC
+
+
+@dataclass
+class Cycle:
+    """One cycle: its names and inputs, the two handles, and what each step returned."""
+
+    storage: Storage
+    runtime: Runtime
+    settings: Settings
+    stamp: str
+    source: str
+    rules_path: str
+    key: bytes = field(repr=False)
+    results: dict[str, Any] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def breeder(self) -> str:
+        return f"breeder-{self.stamp}"
+
+    @property
+    def golden(self) -> str:
+        return f"golden-{self.stamp}"
+
+    @property
+    def database(self) -> str:
+        return self.settings.database
+
+
+def _restore(c: Cycle):
+    inline = (s.inline_anonymizer(c.runtime, c.breeder, c.database, c.rules_path, c.key)
+              if c.settings.anonymize_inline else None)
+    c.results["inline"] = inline
+    return s.restore_source(c.runtime, c.breeder, c.source, c.database, c.settings.restore_jobs, inline)
+
+
+def _zero_free(c: Cycle) -> None:
+    plant(c.storage, c.breeder, c.results["anonymize"].baseline)  # fault injection only
+    s.zero_free(c.storage, c.breeder)
+
+
+Step = tuple[str, Callable[[Cycle], Any]]
+PLAN: tuple[Step, ...] = (
+    ("create_breeder", lambda c: s.create_breeder(c.storage, c.breeder, parse_size(c.settings.image_size))),
+    ("start_server", lambda c: s.start_server(c.runtime, c.breeder)),
+    ("restore", _restore),
+    ("anonymize", lambda c: s.anonymize_breeder(c.runtime, c.breeder, c.database, c.rules_path, c.key,
+                                                c.results["inline"])),
+    ("gate", lambda c: s.gate(c.runtime, c.breeder, c.database, c.results["anonymize"].rules, c.key,
+                              c.results["anonymize"].baseline)),
+    ("stop_server", lambda c: s.stop_server(c.runtime, c.breeder)),
+    ("seal", lambda c: s.seal(c.runtime, c.breeder)),
+    ("zero_free", _zero_free),
+    ("forensic_gate", lambda c: s.forensic_gate(c.storage, c.breeder, c.results["anonymize"].baseline,
+                                                c.results["gate"].unscannable)),
+    ("snapshot_breeder", lambda c: s.snapshot_breeder(c.storage, c.breeder)),
+    ("clone_golden", lambda c: s.clone_golden(c.storage, c.breeder, c.golden,
+                                              c.results["forensic_gate"].bytes_scanned)),
+    ("publish", lambda c: s.publish(c.storage, c.golden, c.breeder)),
+    ("remove_breeder", lambda c: s.remove_breeder(c.storage, c.runtime, c.breeder)),
+    ("retire", lambda c: s.retire(c.storage, c.settings.keep_generations)),
+)
+STEPS = tuple(name for name, _ in PLAN)
+
+
+def run(c: Cycle) -> None:
+    """Every step in order, timed; the fault-injection point after each."""
+    for name, step in PLAN:
+        t0 = time.monotonic()
+        try:
+            c.results[name] = step(c)
+        finally:
+            c.seconds[name] = time.monotonic() - t0
+        checkpoint(name)
+
+
+def report(c: Cycle, error: BaseException | None = None, removed: list[str] | None = None) -> CycleReport:
+    """The cycle's report from what its steps returned (and, for a failed gate, its findings)."""
+    r = c.results
+    rep = CycleReport(stamp=c.stamp, breeder=c.breeder, golden=c.golden, source=describe(c.source),
+                      rules=c.rules_path, steps=dict(c.seconds), removed=list(removed or []) + list(r.get("retire") or []))
+    if "restore" in r:
+        rep.source_bytes = r["restore"].bytes_read
+    if "anonymize" in r:
+        rep.anonymize_md, rep.rows = r["anonymize"].markdown, r["anonymize"].rows
+    if "gate" in r:
+        rep.gate_md, rep.checksums = r["gate"].markdown, r["gate"].checksums
+    elif error is not None and hasattr(error, "markdown"):
+        rep.gate_md = error.markdown
+    forensic = r.get("forensic_gate") or getattr(error, "result", None)
+    if forensic is not None:
+        rep.forensic_md, rep.forensic = forensic.to_markdown(), forensic.summary()
+    rep.sizes = dict(r.get("publish") or {})
+    return rep

@@ -1,0 +1,43 @@
+"""What a cycle reports (the run's artifact), built by the flow from what the steps returned.
+Never holds a secret or an original value: sizes, counts, timings, markdown of the gates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e9:,.2f} GB" if n >= 1e9 else f"{n / 1e6:,.1f} MB"
+
+
+@dataclass
+class CycleReport:
+    stamp: str
+    breeder: str
+    golden: str
+    source: str
+    steps: dict[str, float] = field(default_factory=dict)
+    source_bytes: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict)
+    rules: str = ""
+    anonymize_md: str = ""
+    gate_md: str = ""
+    forensic_md: str = ""
+    forensic: dict = field(default_factory=dict)
+    checksums: dict[str, int] = field(default_factory=dict)
+    removed: list[str] = field(default_factory=list)
+
+    def to_markdown(self) -> str:
+        lines = [f"# Breed {self.stamp}", "", f"- source: `{self.source}` ({_mb(self.source_bytes)})",
+                 f"- golden: `{self.golden}`", f"- rules: `{self.rules}`", "", "| step | seconds |", "|---|---:|"]
+        lines += [f"| {k} | {v:.2f} |" for k, v in self.steps.items()]
+        lines += [f"| **total** | **{sum(self.steps.values()):.2f}** |", "", "## Rows", "", "| table | rows |",
+                  "|---|---:|"]
+        lines += [f"| {t} | {n:,} |" for t, n in sorted(self.rows.items())]
+        lines += ["", "## Image sizes", "", "| image | size |", "|---|---:|"]
+        lines += [f"| {k} | {_mb(v)} |" for k, v in self.sizes.items()]
+        lines += ["", self.anonymize_md, "", self.gate_md, "", self.forensic_md]
+        if self.removed:
+            lines += ["", "Removed: " + ", ".join(f"`{r}`" for r in self.removed)]
+        return "\n".join(lines)
