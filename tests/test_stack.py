@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from infra.local import btrfs, ceph
-from infra.local._proc import pid_alive
+from phoenix.proc import pid_alive
 from phoenix.config import load_settings
 from phoenix.errors import StackError
 from tasks.runtime.mariadb import free_port

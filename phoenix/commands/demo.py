@@ -45,7 +45,7 @@ def demo(scale: int = typer.Option(20, "--scale", help="Size of the generated pr
     """Generate, breed, spawn two environments, prove isolation, print how to connect."""
     from infra.local import prefect as local_prefect
     from infra.local import stack
-    from phoenix.commands.envs import _password
+    from phoenix.commands.envs import password_of
     from phoenix.config import get_settings
     from tasks.sources.generate import generate
 
@@ -82,7 +82,7 @@ def demo(scale: int = typer.Option(20, "--scale", help="Size of the generated pr
         t = time.monotonic()
         envs[name] = spawn(name=name, generation="latest", ttl=settings.default_ttl, recreate=True)
         timings[f"spawn {name}"] = time.monotonic() - t
-    pw = {n: _password(e["id"]) for n, e in envs.items()}
+    pw = {n: password_of(e["id"]) for n, e in envs.items()}
 
     # Isolation: a write in one environment is seen neither in the other nor in the golden.
     alice, bob = envs["demo-alice"], envs["demo-bob"]
@@ -90,7 +90,7 @@ def demo(scale: int = typer.Option(20, "--scale", help="Size of the generated pr
     seen_alice = _query(alice, pw["demo-alice"], "SELECT first_name FROM customers WHERE id = 1")[0][0]
     seen_bob = _query(bob, pw["demo-bob"], "SELECT first_name FROM customers WHERE id = 1")[0][0]
     check = spawn(name="demo-golden-check", generation=golden, ttl="10m", recreate=True)
-    seen_golden = _query(check, _password(check["id"]), "SELECT first_name FROM customers WHERE id = 1")[0][0]
+    seen_golden = _query(check, password_of(check["id"]), "SELECT first_name FROM customers WHERE id = 1")[0][0]
     teardown(name="demo-golden-check")
     isolated = seen_alice == "Written-by-Alice" and seen_bob != seen_alice and seen_golden != seen_alice
 

@@ -13,7 +13,7 @@ UNVERIFIED_HELP = ("Clone a generation that has not passed the forensic gate (pu
                    "its redo logs may hold production data).")
 
 
-def _password(eid: str) -> str:
+def password_of(eid: str) -> str:
     from phoenix.config import get_settings
     from tasks.runtime.factory import open_runtime
     from tasks.storage import open_storage
@@ -42,7 +42,7 @@ def spawn(
 
     info = spawn_flow(name=name, generation=generation, ttl=ttl or get_settings().default_ttl, recreate=recreate,
                       allow_unverified=allow_unverified)
-    password = _password(info["id"])  # read here, on the user's terminal only; never a flow result
+    password = password_of(info["id"])  # read here, on the user's terminal only; never a flow result
     if as_json:
         keys = ("name", "id", "generation", "host", "port", "user", "password", "database", "expires_at")
         print(json.dumps({k: (password if k == "password" else info[k]) for k in keys}))

@@ -14,7 +14,7 @@ import pytest
 from kubernetes import client, config
 
 from infra.local import kube
-from infra.local._proc import pid_alive
+from phoenix.proc import pid_alive
 from phoenix.config import load_settings
 
 pytestmark = pytest.mark.timeout(1800)  # the first run on a machine builds the binaries
