@@ -18,8 +18,7 @@ def isolate(home: Path, prefect_port: int, mon_port: int) -> None:
 
 def stop(home: Path) -> None:
     """Stop every server the benchmark started, then its stack."""
-    from infra.local import stack
-    from infra.local import read_pid, stop_pid
+    from infra.local import read_pid, stack, stop_pid
     from phoenix.config import get_settings
 
     get_settings.cache_clear()

@@ -9,9 +9,9 @@ import subprocess
 import pytest
 
 from infra.local import btrfs, ceph
-from phoenix.proc import pid_alive
 from phoenix.config import load_settings
 from phoenix.errors import StackError
+from phoenix.proc import pid_alive
 from tasks.runtime.mariadb import free_port
 from tasks.storage import open_storage
 from tests.conftest import REPO

@@ -58,7 +58,7 @@ class Credentials:
     database: str
 
     @classmethod
-    def generate(cls, database: str, user: str = "app") -> "Credentials":
+    def generate(cls, database: str, user: str = "app") -> Credentials:
         return cls(user=user, password=secrets.token_urlsafe(24), database=database)
 
 
@@ -152,7 +152,7 @@ class Runtime(ABC):
     def close(self) -> None:  # noqa: B027
         """Release clients; servers keep running."""
 
-    def __enter__(self) -> "Runtime":
+    def __enter__(self) -> Runtime:
         return self
 
     def __exit__(

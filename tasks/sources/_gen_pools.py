@@ -87,4 +87,4 @@ def phones(rng: np.random.Generator, prefixes: np.ndarray) -> list[str]:
     """Phone numbers like '+49 151 23456789', drawn vectorized."""
     a = rng.integers(100, 999, size=len(prefixes))
     b = rng.integers(1_000_000, 99_999_999, size=len(prefixes))
-    return [f"{p} {x} {y}" for p, x, y in zip(prefixes, a.tolist(), b.tolist())]
+    return [f"{p} {x} {y}" for p, x, y in zip(prefixes, a.tolist(), b.tolist(), strict=True)]

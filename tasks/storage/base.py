@@ -167,7 +167,7 @@ class Storage(ABC):
     def close(self) -> None:  # noqa: B027 - optional for backends with nothing to release
         """Release connections. Attachments stay (servers run on them)."""
 
-    def __enter__(self) -> "Storage":
+    def __enter__(self) -> Storage:
         return self
 
     def __exit__(

@@ -20,15 +20,12 @@ from anonymization import load_rules
 from anonymization.sampling import baseline_from_dump
 from phoenix.names import env_id, image_name
 from tasks import catalog, environments
-from tasks.schema import Meta
-
-META_FORENSIC = Meta.FORENSIC
 from tasks.runtime.local import LocalRuntime
 from tasks.schema import BASE_SNAPSHOT, Meta
 from tasks.sources.restore import dump_blocks
-
-META_CREATED, META_KIND, META_STATE = Meta.CREATED, Meta.KIND, Meta.STATE
 from tests.conftest import REPO, run_phoenix
+
+META_CREATED, META_FORENSIC, META_KIND, META_STATE = Meta.CREATED, Meta.FORENSIC, Meta.KIND, Meta.STATE
 
 _OLD = "2000-01-01T00:00:00+00:00"  # older than any real golden: `latest` never moves to a test copy
 

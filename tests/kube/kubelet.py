@@ -27,7 +27,7 @@ class FakeKubelet:
         self._thread = threading.Thread(target=self._loop, name="fake-kubelet", daemon=True)
         self.errors: list[str] = []
 
-    def __enter__(self) -> "FakeKubelet":
+    def __enter__(self) -> FakeKubelet:
         try:
             self.core.create_node(client.V1Node(metadata=client.V1ObjectMeta(name=NODE)))
         except ApiException as exc:

@@ -14,8 +14,8 @@ import pytest
 from kubernetes import client, config
 
 from infra.local import kube
-from phoenix.proc import pid_alive
 from phoenix.config import load_settings
+from phoenix.proc import pid_alive
 
 pytestmark = pytest.mark.timeout(1800)  # the first run on a machine builds the binaries
 

@@ -69,7 +69,7 @@ class Api:
     def close(self) -> None:
         self._api.close()
 
-    def __enter__(self) -> "Api":
+    def __enter__(self) -> Api:
         return self
 
     def __exit__(self, *exc: object) -> None:
