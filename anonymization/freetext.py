@@ -18,6 +18,8 @@ here and dropped right after.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable, Iterable, Iterator
 
 import ahocorasick_rs
@@ -30,6 +32,9 @@ from anonymization.strategies import Dictionaries, email_input, py_dict, py_emai
 # Strategies whose originals are searched inside text (with first_name + last_name pairs).
 IN_TEXT = ("name", "email", "phone", "street", "iban")
 CAPTURE_PREFIX = "_phx_text_"
+EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+PHONE_RE = re.compile(r"\+[0-9]{1,3} [0-9]{2,4} [0-9]{4,10}")
+IBAN_RE = re.compile(r"\b[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}\b")
 MIN_CHARS = 4  # shorter values are words ("Li", "Bo"), not worth a false replacement
 
 
@@ -214,3 +219,18 @@ def _twin(strategy: str, key: bytes, dicts: Dictionaries, domain: str) -> Callab
     if strategy == "phone":
         return lambda v: py_phone(v, hmac_hex(key, v))
     return lambda v: py_dict(strategy, hmac_hex(key, v), dicts)
+
+
+def regex_scrub(keys: dict[str, bytes], dicts: Dictionaries, domain: str) -> Callable[[str], str]:
+    """E-mails, phones and IBANs found by regexes -> the same pseudonyms as in their own
+    columns (each distinct match hashed once)."""
+    k_email, k_phone, k_iban = keys["email"], keys["phone"], keys["iban"]
+
+    def cached(pseudonym: Callable[[str], str]) -> Callable[[re.Match], str]:
+        known = functools.cache(pseudonym)
+        return lambda m: known(m.group(0))
+
+    email = cached(lambda v: py_email(hmac_hex(k_email, email_input(v)), dicts, domain))
+    phone = cached(lambda v: py_phone(v, hmac_hex(k_phone, v)))
+    iban = cached(lambda v: py_dict("iban", hmac_hex(k_iban, v), dicts))
+    return lambda text: IBAN_RE.sub(iban, PHONE_RE.sub(phone, EMAIL_RE.sub(email, text)))
