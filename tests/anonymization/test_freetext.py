@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+import pymysql
 import pytest
 
 from anonymization import GateFailed, anonymize, load_rules, run_gate, take_baseline
@@ -104,3 +105,28 @@ def test_the_scrub_and_delete_where_rewrite_the_table_instead_of_updating_it(mar
     assert q(mariadb, "app", "SELECT COUNT(*) FROM products")[0][0] == 5
     same = {t for t, i in ids.items() if _table_id(mariadb, "app", t) == i}
     assert same == ({"support_tickets", "products"} if in_place else set())
+
+
+@pytest.mark.parametrize("in_place", [False, True], ids=["rewrite", "fault-in-place"])
+def test_the_forensic_scan_finds_the_leftovers_of_an_in_place_scrub(mariadb, shop_dump, monkeypatch, in_place):
+    """The bytes of the scrubbed table's file: after an UPDATE in place its pages still hold
+    original bodies (the replaced records' space); after the rewrite they do not."""
+    from anonymization.forensic import scan
+    from tasks.storage.base import Extent
+
+    restore(str(shop_dump), mariadb.admin(), "app")
+    rules = load_rules(SHOP_RULES)
+    baseline = take_baseline(mariadb.admin(), "app", rules, KEY)
+    if in_place:
+        monkeypatch.setenv("PHOENIX_FAULT_SCRUB_IN_PLACE", "1")
+    baseline.exclude(anonymize(mariadb.admin(), "app", rules, KEY, workers=2).written)
+    conn = pymysql.connect(**mariadb.admin().pymysql_kwargs(), database="app", autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("FLUSH TABLES support_tickets FOR EXPORT")  # its pages on disk, as a reader finds them
+            data = (mariadb.datadir / "app" / "support_tickets.ibd").read_bytes()
+            cur.execute("UNLOCK TABLES")
+    finally:
+        conn.close()
+    result = scan([Extent("support_tickets.ibd", 0, data)], baseline.needles, target="app")
+    assert bool(result.findings) == in_place, [str(f) for f in result.findings[:5]]
