@@ -23,8 +23,10 @@ after (`drop_samples`) — before anything is snapshotted.
 The free-text scrub needs the originals of these tables' identifying columns too (names,
 e-mails, … quoted inside ticket bodies, see freetext.py). When the rules scrub any column,
 each such INSERT is followed by one that copies only those columns, as they came, into a
-narrow key-less `_phx_text_<table>`; the engine reads its distinct values into memory
-before the scrub and drops it (the seal, zeroing and the forensic gate then clean and
+narrow key-less MyISAM table `_phx_text_<table>` (no redo or undo log holds them; appending
+there cost 1.25 s where InnoDB cost 1.83 s, beside 5.30 s for the pseudonymizing INSERTs of the
+same five shop tables at scale 20, one connection); the engine reads its distinct values into
+memory before the scrub and drops it (the seal, zeroing and the forensic gate then clean and
 check the breeder's bytes):
 
     INSERT INTO `_phx_text_t` (`a`) WITH _phx_rows(`a`, `b`, …) AS (VALUES (…)) SELECT `a` FROM _phx_rows
@@ -107,7 +109,7 @@ class Inline:
             self.done.texts[table] = target
             cols = ", ".join(f"`{c}`" for c in self.capture[table])
             yield line, f"DROP TABLE IF EXISTS `{target}`".encode()
-            yield line, f"CREATE TABLE `{target}` ENGINE=InnoDB SELECT {cols} FROM `{table}` LIMIT 0".encode()
+            yield line, f"CREATE TABLE `{target}` ENGINE=MyISAM SELECT {cols} FROM `{table}` LIMIT 0".encode()
         yield line, head + b"VALUES " + values + b") SELECT " + \
             ", ".join(f"`{c}`" for c in self.capture[table]).encode() + b" FROM _phx_rows"
 
