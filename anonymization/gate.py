@@ -249,6 +249,7 @@ def _needles(conn, sch: dict, rules: Rules, originals: dict[str, str], fakes: se
                 f, _, la = str(v).partition(" ")
                 if not (f in fakes and la in fakes):
                     add(v, f"{t}.{first} + {last}")
+    needles.discard_inside(fakes)
     return needles
 
 
