@@ -130,3 +130,24 @@ def test_the_forensic_scan_finds_the_leftovers_of_an_in_place_scrub(mariadb, sho
         conn.close()
     result = scan([Extent("support_tickets.ibd", 0, data)], baseline.needles, target="app")
     assert bool(result.findings) == in_place, [str(f) for f in result.findings[:5]]
+
+
+def test_matches_are_whole_words_leftmost_longest():
+    from anonymization.freetext import TextDictionary
+
+    d = TextDictionary()
+    for original, fake in (("Anne Lee", "F1"), ("Anne Leroy", "F2"), ("Lee Roy", "F3"), ("ada@x.com", "e@example.invalid")):
+        d.add(original, fake)
+    text = "Anne Leroy, Annette Lee, Anne Lee. ada@x.com; bob.ada@x.com, ada@x.com.au"
+    assert d.replace(text, str.upper) == "F2, ANNETTE LEE, F1. e@example.invalid; BOB.ADA@X.COM, ADA@X.COM.AU"
+    assert d.written == {"F1", "F2", "e@example.invalid"} and "Anne" not in repr(d)
+
+
+def test_an_original_inside_a_dictionary_entry_is_no_needle():
+    """The byte scan cannot tell the original "rue de Lyon" from the pseudonym "20, rue de Lyon"."""
+    from anonymization.forensic import Needles
+
+    n = Needles()
+    n.add("rue de Lyon", "addresses.street")
+    n.add("Große Straße 5", "addresses.street")  # stored as UTF-8 and as Latin-1
+    assert n.discard_inside(["20, rue de Lyon", "Anna"]) == 1 and len(n) == 2
