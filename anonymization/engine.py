@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import os
 import re
 import time
@@ -23,26 +22,17 @@ from dataclasses import dataclass, field
 
 import pymysql
 
-from anonymization.keyed import derive, hmac_hex, set_pads_sql, sql_hmac
+from anonymization import freetext
+from anonymization.freetext import EMAIL_RE, IBAN_RE, PHONE_RE  # noqa: F401 (gate.py, sampling.py import them here)
+from anonymization.keyed import derive, set_pads_sql, sql_hmac
 from anonymization.rewrite import OLD, SCRATCH, Column, add_keys, recover, rewrite
 from anonymization.rules import ColumnRule, Rules, TableRule, check_against_schema
-from anonymization.strategies import (
-    Dictionaries,
-    email_input,
-    email_input_sql,
-    family,
-    py_dict,
-    py_email,
-    py_phone,
-    sql_expr,
-)
+from anonymization.strategies import Dictionaries, email_input_sql, family, sql_expr
 from phoenix.db import AdminAccess
 from phoenix.db import connect as connect
 
+SCRUBBED = "_phx_scrub"  # (pk, new text) of the rows a scrub changes: pseudonyms only
 _TEXT_TYPES = {"char", "varchar", "tinytext", "text", "mediumtext", "longtext"}
-EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-PHONE_RE = re.compile(r"\+[0-9]{1,3} [0-9]{2,4} [0-9]{4,10}")
-IBAN_RE = re.compile(r"\b[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}\b")
 
 Progress = Callable[[str, int, int], None]
 
@@ -53,6 +43,11 @@ class AnonymizeReport:
     seconds: dict[str, float] = field(default_factory=dict)
     applied: dict[str, dict[str, str]] = field(default_factory=dict)
     inlined: set[str] = field(default_factory=set)  # rewritten while restored (inline.py)
+    # Pseudonyms the scrub wrote into texts for known originals (no personal data): the
+    # gates do not count them as originals that survive.
+    written: set[str] = field(default_factory=set, repr=False)
+    known: int = 0  # originals searched for inside free text (how many, never which)
+    known_seconds: float = 0.0  # reading them and computing their pseudonyms
 
     def to_markdown(self) -> str:
         lines = ["## Anonymization", "", "| table | rows | seconds | rules |", "|---|---:|---:|---|"]
@@ -60,6 +55,9 @@ class AnonymizeReport:
             rules = ", ".join(f"{c}: {s}" for c, s in self.applied.get(t, {}).items())
             where = " (rows rewritten during the restore)" if t in self.inlined else ""
             lines.append(f"| {t} | {self.rows[t]:,} | {self.seconds.get(t, 0):.2f} | {rules}{where} |")
+        if self.known:
+            lines += ["", f"{self.known:,} known originals searched inside free text (dictionary built in "
+                          f"{self.known_seconds:.2f} s), {len(self.written):,} distinct pseudonyms written there."]
         return "\n".join(lines)
 
 
@@ -115,6 +113,7 @@ class Inlined:
 
     tables: set[str] = field(default_factory=set)
     keys: dict[str, list[str]] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)  # table -> capture of its originals (freetext.py)
 
 
 def _var(fam: str) -> str:
@@ -135,6 +134,8 @@ class Engine:
         self.keys = {f: derive(key, f) for f in self.families}
         self.dicts: Dictionaries | None = None
         self.inlined = inlined or Inlined()
+        self.texts = freetext.TextDictionary()  # filled by `read_texts`, before any rewrite
+        self.texts_seconds = 0.0
         self._nvar = 0
 
     def keys_only(self, trule: TableRule) -> bool:
@@ -173,6 +174,22 @@ class Engine:
     def cleanup(self) -> None:
         self._exec(f"DROP TABLE IF EXISTS `{SCRATCH}`")
         self._exec(f"DROP TABLE IF EXISTS `{OLD}`")
+        self._drop_captures()
+
+    def _drop_captures(self) -> None:
+        for capture in sorted(set(self.inlined.texts.values())):
+            self._exec(f"DROP TABLE IF EXISTS `{capture}`")
+
+    def read_texts(self) -> None:
+        """The dictionary of known originals for the free-text scrub, read while the tables
+        (or the restore's captures of them) still hold the originals; the captures go then."""
+        if freetext.has_scrub(self.rules):
+            assert self.dicts is not None
+            t0 = time.monotonic()
+            self.texts = freetext.build(self.conn, self.rules, self.schema, self.keys, self.dicts, self.inlined.texts,
+                                        self.inlined.tables, skip_names=os.environ.get("PHOENIX_FAULT_SCRUB_SKIP_NAMES") == "1")
+            self.texts_seconds = time.monotonic() - t0
+        self._drop_captures()
 
     # -- one column ------------------------------------------------------------------------
     def _hash_sql(self, rule: ColumnRule, v: str) -> str:
@@ -202,93 +219,124 @@ class Engine:
 
     # -- one table ---------------------------------------------------------------------------
     def table(self, trule: TableRule, progress: Progress) -> int:
+        """Rewrite one table: its set-based columns, its scrubbed texts and its `delete_where`
+        all in one copy (rewrite.py). Nothing is changed in place: an UPDATE or DELETE would
+        leave the original rows in the undo log and in the pages' free space."""
         t = trule.name
         if trule.truncate:
             self._exec(f"TRUNCATE TABLE `{t}`")
             return 0
+        if os.environ.get("PHOENIX_FAULT_SCRUB_IN_PLACE") == "1":
+            return self._table_in_place(trule, progress)
+        inlined = t in self.inlined.tables
+        sql_cols = {} if inlined else set_based(trule)
+        keep = f"NOT COALESCE(({trule.delete_where}), FALSE)" if trule.delete_where else None
+        if inlined and t in self.inlined.keys:  # rewritten on the way in: its held-back keys were missing
+            add_keys(self.conn, t, t, self.inlined.keys[t], self._columns(t, set_based(trule)))
+        total = self._count(t, keep)
+        scrubs = [c for c, r in trule.columns.items() if r.strategy == "scrub"]
+        texts: dict[str, str] = {}
+        try:
+            for i, col in enumerate(scrubs):
+                if self._scrub(t, col, f"{SCRUBBED}{i}", progress):
+                    texts[col] = f"{SCRUBBED}{i}"
+            if (sql_cols and total) or texts or keep:
+                self._rewrite(t, sql_cols, total, progress, texts, keep)
+        finally:
+            for i in range(len(scrubs)):
+                self._exec(f"DROP TABLE IF EXISTS `{SCRUBBED}{i}`")
+        return total
+
+    def _table_in_place(self, trule: TableRule, progress: Progress) -> int:
+        """Fault switch PHOENIX_FAULT_SCRUB_IN_PLACE=1 only: the former path, DELETE and
+        UPDATE in place, whose leftovers the forensic gate's test must find."""
+        t = trule.name
         if trule.delete_where:
             self._exec(f"DELETE FROM `{t}` WHERE {trule.delete_where}")
         sql_cols = set_based(trule)
-        with self.conn.cursor() as cur:
-            cur.execute(f"SELECT COUNT(*) FROM `{t}`")
-            total = cur.fetchone()[0]
-        if t in self.inlined.tables:  # rewritten on the way in: only its held-back keys are missing
+        total = self._count(t, None)
+        if t in self.inlined.tables:
             if t in self.inlined.keys:
                 add_keys(self.conn, t, t, self.inlined.keys[t], self._columns(t, sql_cols))
         elif sql_cols and total:
             self._rewrite(t, sql_cols, total, progress)
-        for col, r in trule.columns.items():
-            if r.strategy == "scrub":
-                self._scrub(t, col, progress)
+        pk = _pk(self.conn, t)
+        for col in [c for c, r in trule.columns.items() if r.strategy == "scrub"]:
+            try:
+                if self._scrub(t, col, SCRUBBED, progress):
+                    self._exec(f"UPDATE `{t}` x JOIN `{SCRUBBED}` s ON x.`{pk}` = s.pk SET x.`{col}` = s.v")
+            finally:
+                self._exec(f"DROP TABLE IF EXISTS `{SCRUBBED}`")
         return total
 
-    def select_list(self, t: str, sql_cols: dict[str, ColumnRule], columns: list[str] | None = None) -> str:
-        """The pseudonymizing SELECT list over rows aliased `t` (all columns, or `columns`, in order)."""
+    def _count(self, t: str, keep: str | None) -> int:
+        with self.conn.cursor() as cur:
+            cur.execute(f"SELECT COUNT(*) FROM `{t}`" + (f" WHERE {keep}" if keep else ""))
+            return cur.fetchone()[0]
+
+    def select_list(self, t: str, sql_cols: dict[str, ColumnRule], columns: list[str] | None = None,
+                    overrides: dict[str, str] | None = None) -> str:
+        """The pseudonymizing SELECT list over rows aliased `t` (all columns, or `columns`, in
+        order); `overrides` gives some columns' expressions outright."""
         self._nvar = 0
-        return ", ".join(self._column_sql(t, c, sql_cols[c]) if c in sql_cols else f"t.`{c}`"
+        overrides = overrides or {}
+        return ", ".join(overrides[c] if c in overrides else
+                         self._column_sql(t, c, sql_cols[c]) if c in sql_cols else f"t.`{c}`"
                          for c in (columns or self.schema[t]))
 
     def _columns(self, t: str, sql_cols: dict[str, ColumnRule]) -> dict[str, Column]:
         return {c: Column(r.strategy, *self.schema[t][c]) for c, r in sql_cols.items()}
 
-    def _rewrite(self, t: str, sql_cols: dict[str, ColumnRule], total: int, progress: Progress) -> None:
-        rewrite(self.conns, t, f"SELECT {self.select_list(t, sql_cols)} FROM `{t}` t", self._columns(t, sql_cols))
+    def _rewrite(self, t: str, sql_cols: dict[str, ColumnRule], total: int, progress: Progress,
+                 texts: dict[str, str] | None = None, keep: str | None = None) -> None:
+        """`texts`: column -> table of (pk, scrubbed text) for the rows whose text changed;
+        `keep`: the rows to keep (the others are not copied: that is the `delete_where`)."""
+        texts = texts or {}
+        pk = _pk(self.conn, t) if texts else None
+        over = {c: f"COALESCE(s{i}.v, t.`{c}`)" for i, c in enumerate(texts)}
+        joins = "".join(f" LEFT JOIN `{tmp}` s{i} ON s{i}.pk = t.`{pk}`" for i, tmp in enumerate(texts.values()))
+        src = f"(SELECT * FROM `{t}` WHERE {keep})" if keep else f"`{t}`"
+        rewrite(self.conns, t, f"SELECT {self.select_list(t, sql_cols, overrides=over)} FROM {src} t{joins}",
+                self._columns(t, sql_cols))
         progress(t, total, total)
 
     # -- free text ---------------------------------------------------------------------------
-    def _scrub(self, t: str, col: str, progress: Progress) -> None:
-        """E-mails, phones and IBANs inside text become the same pseudonyms as in their
-        own columns (the Python twins of the SQL strategies).
+    def _scrub(self, t: str, col: str, tmp: str, progress: Progress) -> int:
+        """Fill `tmp` with (pk, new text) for the rows of `t` whose `col` changes; returns how many.
 
-        Only rows that can hold a match leave the server (a superset test in SQL); each
-        distinct e-mail/phone/IBAN is hashed once (cached); changed texts go into a
-        temporary table with multi-row INSERTs and reach the table in one UPDATE … JOIN
-        (was: one UPDATE statement per row, 15.3 s for 150 k tickets at 1 GB)."""
+        Known originals of the database (freetext.py: full names, e-mails, phones, streets,
+        IBANs of ruled columns) become their own pseudonyms; between them, e-mails, phones and
+        IBANs that regexes find become the same pseudonyms as in their own columns (the
+        Python twins of the SQL strategies). Without known originals only rows that can hold a
+        regex match leave the server (a superset test in SQL). Each distinct regex match is
+        hashed once (cached); changed texts go in with multi-row INSERTs (was: one UPDATE
+        statement per row, 15.3 s for 150 k tickets at 1 GB)."""
         pk = _pk(self.conn, t)
-        assert self.dicts is not None
-        dicts, domain = self.dicts, self.rules.email_domain
-        k_email, k_phone, k_iban = self.keys["email"], self.keys["phone"], self.keys["iban"]
-
-        def cached(pseudonym: Callable[[str], str]) -> Callable[[re.Match], str]:
-            known = functools.cache(pseudonym)  # each distinct match is hashed once
-            return lambda m: known(m.group(0))
-
-        email = cached(lambda v: py_email(hmac_hex(k_email, email_input(v)), dicts, domain))
-        phone = cached(lambda v: py_phone(v, hmac_hex(k_phone, v)))
-        iban = cached(lambda v: py_dict("iban", hmac_hex(k_iban, v), dicts))
-
-        candidates = may_hold_pii(col).replace("%", "%%")  # the query below has parameters
-        tmp = "_phx_scrub"
-        self._exec(f"DROP TEMPORARY TABLE IF EXISTS `{tmp}`")
-        self._exec(f"CREATE TEMPORARY TABLE `{tmp}` ENGINE=InnoDB SELECT `{pk}` AS pk, `{col}` AS v FROM `{t}` LIMIT 0")
+        assert self.dicts is not None and pk is not None
+        regex = freetext.regex_scrub(self.keys, self.dicts, self.rules.email_domain)
+        texts = self.texts
+        candidates = "TRUE" if len(texts) else may_hold_pii(col).replace("%", "%%")  # the query has parameters
+        self._exec(f"DROP TABLE IF EXISTS `{tmp}`")
+        self._exec(f"CREATE TABLE `{tmp}` ENGINE=InnoDB SELECT `{pk}` AS pk, `{col}` AS v FROM `{t}` LIMIT 0")
         self._exec(f"ALTER TABLE `{tmp}` ADD PRIMARY KEY (pk)")
-        last = None
-        done = 0
-        try:
-            while True:
-                where = f" AND `{pk}` > %s" if last is not None else ""
-                with self.conn.cursor() as cur:
-                    cur.execute(f"SELECT `{pk}`, `{col}` FROM `{t}` WHERE {candidates}{where} ORDER BY `{pk}` LIMIT 20000",
-                                (last,) if last is not None else ())
-                    rows = cur.fetchall()
-                if not rows:
-                    break
-                last = rows[-1][0]
-                changed = []
-                for key, text in rows:
-                    if text is None:
-                        continue
-                    new = IBAN_RE.sub(iban, PHONE_RE.sub(phone, EMAIL_RE.sub(email, text)))
-                    if new != text:
-                        changed.append((key, new))
-                if changed:
-                    with self.conn.cursor() as cur:  # pymysql sends these as multi-row INSERTs
-                        cur.executemany(f"INSERT INTO `{tmp}` (pk, v) VALUES (%s, %s)", changed)
-                done += len(rows)
-                progress(t, done, done)
-            self._exec(f"UPDATE `{t}` x JOIN `{tmp}` s ON x.`{pk}` = s.pk SET x.`{col}` = s.v")
-        finally:
-            self._exec(f"DROP TEMPORARY TABLE IF EXISTS `{tmp}`")
+        last, done, n = None, 0, 0
+        while True:
+            where = f" AND `{pk}` > %s" if last is not None else ""
+            with self.conn.cursor() as cur:
+                cur.execute(f"SELECT `{pk}`, `{col}` FROM `{t}` WHERE {candidates}{where} ORDER BY `{pk}` LIMIT 20000",
+                            (last,) if last is not None else ())
+                rows = cur.fetchall()
+            if not rows:
+                break
+            last = rows[-1][0]
+            changed = [(key, new) for key, text in rows if text is not None
+                       and (new := texts.replace(text, regex) if len(texts) else regex(text)) != text]
+            if changed:
+                with self.conn.cursor() as cur:  # pymysql sends these as multi-row INSERTs
+                    cur.executemany(f"INSERT INTO `{tmp}` (pk, v) VALUES (%s, %s)", changed)
+            done, n = done + len(rows), n + len(changed)
+            progress(t, done, done)
+        return n
 
 
 def anonymize(admin: AdminAccess, database: str, rules: Rules, key: bytes,
@@ -314,6 +362,7 @@ def anonymize(admin: AdminAccess, database: str, rules: Rules, key: bytes,
                     background = pool.submit(_tables, eng.sibling(conns[-1]), side, report, progress)
                 if before is not None:
                     before()
+                eng.read_texts()  # the tables are not rewritten yet (the side session only adds keys)
                 _tables(eng, main, report, progress)
                 if side:
                     background.result()
@@ -323,6 +372,8 @@ def anonymize(admin: AdminAccess, database: str, rules: Rules, key: bytes,
                 eng.cleanup()
             raise
         eng.cleanup()
+        report.written = set(eng.texts.written)
+        report.known, report.known_seconds = len(eng.texts), eng.texts_seconds
     finally:
         for conn in conns:
             conn.close()

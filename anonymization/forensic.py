@@ -56,6 +56,21 @@ class Needles:
                 n += self._values.pop(raw, None) is not None
         return n
 
+    def discard_inside(self, texts: Iterable[str]) -> int:
+        """Drop values that occur inside any of `texts` (dictionary entries the engine writes:
+        the original street "rue de X" inside the pseudonym "20, rue de X" is no leak)."""
+        if not self._values:
+            return 0
+        patterns = list(self._values)
+        found = set()
+        for enc in ("utf-8", "latin-1"):
+            hay = "\n".join(texts).encode(enc, errors="ignore")
+            automaton = ahocorasick_rs.BytesAhoCorasick(patterns)
+            found |= {patterns[i] for i, _s, _e in automaton.find_matches_as_indexes(hay, overlapping=True)}
+        for raw in found:
+            del self._values[raw]
+        return len(found)
+
     def columns(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for c in self._values.values():

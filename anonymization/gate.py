@@ -4,7 +4,9 @@
     (`keep` is an explicit, allowed answer);
 (b) any of a sample of original values — kept only as keyed hashes, never in clear —
     still appears anywhere in the anonymized database (whole values in every text
-    column, and e-mails/phones/IBANs inside free text);
+    column, and e-mails/phones/IBANs inside free text); sampled full names, e-mails and
+    phones are also searched inside free text at once (freetext.Phrases: in clear, in
+    this process's memory only), except pseudonyms the engine wrote there;
 (c) row counts or foreign-key integrity changed where no rule deleted rows.
 """
 
@@ -23,6 +25,7 @@ import pymysql
 
 from anonymization.engine import _TEXT_TYPES, EMAIL_RE, IBAN_RE, PHONE_RE, connect, may_hold_pii, schema
 from anonymization.forensic import Needles
+from anonymization.freetext import Phrases, name_pair
 from anonymization.keyed import derive, hmac_hex, pads, set_pads_sql, sql_hmac
 from anonymization.rules import DICT_STRATEGIES, Rules, check_against_schema
 from anonymization.strategies import Dictionaries
@@ -55,6 +58,16 @@ class Baseline:
     crcs: dict[str, int] = field(default_factory=dict)
     # Originals in clear for the forensic byte scan: in this process's memory only.
     needles: Needles = field(default_factory=Needles, repr=False, compare=False)
+    # Sampled full names, e-mails and phones in clear, for the search inside free text: memory only.
+    phrases: Phrases = field(default_factory=Phrases, repr=False, compare=False)
+    # Pseudonyms the engine's scrub wrote into texts (not personal data): not leaks when found.
+    written: set[str] = field(default_factory=set, repr=False, compare=False)
+
+    def exclude(self, written: set[str]) -> None:
+        """After anonymizing: what the scrub wrote is not an original that survived, even
+        where it equals one (a pseudonym may be some other person's real name)."""
+        self.written |= written
+        self.needles.discard(written)
 
     def add(self, gate_key: bytes, value: str) -> None:
         """Remember an original value, as its HMAC and keyed CRC only."""
@@ -236,7 +249,31 @@ def _needles(conn, sch: dict, rules: Rules, originals: dict[str, str], fakes: se
                 f, _, la = str(v).partition(" ")
                 if not (f in fakes and la in fakes):
                     add(v, f"{t}.{first} + {last}")
+    needles.discard_inside(fakes)
     return needles
+
+
+def _phrases(conn, sch: dict, rules: Rules, originals: dict[str, str], fakes: set[str]) -> Phrases:
+    """A sample of original full names (first + last name columns, `name` columns), e-mails
+    and phones, without values the engine itself may write (as for the needles)."""
+    out = Phrases()
+    own_domain = "@" + rules.email_domain.lower()
+    for t, trule in rules.tables.items():
+        if t not in sch or trule.truncate:
+            continue
+        src, pair = originals.get(t, t), name_pair(trule)
+        if pair and all(c in sch[t] for c in pair):
+            for (v,) in _sample(conn, src, pair[0], sch[t], _SAMPLE, f"CONCAT(`{pair[0]}`, ' ', `{pair[1]}`)"):
+                f, _, la = str(v).partition(" ")
+                if not (f in fakes and la in fakes):
+                    out.add(str(v), f"{t}.{pair[0]} + {pair[1]}")
+        for c, r in trule.columns.items():
+            if r.strategy in ("name", "email", "phone") and c in sch[t]:
+                for (v,) in _sample(conn, src, c, sch[t]):
+                    text = str(v).strip()
+                    if text not in fakes and not text.lower().endswith(own_domain):
+                        out.add(text, f"{t}.{c}")
+    return out
 
 
 def take_baseline(admin: AdminAccess, database: str, rules: Rules, key: bytes,
@@ -257,6 +294,7 @@ def take_baseline(admin: AdminAccess, database: str, rules: Rules, key: bytes,
         fakes = {v for vals in Dictionaries.build(rules.locales, _DICT_KINDS | {
             "faker_" + p for p in rules.faker_providers()}).values.values() for v in vals}
         base.needles = _needles(conn, sch, rules, originals, fakes)
+        base.phrases = _phrases(conn, sch, rules, originals, fakes)
         for (t, c), _kind in _pii_columns(conn, sch).items():
             if sch[t][c][0] in ("date", "datetime"):
                 continue  # dates repeat across rows; date_shift never keeps a row's own date
@@ -337,8 +375,9 @@ def _search_originals(admin: AdminAccess, database: str, sch: dict, gate_key: by
 
     def inside(conn: pymysql.Connection, item: tuple[str, str]) -> list[str]:
         t, c = item
-        n = _surviving_in_text(conn, t, c, gate_key, baseline)
-        return [f"{n} original e-mail/phone/IBAN(s) survive inside {t}.{c}"] if n else []
+        n, named = _surviving_in_text(conn, t, c, gate_key, baseline)
+        return ([f"{n} original e-mail/phone/IBAN(s) survive inside {t}.{c}"] if n else []) + \
+            ([f"{named} sampled original full name(s)/e-mail(s)/phone(s) survive inside {t}.{c}"] if named else [])
 
     # Free texts (Python reads them) first, beside the scans: the longest items start first.
     texts = [(t, c) for t, cols in sch.items() for c, (typ, _len) in cols.items()
@@ -351,17 +390,25 @@ def _search_originals(admin: AdminAccess, database: str, sch: dict, gate_key: by
     return [f for fs in found for f in fs]
 
 
-def _surviving_in_text(conn, t: str, c: str, gate_key: bytes, baseline: Baseline) -> int:
-    """Originals inside free text: only texts that can hold a match leave the server; each
-    distinct match is tested once, by its keyed CRC first (the HMAC only on a CRC match)."""
+def _surviving_in_text(conn, t: str, c: str, gate_key: bytes, baseline: Baseline) -> tuple[int, int]:
+    """Originals inside free text: (regex matches that are sampled originals, sampled
+    phrases found). Without phrases only texts that can hold a regex match leave the
+    server; each distinct regex match is tested once, by its keyed CRC first (the HMAC
+    only on a CRC match); the phrases are searched for all at once (Aho–Corasick)."""
     pad_crc, crcs = zlib.crc32(pads(gate_key)[0]), set(baseline.crcs.values())
     known: dict[str, bool] = {}
-    n = 0
-    for (text,) in _q(conn, f"SELECT `{c}` FROM `{t}` WHERE {may_hold_pii(c)}"):
+    n = named = 0
+    phrases = baseline.phrases
+    where = "" if len(phrases) else f" WHERE {may_hold_pii(c)}"
+    for (text,) in _q(conn, f"SELECT `{c}` FROM `{t}`{where}"):
+        if text is None:
+            continue
+        if len(phrases):
+            named += phrases.count(text, baseline.written)
         for rx in (EMAIL_RE, PHONE_RE, IBAN_RE):
             for m in rx.findall(text):
                 if m not in known:
                     known[m] = (zlib.crc32(m.encode("utf-8"), pad_crc) in crcs
                                 and hmac_hex(gate_key, m) in baseline.hashes)
                 n += known[m]
-    return n
+    return n, named

@@ -1,0 +1,95 @@
+"""Benchmark: what knowing the database's own originals inside free text costs (freetext.py).
+
+    .venv/bin/python bench/freetext.py --scale 20     # the shop, about 40 MB
+
+On one throwaway MariaDB server, the shop dump is restored with inline anonymization
+twice, alternately: once as the cycle does (each ruled INSERT followed by the capture of
+the text dictionary's original columns) and once with the capture switched off; then the
+engine's run on the captured one (dictionary build, scrub through the rewrite), and the
+SQL gate with and without the search for sampled full names/e-mails/phones inside text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import pymysql
+
+from anonymization import anonymize, load_rules, run_gate, take_baseline
+from anonymization.freetext import Phrases
+from anonymization.inline import Inline, originals
+from tasks.runtime.mariadb import MariaDBServer, free_port
+from tasks.sources.generate import generate
+from tasks.sources.restore import restore
+
+RULES = Path(__file__).resolve().parents[1] / "anonymization" / "rules" / "shop.yaml"
+KEY = b"bench-key-0123456789abcdef-0123456789"
+
+
+def _restore(server: MariaDBServer, dump: Path, db: str, capture: bool) -> tuple[float, Inline]:
+    conn = pymysql.connect(**server.admin().pymysql_kwargs(), autocommit=True)
+    with conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{db}`")
+        cur.execute(f"CREATE DATABASE `{db}`")
+    conn.close()
+    il = Inline(server.admin(), db, load_rules(RULES), KEY)
+    if not capture:
+        il.capture = {}
+    t0 = time.monotonic()
+    restore(str(dump), server.admin(), db, jobs=2, inline=il)
+    return time.monotonic() - t0, il
+
+
+def _gate(server: MariaDBServer, rules, baseline) -> None:
+    phrases = baseline.phrases
+    for label in ("with", "without"):
+        t0 = time.monotonic()
+        passed = run_gate(server.admin(), "b", rules, KEY, baseline).passed
+        print(f"SQL gate {label} the {len(phrases):,} sampled phrases: {time.monotonic() - t0:.2f} s, passed={passed}")
+        baseline.phrases = Phrases()
+    baseline.phrases = phrases
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scale", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="phx-bench-") as tmp:
+        dump = Path(tmp) / "shop.sql.zst"
+        generate(dump, scale=args.scale)
+        print(f"dump: {dump.stat().st_size / 1e6:.1f} MB compressed, scale {args.scale}")
+        server = MariaDBServer(Path(tmp) / "data", Path(tmp) / "run", free_port(), "restore")
+        server.initialize()
+        server.start()
+        server.wait_ready()
+        try:
+            times: dict[bool, list[float]] = {True: [], False: []}
+            for r in range(args.rounds):
+                for capture in ((False, True) if r % 2 else (True, False)):
+                    seconds, il = _restore(server, dump, "b", capture)
+                    times[capture].append(seconds)
+            for capture, ts in times.items():
+                print(f"restore inline, capture {'on ' if capture else 'off'}: median {statistics.median(ts):.2f} s "
+                      f"({', '.join(f'{t:.2f}' for t in ts)})")
+            rules = load_rules(RULES)
+            baseline = take_baseline(server.admin(), "b", rules, KEY, originals(il.samples))
+            il.drop_samples()
+            t0 = time.monotonic()
+            report = anonymize(server.admin(), "b", rules, KEY, workers=2, inlined=il.done)
+            print(f"anonymize after the inline restore: {time.monotonic() - t0:.2f} s; support_tickets "
+                  f"{report.seconds.get('support_tickets', 0):.2f} s ({report.rows.get('support_tickets', 0):,} rows), "
+                  f"{len(report.written):,} distinct pseudonyms written into texts; dictionary of {report.known:,} "
+                  f"originals built in {report.known_seconds:.2f} s")
+            baseline.exclude(report.written)
+            _gate(server, rules, baseline)
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
