@@ -199,6 +199,7 @@ class Engine:
 
     def _expr(self, rule: ColumnRule, v: str) -> str:
         self._nvar += 1  # one user variable per hashed value in the statement
+        assert self.dicts is not None, "prepare() first"
         return sql_expr(rule, v, self._hash_sql(rule, v), f"@phx_h{self._nvar}", self.rules.email_domain, self.dicts)
 
     def _column_sql(self, table: str, col: str, rule: ColumnRule) -> str:
@@ -381,7 +382,7 @@ def anonymize(admin: AdminAccess, database: str, rules: Rules, key: bytes,
     for d in (report.rows, report.seconds, report.applied):
         ordered = sorted(d.items(), key=lambda kv: order.index(kv[0]))
         d.clear()
-        d.update(ordered)
+        d.update(ordered)  # type: ignore[arg-type]  # the same items, in the rules' order
     return report
 
 

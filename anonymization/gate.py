@@ -29,13 +29,13 @@ from anonymization.freetext import Phrases, name_pair
 from anonymization.keyed import derive, hmac_hex, pads, set_pads_sql, sql_hmac
 from anonymization.rules import DICT_STRATEGIES, Rules, check_against_schema
 from anonymization.strategies import Dictionaries
-
-_DICT_KINDS = set(DICT_STRATEGIES)
 from phoenix.db import AdminAccess
 from phoenix.errors import GateFailed
 
+_DICT_KINDS = set(DICT_STRATEGIES)
 _SAMPLE = 200
-T, R = TypeVar("T"), TypeVar("R")
+T = TypeVar("T")
+R = TypeVar("R")
 _NAME_PATTERNS = {
     "email": r"e_?mail", "phone": r"phone|mobile|^tel|fax", "iban": r"iban|bank_?account|account_?number",
     "name": r"(^|_)(first|last|full|sur|given|family|middle|maiden)_?name$|^name$|holder|^customer_name$",
@@ -119,8 +119,8 @@ def _integrity(admin: AdminAccess, database: str) -> tuple[dict[str, int], dict[
         f"WHERE x.`{c}` IS NOT NULL AND p.`{rc}` IS NULL" for t, c, rt, rc in fks]
     with _Sessions(admin, database) as sessions:
         results = sessions.map(lambda conn, sql: _q(conn, sql)[0][0], queries)
-    counts = dict(zip(tables, results))
-    orphans = {f"{t}.{c}->{rt}.{rc}": n for (t, c, rt, rc), n in zip(fks, results[len(tables):])}
+    counts = dict(zip(tables, results[:len(tables)], strict=True))
+    orphans = {f"{t}.{c}->{rt}.{rc}": n for (t, c, rt, rc), n in zip(fks, results[len(tables):], strict=True)}
     return counts, orphans
 
 
@@ -371,7 +371,7 @@ def _search_originals(admin: AdminAccess, database: str, sch: dict, gate_key: by
             hits.append(f"IFNULL(SUM(CRC32(CONCAT(@phx_gate_i, {value})) IN ({crcs}) AND "
                         f"{sql_hmac('phx_gate', f'CAST(x.`{c}` AS CHAR)')} IN (SELECT h FROM _phx_baseline)), 0)")
         counts = _q(conn, f"SELECT {', '.join(hits)} FROM `{t}` x")[0]
-        return [f"{n} original value(s) survive in {t}.{c}" for c, n in zip(cols, counts) if n]
+        return [f"{n} original value(s) survive in {t}.{c}" for c, n in zip(cols, counts, strict=True) if n]
 
     def inside(conn: pymysql.Connection, item: tuple[str, str]) -> list[str]:
         t, c = item

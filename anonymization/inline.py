@@ -60,7 +60,7 @@ class Inline:
         self.admin, self.database, self.rules, self.key = admin, database, rules, key
         self.eligible = {t: cols for t, r in rules.tables.items()
                          if not r.truncate and not r.delete_where and (cols := set_based(r))}
-        self.capture = {t: cols for t in self.eligible if (cols := capture_columns(rules.tables[t]))} \
+        self.capture = {t: cap for t in self.eligible if (cap := capture_columns(rules.tables[t]))} \
             if has_scrub(rules) else {}
         self.done = Inlined()
         self.samples: set[str] = set()
@@ -94,7 +94,7 @@ class Inline:
         for line, stmt in stmts:
             m = _INSERT.match(stmt)
             table = m.group(2).decode().replace("``", "`") if m else None
-            if table not in self.eligible:
+            if m is None or table not in self.eligible:
                 yield line, stmt
                 continue
             n = self._count[table] = self._count.get(table, 0) + 1

@@ -90,13 +90,13 @@ def _fill(conns: list[pymysql.Connection], t: str, select: str, pk: list[str]) -
         keys = [conns[0].escape(b[0][0]) for b in bounds if b]
         if keys:  # slices of equal row counts, whatever the gaps in the key
             p = f"t.`{pk[0]}`"
-            wheres = ([f" WHERE {p} < {keys[0]}"] + [f" WHERE {p} >= {a} AND {p} < {b}" for a, b in zip(keys, keys[1:])]
+            wheres = ([f" WHERE {p} < {keys[0]}"] + [f" WHERE {p} >= {a} AND {p} < {b}" for a, b in zip(keys, keys[1:], strict=False)]
                       + [f" WHERE {p} >= {keys[-1]}"])
     for c in conns[:len(wheres)]:
         _q(c, "SET SESSION unique_checks = 1")
     try:
         with ThreadPoolExecutor(len(wheres)) as pool:
-            for f in [pool.submit(_q, c, f"INSERT INTO `{SCRATCH}` {select}{w}") for c, w in zip(conns, wheres)]:
+            for f in [pool.submit(_q, c, f"INSERT INTO `{SCRATCH}` {select}{w}") for c, w in zip(conns, wheres, strict=False)]:
                 f.result()
     finally:
         for c in conns[:len(wheres)]:
