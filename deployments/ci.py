@@ -5,11 +5,13 @@ when the flow fails)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from phoenix.errors import RunFailed
+from phoenix.errors import ConfigError, RunFailed
 
 
 @dataclass
@@ -20,30 +22,55 @@ class RunOutcome:
     result: dict
 
 
+def api_url() -> str:
+    url = os.environ.get("PREFECT_API_URL")
+    if not url:
+        raise ConfigError("PREFECT_API_URL is not set: point it at the Prefect server that runs Phoenix "
+                          "(e.g. http://127.0.0.1:4200/api)")
+    return url
+
+
+@contextlib.contextmanager
+def reaching(url: str) -> Iterator[None]:
+    """The Prefect API unreachable, refusing or timing out: one line, exit 5 (the run did not complete)."""
+    import httpx
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    try:
+        yield
+    except (httpx.HTTPError, OSError) as exc:
+        raise RunFailed(f"the Prefect API at {url} is not reachable ({type(exc).__name__}): "
+                        "check PREFECT_API_URL and that the server runs") from exc
+    except PrefectHTTPStatusError as exc:
+        status = exc.response.status_code if exc.response is not None else "?"
+        raise RunFailed(f"the Prefect API at {url} answered HTTP {status}: check PREFECT_API_URL and "
+                        "PREFECT_API_KEY") from exc
+
+
 def run(deployment: str, parameters: dict, timeout: float = 900.0) -> RunOutcome:
     """`deployment` is 'flow/deployment' (e.g. 'spawn/spawn')."""
-    if not os.environ.get("PREFECT_API_URL"):
-        raise RunFailed("PREFECT_API_URL is not set: point it at the Prefect server that runs Phoenix "
-                        "(e.g. http://127.0.0.1:4200/api)")
+    url = api_url()
     from prefect.deployments import run_deployment
     from prefect.exceptions import ObjectNotFound
 
-    try:
-        fr = run_deployment(name=deployment, parameters=parameters, timeout=timeout)
-    except ObjectNotFound:
-        raise RunFailed(f"deployment {deployment!r} not found on {os.environ['PREFECT_API_URL']}: "
-                        "register them with `phoenix stack up` or `prefect deploy --all`") from None
+    with reaching(url):
+        try:
+            fr = run_deployment(name=deployment, parameters=parameters, timeout=timeout)
+        except ObjectNotFound:
+            raise RunFailed(f"deployment {deployment!r} not found on {url}: "
+                            "register them with `phoenix stack up` or `prefect deploy --all`") from None
     state = fr.state
     if state is None or not state.is_final():
         raise RunFailed(f"flow run {fr.name} did not finish within {timeout:.0f}s (state "
                         f"{state.type.value if state else 'unknown'}); see the Prefect UI")
     if not state.is_completed():
         raise RunFailed(f"flow run {fr.name} ended {state.type.value}: {(state.message or '').strip()}")
-    result = state.result(raise_on_failure=True)
-    if hasattr(result, "__await__"):
-        import asyncio
+    with reaching(url):
+        result = state.result(raise_on_failure=True)
+        if hasattr(result, "__await__"):
+            import asyncio
 
-        result = asyncio.run(result)  # type: ignore[arg-type]
+            result = asyncio.run(result)  # type: ignore[arg-type]
     return RunOutcome(flow_run_id=str(fr.id), name=fr.name, state=state.type.value,
                       result=result if isinstance(result, dict) else {"value": result})
 

@@ -1,11 +1,13 @@
-"""What the on-demand flows share: opening the backends, and the environments artifact."""
+"""What the on-demand flows share: opening the backends, the environments artifacts, and
+what makes a run findable in the Prefect UI (its name from the parameters, its tags)."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
 
-from prefect.artifacts import create_table_artifact
+from prefect import get_run_logger
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from phoenix.config import Settings, get_settings
 from tasks import environments
@@ -22,6 +24,45 @@ def backends() -> Iterator[tuple[Settings, Storage, Runtime]]:
 
 
 def publish_environments(storage: Storage, runtime: Runtime) -> None:
-    rows = [{"name": e.name, "generation": e.generation, "state": e.state, "created": e.created,
-             "expires": e.expires_at, "used_bytes": e.used_bytes} for e in environments.environments(storage, runtime)]
+    rows = [{"name": e.name, "host": e.host, "port": e.port, "database": e.database, "user": e.user,
+             "generation": e.generation, "state": e.state, "created": e.created, "expires": e.expires_at,
+             "used_bytes": e.used_bytes} for e in environments.environments(storage, runtime)]
     create_table_artifact(key="environments", table=rows, description="environments after this run")
+
+
+def password_hint(settings: Settings, eid: str) -> str:
+    """Where whoever may read it finds the password: never the password itself."""
+    if settings.runtime == "kubernetes":
+        ns = f"{settings.kubernetes.namespace_prefix}{eid}"
+        return f"kubectl -n {ns} get secret phoenix-db -o jsonpath='{{.data.MARIADB_PASSWORD}}' | base64 -d"
+    return f"phoenix spawn {eid} --json   # on the host that runs the servers; or `phoenix ci spawn --password-file`"
+
+
+def announce(settings: Settings, info: environments.EnvInfo, what: str) -> None:
+    """The connect info a UI user needs: a log line and a markdown artifact per environment
+    (keyed by it, so the artifacts page shows the latest of each). No password."""
+    get_run_logger().info(f"{info.name} {what} at {info.host}:{info.port} "
+                          f"(database {info.database}, user {info.user}; expires {info.expires_at})")
+    md = "\n".join([
+        f"# Environment `{info.name}`", "",
+        "| | |", "|---|---|",
+        f"| host | `{info.host}` |", f"| port | `{info.port}` |", f"| database | `{info.database}` |",
+        f"| user | `{info.user}` |", f"| generation | `{info.generation}` |", f"| expires | {info.expires_at} |",
+        "", "The password is not shown here. Whoever may read it gets it with:", "",
+        f"```sh\n{password_hint(settings, info.id)}\n```",
+        "", f"```sh\nmariadb -h {info.host} -P {info.port} -u {info.user} -p {info.database}\n```"])
+    create_markdown_artifact(key=f"env-{info.id}"[:60].rstrip("-"), markdown=md,
+                             description=f"how to connect to {info.name}")
+
+
+def tag_run(*tags: str) -> None:
+    """Add tags to the current flow run (the UI filters runs by them): env:<id>, generation:<id>."""
+    from prefect.client.orchestration import get_client
+    from prefect.runtime import flow_run
+
+    run_id = flow_run.get_id()
+    if not run_id:
+        return
+    with contextlib.suppress(Exception), get_client(sync_client=True) as client:  # a tag is a convenience
+        current = client.read_flow_run(run_id).tags or []
+        client.update_flow_run(run_id, tags=sorted({*current, *tags}))

@@ -9,8 +9,9 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from flows._common import tag_run
 from phoenix.config import get_settings
-from phoenix.errors import CycleBusy, PhoenixError
+from phoenix.errors import ConfigError, CycleBusy
 from tasks import catalog, cycle
 from tasks.cycle_slot import LIMIT_NAME, cycle_slot
 from tasks.runtime.factory import open_runtime
@@ -30,18 +31,42 @@ def _one_cycle(home: Path) -> Iterator[None]:
             yield
 
 
-@flow(name="breed", description="Restore, anonymize, verify and publish a new golden generation.")
+def _run_name() -> str:
+    return f"breed/golden-{catalog.utc_stamp()}"
+
+
+def _stamp(storage) -> str:
+    """The stamp in this run's name (so the UI's `breed/golden-<stamp>` is the golden it makes),
+    unless a golden or breeder of that stamp exists already (a re-run): then a fresh one."""
+    from prefect.runtime import flow_run
+
+    name = flow_run.get_name() or ""
+    stamp = name.removeprefix("breed/golden-") if name.startswith("breed/golden-") else catalog.utc_stamp()
+    if storage.exists(f"golden-{stamp}") or storage.exists(f"breeder-{stamp}"):
+        stamp = catalog.utc_stamp()
+    return stamp
+
+
+@flow(name="breed", description="Restore, anonymize, verify and publish a new golden generation.",
+      flow_run_name=_run_name)
 def breed(source: str | None = None, rules: str | None = None) -> dict:
+    """Args:
+        source: A dump (`.sql`, `.sql.gz`, `.sql.zst`), a mydumper directory or `mysql://user@host/db`;
+            empty: the configured `source`.
+        rules: The anonymization rules file (YAML); empty: the configured `rules`.
+    """
     settings = get_settings()
     source = source or settings.source
     if not source:
-        raise PhoenixError("no source: pass --source or set `source` in phoenix.toml (a dump, mydumper dir or mysql:// URL)")
+        raise ConfigError("no source: set the `source` parameter (Prefect UI), pass --source (CLI) or set `source` "
+                          "in phoenix.toml — a dump, a mydumper directory or a mysql:// URL")
     rules_path = str(rules or settings.rules_path)
     key = settings.anon_key_bytes()
     log = get_run_logger()
     with _one_cycle(settings.home_dir):
         with open_storage(settings) as storage, open_runtime(settings, storage) as runtime:
-            c = cycle.Cycle(storage, runtime, settings, catalog.utc_stamp(), source, rules_path, key)
+            c = cycle.Cycle(storage, runtime, settings, _stamp(storage), source, rules_path, key)
+            tag_run(f"generation:{c.golden}")
             removed = cycle.remove_leftovers(storage, runtime)
             try:
                 cycle.run(c)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from prefect import flow, task
 from prefect.cache_policies import NONE
 
-from flows._common import backends, publish_environments
+from flows._common import backends, publish_environments, tag_run
+from phoenix.names import env_id
 from tasks import environments
 
 
@@ -14,8 +15,13 @@ def _teardown(settings, storage, runtime, name):
     return environments.teardown(settings, storage, runtime, name)
 
 
-@flow(name="teardown", description="Remove an environment (idempotent).", persist_result=True)
+@flow(name="teardown", description="Remove an environment (idempotent).", flow_run_name="teardown/{name}",
+      persist_result=True)
 def teardown(name: str) -> dict:
+    """Args:
+        name: The environment's name, as it was spawned (e.g. the branch).
+    """
+    tag_run(f"env:{env_id(name)}")
     with backends() as (settings, storage, runtime):
         existed = _teardown(settings, storage, runtime, name)
         publish_environments(storage, runtime)

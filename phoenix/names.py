@@ -28,7 +28,8 @@ def image_name(eid: str) -> str:
     return f"env-{eid}"
 
 
-_TTL = re.compile(r"^(\d+)([smhdw])$")
+TTL_PATTERN = r"^\s*(\d+)([smhdw])\s*$"  # also the flows' parameter schema: a bad ttl is refused before a run
+_TTL = re.compile(TTL_PATTERN)
 _UNIT = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 

@@ -80,6 +80,8 @@ def spawn(settings: Settings, storage: Storage, runtime: Runtime, name: str, gen
             catalog.require_verified(storage, catalog.resolve(storage, generation), allow_unverified)
             _teardown_locked(storage, runtime, eid)
         if storage.exists(image):  # it exists already, whatever its generation: found, not cloned
+            # A re-spawn (every push of the branch) restarts the clock, as GitLab's auto_stop_in does.
+            storage.set_meta(image, META_EXPIRES, catalog.utc_iso(catalog.now_utc() + lifetime))
             ep = runtime.get(eid)
             if ep is None or ep.state != "running":  # found again after a host restart
                 _start(runtime, eid, image, None, storage.list_meta(image))

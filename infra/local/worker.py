@@ -43,6 +43,31 @@ def _local_deployments() -> list[str]:
     return [d["name"] for d in spec["deployments"] if d["work_pool"]["name"] == "phoenix"]
 
 
+def configure_breed(settings: Settings) -> dict:
+    """A schedule that cannot fail for want of configuration: the breed deployment takes
+    `source` and `rules` from the config; with no source its schedules are registered
+    paused and its description says what to set. Returns what was set (for stack status)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import DeploymentUpdate
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    params = {k: v for k, v in (("source", settings.source),
+                                ("rules", str(settings.rules) if settings.rules else None)) if v}
+    with temporary_settings({PREFECT_API_URL: settings.prefect_url}), get_client(sync_client=True) as client:
+        dep = client.read_deployment_by_name("breed/breed")
+        described = (dep.description or "").split(" — PAUSED")[0]
+        if params:
+            client.update_deployment(dep.id, DeploymentUpdate(parameters={**(dep.parameters or {}), **params},
+                                                              description=described))
+        else:
+            client.update_deployment(dep.id, DeploymentUpdate(description=described + " — PAUSED: no source is "
+                                     "configured; set `source` in phoenix.toml (or PHOENIX_SOURCE) and run "
+                                     "`phoenix stack up`, or start a run with the `source` parameter"))
+        for sched in dep.schedules or []:
+            client.update_deployment_schedule(dep.id, sched.id, active=bool(params.get("source")))
+    return {"source": bool(params.get("source")), "schedule_active": bool(params.get("source"))}
+
+
 def status(settings: Settings) -> dict | None:
     pid = read_pid(_pid_file(settings))
     if not pid_alive(pid):
@@ -55,11 +80,13 @@ def up(settings: Settings) -> dict:
         raise StackError("the worker needs the Prefect server: start it first (`phoenix stack up`)")
     current = status(settings)
     if current:
+        configure_breed(settings)  # the config may have changed since the deployments were registered
         return current
     pool = settings.prefect.work_pool
     _prefect(settings, "work-pool", "create", pool, "--type", "process", "--overwrite")
     names = [arg for name in _local_deployments() for arg in ("--name", name)]
     _prefect(settings, "--no-prompt", "deploy", *names, timeout=300)
+    configure_breed(settings)
     exe = str(Path(sys.executable).with_name("prefect"))
     spawn_daemon([exe, "worker", "start", "--pool", pool, "--type", "process", "--limit", "8"],
                  log=_pid_file(settings).with_suffix(".log"), pid_file=_pid_file(settings), env=_env(settings),

@@ -38,7 +38,11 @@ def spawn(
     if not wait:
         from prefect.deployments import run_deployment
 
-        fr = run_deployment(name="spawn/spawn", parameters=params, timeout=0)
+        from deployments.ci import api_url, reaching
+
+        url = api_url()
+        with reaching(url):
+            fr = run_deployment(name="spawn/spawn", parameters=params, timeout=0)
         print(json.dumps({"flow_run_id": str(fr.id), "name": fr.name}))
         return
     outcome = run("spawn/spawn", params, timeout=timeout)

@@ -49,4 +49,4 @@ def test_ci_spawn_exits_non_zero_when_the_flow_fails(worker, published, unique):
 
 def test_ci_without_a_prefect_api_is_a_clear_error(unique):
     res = run_phoenix("ci", "teardown", unique, env={"PREFECT_API_URL": ""})
-    assert res.returncode == 5 and "PREFECT_API_URL is not set" in res.stderr
+    assert res.returncode == 2 and "PREFECT_API_URL is not set" in res.stderr  # bad config, as the README says
