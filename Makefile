@@ -22,7 +22,7 @@ unit: install
 	@$(MAKE) --no-print-directory lint
 
 # The core, storage, runtime and anonymization are formatted and type-checked (mypy's files: pyproject.toml).
-FORMATTED := phoenix/config.py phoenix/db.py phoenix/errors.py phoenix/locks.py phoenix/names.py phoenix/proc.py \
+FORMATTED := phoenix/config.py phoenix/db.py phoenix/errors.py phoenix/locks.py phoenix/names.py phoenix/proc.py phoenix/sealed.py \
              tasks/storage tasks/runtime anonymization
 
 lint:

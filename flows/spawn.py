@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from prefect import flow, task
-from prefect.cache_policies import NONE
-
 from typing import Annotated
 
+from prefect import flow, task
+from prefect.cache_policies import NONE
 from pydantic import Field
 
 from flows._common import announce, backends, publish_environments, tag_run
 from phoenix.names import TTL_PATTERN, env_id
+from phoenix.sealed import seal
 from tasks import environments
 
 
@@ -23,7 +23,7 @@ def _spawn(settings, storage, runtime, name, generation, ttl, recreate, allow_un
       flow_run_name="spawn/{name}", persist_result=True)
 def spawn(name: str, generation: str = "latest",
           ttl: Annotated[str | None, Field(pattern=TTL_PATTERN)] = None, recreate: bool = False,
-          allow_unverified: bool = False) -> dict:
+          allow_unverified: bool = False, seal_to: str | None = None) -> dict:
     """Returns the connection info without the password (that stays in the runtime's secret store).
 
     Args:
@@ -33,6 +33,8 @@ def spawn(name: str, generation: str = "latest",
             configured default_ttl. A re-spawn restarts it.
         recreate: Throw an existing environment of this name away and clone it anew.
         allow_unverified: Clone a golden that never passed the forensic gate (refused otherwise).
+        seal_to: A CI job's one-time public key (base64; `phoenix ci spawn` makes it): the result then
+            carries the password sealed to it, which only that job can open.
     """
     tag_run(f"env:{env_id(name)}")
     with backends() as (settings, storage, runtime):
@@ -40,4 +42,9 @@ def spawn(name: str, generation: str = "latest",
         tag_run(f"generation:{info.generation}")
         announce(settings, info, "ready")
         publish_environments(storage, runtime)
-    return info.as_dict()
+        result = info.as_dict()
+        if seal_to:
+            creds = runtime.credentials(info.id)
+            if creds is not None:
+                result["sealed_password"] = seal(creds.password, seal_to)
+    return result

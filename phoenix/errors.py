@@ -32,7 +32,8 @@ reaches a user, and no message holds a secret or an original value.
     │   └── GateFailed                  4  the GDPR gate found personal data
     │       └── ForensicFailed          4  … in the bytes of the image
     ├── CycleBusy                       3  another breed cycle holds the lock or the slot
-    └── RunFailed                       5  a CI-triggered flow run did not complete
+    ├── RunFailed                       5  a CI-triggered flow run did not complete
+    └── MigrationFailed                 1  the branch's migrations failed against its environment
 
 Causes are chained (`raise … from exc`) except where the cause's text could carry a
 secret or a value (database errors, whose messages quote rows): those say `from None`.
@@ -184,6 +185,10 @@ class CycleBusy(PhoenixError):
 
 class RunFailed(PhoenixError):
     exit_code = 5
+
+
+class MigrationFailed(PhoenixError):
+    """The branch's migration command failed against its environment (which stays)."""
 
 
 def exit_code_table() -> str:

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from phoenix.commands.envs import UNVERIFIED_HELP
+from phoenix.errors import MigrationFailed, RunFailed
 from phoenix.proc import write_private
 
 ci_app = typer.Typer(help="Start Phoenix deployments through the Prefect API and wait for their final state.",
@@ -24,15 +25,22 @@ def spawn(
     generation: str = typer.Option("latest", "--generation"),
     ttl: str = typer.Option(None, "--ttl", help="Lifetime, e.g. 30m, 8h, 2d (default: the server's default_ttl)."),
     password_file: Path = typer.Option(None, "--password-file",
-                                       help="Write the DB password here (mode 0600), when the runtime's store is reachable."),
+                                       help="Write the DB password here (mode 0600); it travels sealed to this job's "
+                                            "one-time key, so this works from any machine."),
+    migrate: str = typer.Option(None, "--migrate", envvar="PHOENIX_MIGRATE",
+                                help="A command run against the environment (DB_HOST, DB_PORT, DB_NAME, DB_USER, "
+                                     "DB_PASSWORD in its environment); failing, it fails the job."),
     timeout: float = typer.Option(900, "--timeout", help="Seconds to wait for the run."),
     allow_unverified: bool = typer.Option(False, "--allow-unverified", help=UNVERIFIED_HELP),
 ) -> None:
     """Run the `spawn` deployment; exit ≠ 0 if the run does not complete."""
     from deployments.ci import run, write_dotenv
     from phoenix.config import get_settings
+    from phoenix.sealed import KeyPair
 
-    params = {"name": name, "generation": generation, **({"ttl": ttl} if ttl else {})}
+    keys = KeyPair() if (password_file or migrate) else None
+    params = {"name": name, "generation": generation, **({"ttl": ttl} if ttl else {}),
+              **({"seal_to": keys.public} if keys else {})}
     if allow_unverified:  # only when asked: a deployment registered before the flag still accepts the run
         params["allow_unverified"] = True
     if not wait:
@@ -46,13 +54,20 @@ def spawn(
         print(json.dumps({"flow_run_id": str(fr.id), "name": fr.name}))
         return
     outcome = run("spawn/spawn", params, timeout=timeout)
-    info = outcome.result
+    info = dict(outcome.result)
+    sealed = info.pop("sealed_password", None)
+    password = keys.open(sealed) if keys and sealed else None
     if dotenv:
         write_dotenv(dotenv, info, get_settings().kubernetes.base_domain)
     if password_file:
-        _write_password(password_file, info["id"])
-    _err.print(f"[green]{outcome.name}[/] completed: {info['id']} at {info['host']}:{info['port']}")
+        if password is None:
+            raise RunFailed(f"the spawn run of {name!r} returned no sealed password: upgrade the Phoenix deployment "
+                            "(its `spawn` flow needs the seal_to parameter)")
+        write_private(password_file, password)
+    _err.print(f"{outcome.name} completed: {info['id']} at {info['host']}:{info['port']}", markup=False)
     print(json.dumps({"flow_run_id": outcome.flow_run_id, **info}))
+    if migrate:
+        _migrate(migrate, info, password)
 
 
 @ci_app.command("teardown")
@@ -65,18 +80,18 @@ def teardown(name: str = typer.Argument(...), timeout: float = typer.Option(600,
     print(json.dumps({"flow_run_id": outcome.flow_run_id, **outcome.result}))
 
 
-def _write_password(path: Path, eid: str) -> None:
-    from phoenix.config import get_settings
-    from tasks.runtime.factory import open_runtime
-    from tasks.storage import open_storage
+def _migrate(command: str, info: dict, password: str | None) -> None:
+    """The branch's migrations against its environment; their output is the job's. A failure
+    fails the job (the environment stays, for inspection)."""
+    import os
+    import subprocess
 
-    settings = get_settings()
-    with open_storage(settings) as storage, open_runtime(settings, storage) as runtime:
-        creds = runtime.credentials(eid)
-    if creds is None:
-        _err.print(f"no password for {eid} in this machine's runtime store (Kubernetes: Secret db in phoenix-{eid})")
-        return
-    write_private(path, creds.password)
+    env = {**os.environ, "DB_HOST": info["host"], "DB_PORT": str(info["port"]), "DB_NAME": info["database"],
+           "DB_USER": info["user"], "DB_PASSWORD": password or ""}
+    rc = subprocess.run(command, shell=True, env=env).returncode
+    if rc != 0:
+        raise MigrationFailed(f"the migration command exited {rc} (its output is above); environment {info['id']} "
+                              "stays for inspection — fix the migration and push again")
 
 
 def register(app: typer.Typer) -> None:

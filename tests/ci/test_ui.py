@@ -89,3 +89,43 @@ def test_with_no_source_configured_the_breed_schedule_is_paused_and_says_why(wor
     assert dep.schedules and not any(s.active for s in dep.schedules)
     assert "PAUSED" in dep.description and "`source`" in dep.description
     assert "Europe/Berlin" in dep.description  # the schedule's time zone, where the UI shows it
+
+
+def test_a_ci_job_elsewhere_gets_the_password_and_no_record_holds_it(worker, published, settings, tmp_path, unique):
+    """Only the Prefect API URL, as a job on another machine: the password arrives sealed to
+    the job's own key; no flow run, task run, log, artifact or result file holds it."""
+    import os
+    import subprocess
+
+    import pymysql
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    from tests.conftest import REPO
+
+    published("local")
+    name, pw_file = f"{unique}-sealed", tmp_path / "db.pw"
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PREFECT_API_URL": os.environ["PREFECT_API_URL"],
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    res = subprocess.run([str(REPO / ".venv/bin/phoenix"), "ci", "spawn", name, "--password-file", str(pw_file)],
+                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert res.returncode == 0, res.stderr[-1500:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    password = pw_file.read_text()
+    try:
+        assert len(password) >= 20 and "sealed_password" not in out
+        conn = pymysql.connect(host=out["host"], port=out["port"], user=out["user"], password=password,
+                               database=out["database"])
+        conn.close()
+        with _client() as client:
+            run = client.read_flow_run(out["flow_run_id"])
+            records = [run.model_dump_json()]
+            records += [t.model_dump_json() for t in client.read_task_runs()]
+            records += [lg.message for lg in client.read_logs(
+                LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])), limit=200)]
+            records += [a.model_dump_json() for a in client.read_artifacts()]
+        assert not [r for r in records if password in r]
+        results = settings.home_dir / "prefect" / "results"
+        held = subprocess.run(["grep", "-rlF", password, str(results)], capture_output=True, text=True).stdout
+        assert held == ""
+    finally:
+        assert run_phoenix("teardown", name).returncode == 0
