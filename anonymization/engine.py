@@ -28,7 +28,7 @@ from anonymization.keyed import derive, set_pads_sql, sql_hmac
 from anonymization.rewrite import OLD, SCRATCH, Column, add_keys, recover, rewrite
 from anonymization.rules import ColumnRule, Rules, TableRule, check_against_schema
 from anonymization.strategies import Dictionaries, email_input_sql, family, sql_expr
-from phoenix.db import AdminAccess
+from phoenix.db import AdminAccess, quote
 from phoenix.db import connect as connect
 
 SCRUBBED = "_phx_scrub"  # (pk, new text) of the rows a scrub changes: pseudonyms only
@@ -98,7 +98,7 @@ def _families(rules: Rules) -> set[str]:
 def may_hold_pii(col: str) -> str:
     """SQL true for every text in which EMAIL_RE, PHONE_RE or IBAN_RE can match (a superset):
     a text without '@', '+' or two letters before two digits has no match."""
-    return f"(`{col}` LIKE '%@%' OR `{col}` LIKE '%+%' OR `{col}` REGEXP '[A-Za-z]{{2}}[0-9]{{2}}')"
+    return f"({quote(col)} LIKE '%@%' OR {quote(col)} LIKE '%+%' OR {quote(col)} REGEXP '[A-Za-z]{{2}}[0-9]{{2}}')"
 
 
 def set_based(trule: TableRule) -> dict[str, ColumnRule]:
@@ -172,13 +172,13 @@ class Engine:
         self.dicts = Dictionaries.build(self.rules.locales, kinds)
 
     def cleanup(self) -> None:
-        self._exec(f"DROP TABLE IF EXISTS `{SCRATCH}`")
-        self._exec(f"DROP TABLE IF EXISTS `{OLD}`")
+        self._exec(f"DROP TABLE IF EXISTS {quote(SCRATCH)}")
+        self._exec(f"DROP TABLE IF EXISTS {quote(OLD)}")
         self._drop_captures()
 
     def _drop_captures(self) -> None:
         for capture in sorted(set(self.inlined.texts.values())):
-            self._exec(f"DROP TABLE IF EXISTS `{capture}`")
+            self._exec(f"DROP TABLE IF EXISTS {quote(capture)}")
 
     def read_texts(self) -> None:
         """The dictionary of known originals for the free-text scrub, read while the tables
@@ -204,7 +204,7 @@ class Engine:
 
     def _column_sql(self, table: str, col: str, rule: ColumnRule) -> str:
         typ, maxlen = self.schema[table][col]
-        v = f"t.`{col}`"
+        v = f"t.{quote(col)}"
         if rule.strategy == "json":
             expr = v
             for path, sub in rule.paths.items():
@@ -225,7 +225,7 @@ class Engine:
         leave the original rows in the undo log and in the pages' free space."""
         t = trule.name
         if trule.truncate:
-            self._exec(f"TRUNCATE TABLE `{t}`")
+            self._exec(f"TRUNCATE TABLE {quote(t)}")
             return 0
         if os.environ.get("PHOENIX_FAULT_SCRUB_IN_PLACE") == "1":
             return self._table_in_place(trule, progress)
@@ -253,7 +253,7 @@ class Engine:
         UPDATE in place, whose leftovers the forensic gate's test must find."""
         t = trule.name
         if trule.delete_where:
-            self._exec(f"DELETE FROM `{t}` WHERE {trule.delete_where}")
+            self._exec(f"DELETE FROM {quote(t)} WHERE {trule.delete_where}")
         sql_cols = set_based(trule)
         total = self._count(t, None)
         if t in self.inlined.tables:
@@ -265,14 +265,14 @@ class Engine:
         for col in [c for c, r in trule.columns.items() if r.strategy == "scrub"]:
             try:
                 if self._scrub(t, col, SCRUBBED, progress):
-                    self._exec(f"UPDATE `{t}` x JOIN `{SCRUBBED}` s ON x.`{pk}` = s.pk SET x.`{col}` = s.v")
+                    self._exec(f"UPDATE {quote(t)} x JOIN {quote(SCRUBBED)} s ON x.{quote(pk)} = s.pk SET x.{quote(col)} = s.v")
             finally:
-                self._exec(f"DROP TABLE IF EXISTS `{SCRUBBED}`")
+                self._exec(f"DROP TABLE IF EXISTS {quote(SCRUBBED)}")
         return total
 
     def _count(self, t: str, keep: str | None) -> int:
         with self.conn.cursor() as cur:
-            cur.execute(f"SELECT COUNT(*) FROM `{t}`" + (f" WHERE {keep}" if keep else ""))
+            cur.execute(f"SELECT COUNT(*) FROM {quote(t)}" + (f" WHERE {keep}" if keep else ""))
             return cur.fetchone()[0]
 
     def select_list(self, t: str, sql_cols: dict[str, ColumnRule], columns: list[str] | None = None,
@@ -282,7 +282,7 @@ class Engine:
         self._nvar = 0
         overrides = overrides or {}
         return ", ".join(overrides[c] if c in overrides else
-                         self._column_sql(t, c, sql_cols[c]) if c in sql_cols else f"t.`{c}`"
+                         self._column_sql(t, c, sql_cols[c]) if c in sql_cols else f"t.{quote(c)}"
                          for c in (columns or self.schema[t]))
 
     def _columns(self, t: str, sql_cols: dict[str, ColumnRule]) -> dict[str, Column]:
@@ -294,9 +294,9 @@ class Engine:
         `keep`: the rows to keep (the others are not copied: that is the `delete_where`)."""
         texts = texts or {}
         pk = _pk(self.conn, t) if texts else None
-        over = {c: f"COALESCE(s{i}.v, t.`{c}`)" for i, c in enumerate(texts)}
-        joins = "".join(f" LEFT JOIN `{tmp}` s{i} ON s{i}.pk = t.`{pk}`" for i, tmp in enumerate(texts.values()))
-        src = f"(SELECT * FROM `{t}` WHERE {keep})" if keep else f"`{t}`"
+        over = {c: f"COALESCE(s{i}.v, t.{quote(c)})" for i, c in enumerate(texts)}
+        joins = "".join(f" LEFT JOIN {quote(tmp)} s{i} ON s{i}.pk = t.{quote(pk)}" for i, tmp in enumerate(texts.values()))
+        src = f"(SELECT * FROM {quote(t)} WHERE {keep})" if keep else f"{quote(t)}"
         rewrite(self.conns, t, f"SELECT {self.select_list(t, sql_cols, overrides=over)} FROM {src} t{joins}",
                 self._columns(t, sql_cols))
         progress(t, total, total)
@@ -317,14 +317,14 @@ class Engine:
         regex = freetext.regex_scrub(self.keys, self.dicts, self.rules.email_domain)
         texts = self.texts
         candidates = "TRUE" if len(texts) else may_hold_pii(col).replace("%", "%%")  # the query has parameters
-        self._exec(f"DROP TABLE IF EXISTS `{tmp}`")
-        self._exec(f"CREATE TABLE `{tmp}` ENGINE=InnoDB SELECT `{pk}` AS pk, `{col}` AS v FROM `{t}` LIMIT 0")
-        self._exec(f"ALTER TABLE `{tmp}` ADD PRIMARY KEY (pk)")
+        self._exec(f"DROP TABLE IF EXISTS {quote(tmp)}")
+        self._exec(f"CREATE TABLE {quote(tmp)} ENGINE=InnoDB SELECT {quote(pk)} AS pk, {quote(col)} AS v FROM {quote(t)} LIMIT 0")
+        self._exec(f"ALTER TABLE {quote(tmp)} ADD PRIMARY KEY (pk)")
         last, done, n = None, 0, 0
         while True:
-            where = f" AND `{pk}` > %s" if last is not None else ""
+            where = f" AND {quote(pk)} > %s" if last is not None else ""
             with self.conn.cursor() as cur:
-                cur.execute(f"SELECT `{pk}`, `{col}` FROM `{t}` WHERE {candidates}{where} ORDER BY `{pk}` LIMIT 20000",
+                cur.execute(f"SELECT {quote(pk)}, {quote(col)} FROM {quote(t)} WHERE {candidates}{where} ORDER BY {quote(pk)} LIMIT 20000",
                             (last,) if last is not None else ())
                 rows = cur.fetchall()
             if not rows:
@@ -334,7 +334,7 @@ class Engine:
                        and (new := texts.replace(text, regex) if len(texts) else regex(text)) != text]
             if changed:
                 with self.conn.cursor() as cur:  # pymysql sends these as multi-row INSERTs
-                    cur.executemany(f"INSERT INTO `{tmp}` (pk, v) VALUES (%s, %s)", changed)
+                    cur.executemany(f"INSERT INTO {quote(tmp)} (pk, v) VALUES (%s, %s)", changed)
             done, n = done + len(rows), n + len(changed)
             progress(t, done, done)
         return n

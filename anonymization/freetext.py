@@ -28,6 +28,7 @@ import pymysql
 from anonymization.keyed import hmac_hex
 from anonymization.rules import Rules, TableRule
 from anonymization.strategies import Dictionaries, email_input, py_dict, py_email, py_phone
+from phoenix.db import quote
 
 # Strategies whose originals are searched inside text (with first_name + last_name pairs).
 IN_TEXT = ("name", "email", "phone", "street", "iban")
@@ -179,10 +180,10 @@ class Phrases:
 
 
 def _distinct(conn: pymysql.Connection, src: str, cols: Iterable[str]) -> list[tuple]:
-    names = ", ".join(f"`{c}`" for c in cols)
-    nonnull = " AND ".join(f"`{c}` IS NOT NULL" for c in cols)
+    names = ", ".join(f"{quote(c)}" for c in cols)
+    nonnull = " AND ".join(f"{quote(c)} IS NOT NULL" for c in cols)
     with conn.cursor() as cur:
-        cur.execute(f"SELECT DISTINCT {names} FROM `{src}` WHERE {nonnull}")
+        cur.execute(f"SELECT DISTINCT {names} FROM {quote(src)} WHERE {nonnull}")
         return list(cur.fetchall())
 
 

@@ -29,7 +29,7 @@ from anonymization.freetext import Phrases, name_pair
 from anonymization.keyed import derive, hmac_hex, pads, set_pads_sql, sql_hmac
 from anonymization.rules import DICT_STRATEGIES, Rules, check_against_schema
 from anonymization.strategies import Dictionaries
-from phoenix.db import AdminAccess
+from phoenix.db import AdminAccess, quote
 from phoenix.errors import GateFailed
 
 _DICT_KINDS = set(DICT_STRATEGIES)
@@ -114,9 +114,9 @@ def _integrity(admin: AdminAccess, database: str) -> tuple[dict[str, int], dict[
         tables, fks = list(schema(conn)), _fks(conn)
     finally:
         conn.close()
-    queries = [f"SELECT COUNT(*) FROM `{t}`" for t in tables] + [
-        f"SELECT COUNT(*) FROM `{t}` x LEFT JOIN `{rt}` p ON p.`{rc}` = x.`{c}` "
-        f"WHERE x.`{c}` IS NOT NULL AND p.`{rc}` IS NULL" for t, c, rt, rc in fks]
+    queries = [f"SELECT COUNT(*) FROM {quote(t)}" for t in tables] + [
+        f"SELECT COUNT(*) FROM {quote(t)} x LEFT JOIN {quote(rt)} p ON p.{quote(rc)} = x.{quote(c)} "
+        f"WHERE x.{quote(c)} IS NOT NULL AND p.{quote(rc)} IS NULL" for t, c, rt, rc in fks]
     with _Sessions(admin, database) as sessions:
         results = sessions.map(lambda conn, sql: _q(conn, sql)[0][0], queries)
     counts = dict(zip(tables, results[:len(tables)], strict=True))
@@ -163,7 +163,7 @@ def _pii_columns(conn, sch) -> dict[tuple[str, str], str]:
         for c, (typ, _len) in cols.items():
             kind = next((k for k, pat in _NAME_PATTERNS.items() if re.search(pat, c, re.I)), None)
             if kind is None and typ in _TEXT_TYPES | {"json"}:
-                sample = [r[0] for r in _q(conn, f"SELECT `{c}` FROM `{t}` WHERE `{c}` IS NOT NULL LIMIT 100")]
+                sample = [r[0] for r in _q(conn, f"SELECT {quote(c)} FROM {quote(t)} WHERE {quote(c)} IS NOT NULL LIMIT 100")]
                 for k, rx in _CONTENT.items():
                     hits = sum(1 for v in sample if isinstance(v, str) and rx.search(v))
                     if sample and hits >= max(1, len(sample) // 10):
@@ -183,19 +183,19 @@ def _sample(conn: pymysql.Connection, t: str, c: str, cols: dict, n: int = _SAMP
     primary key, by point lookups of random keys (no scan: ORDER BY RAND() read and sorted
     whole tables, 9 s of a 1 GB cycle); else, or when the keys are too sparse, the full
     random sort."""
-    what = expr or f"`{c}`"
-    keys = [r[4] for r in _q(conn, f"SHOW KEYS FROM `{t}` WHERE Key_name = 'PRIMARY'")]
+    what = expr or f"{quote(c)}"
+    keys = [r[4] for r in _q(conn, f"SHOW KEYS FROM {quote(t)} WHERE Key_name = 'PRIMARY'")]
     if len(keys) == 1 and cols[keys[0]][0] in _INT_TYPES:
         pk = keys[0]
-        lo, hi = _q(conn, f"SELECT MIN(`{pk}`), MAX(`{pk}`) FROM `{t}`")[0]
+        lo, hi = _q(conn, f"SELECT MIN({quote(pk)}), MAX({quote(pk)}) FROM {quote(t)}")[0]
         if lo is not None:
             rng = random.Random(f"{t}.{c}.{n}")  # deterministic: the same sample for the same data
             ids = sorted({rng.randint(lo, hi) for _ in range(2 * n)})
-            rows = _q(conn, f"SELECT {what} FROM `{t}` WHERE `{pk}` IN ({','.join(map(str, ids))}) "
+            rows = _q(conn, f"SELECT {what} FROM {quote(t)} WHERE {quote(pk)} IN ({','.join(map(str, ids))}) "
                             f"AND {what} IS NOT NULL LIMIT {n}")
             if len(rows) >= n // 2:
                 return list(rows)
-    return list(_q(conn, f"SELECT {what} FROM `{t}` WHERE {what} IS NOT NULL ORDER BY RAND(42) LIMIT {n}"))
+    return list(_q(conn, f"SELECT {what} FROM {quote(t)} WHERE {what} IS NOT NULL ORDER BY RAND(42) LIMIT {n}"))
 
 
 # Strategies whose originals identify a person on their own: the forensic gate searches the
@@ -238,13 +238,13 @@ def _needles(conn, sch: dict, rules: Rules, originals: dict[str, str], fakes: se
                             add(m, f"{t}.{c} (inside the text)")
             for path, sub in crule.paths.items():
                 if sub.strategy in IDENTIFYING:
-                    expr = f"JSON_UNQUOTE(JSON_EXTRACT(`{c}`, '{path}'))"
+                    expr = f"JSON_UNQUOTE(JSON_EXTRACT({quote(c)}, '{path}'))"
                     for (v,) in _sample(conn, src, c, sch[t], NEEDLES_PER_COLUMN, expr):
                         add(v, f"{t}.{c}{path.removeprefix('$')}")
         first = next((c for c, r in cols.items() if r.strategy == "first_name" and c in sch[t]), None)
         last = next((c for c, r in cols.items() if r.strategy == "last_name" and c in sch[t]), None)
         if first and last:
-            expr = f"CONCAT(`{first}`, ' ', `{last}`)"
+            expr = f"CONCAT({quote(first)}, ' ', {quote(last)})"
             for (v,) in _sample(conn, src, first, sch[t], NEEDLES_PER_COLUMN, expr):
                 f, _, la = str(v).partition(" ")
                 if not (f in fakes and la in fakes):
@@ -263,7 +263,7 @@ def _phrases(conn, sch: dict, rules: Rules, originals: dict[str, str], fakes: se
             continue
         src, pair = originals.get(t, t), name_pair(trule)
         if pair and all(c in sch[t] for c in pair):
-            for (v,) in _sample(conn, src, pair[0], sch[t], _SAMPLE, f"CONCAT(`{pair[0]}`, ' ', `{pair[1]}`)"):
+            for (v,) in _sample(conn, src, pair[0], sch[t], _SAMPLE, f"CONCAT({quote(pair[0])}, ' ', {quote(pair[1])})"):
                 f, _, la = str(v).partition(" ")
                 if not (f in fakes and la in fakes):
                     out.add(str(v), f"{t}.{pair[0]} + {pair[1]}")
@@ -367,10 +367,10 @@ def _search_originals(admin: AdminAccess, database: str, sch: dict, gate_key: by
         t, cols = item
         hits = []
         for c in cols:
-            value = f"CONVERT(CAST(x.`{c}` AS CHAR) USING utf8mb4)"
+            value = f"CONVERT(CAST(x.{quote(c)} AS CHAR) USING utf8mb4)"
             hits.append(f"IFNULL(SUM(CRC32(CONCAT(@phx_gate_i, {value})) IN ({crcs}) AND "
-                        f"{sql_hmac('phx_gate', f'CAST(x.`{c}` AS CHAR)')} IN (SELECT h FROM _phx_baseline)), 0)")
-        counts = _q(conn, f"SELECT {', '.join(hits)} FROM `{t}` x")[0]
+                        f"{sql_hmac('phx_gate', f'CAST(x.{quote(c)} AS CHAR)')} IN (SELECT h FROM _phx_baseline)), 0)")
+        counts = _q(conn, f"SELECT {', '.join(hits)} FROM {quote(t)} x")[0]
         return [f"{n} original value(s) survive in {t}.{c}" for c, n in zip(cols, counts, strict=True) if n]
 
     def inside(conn: pymysql.Connection, item: tuple[str, str]) -> list[str]:
@@ -400,7 +400,7 @@ def _surviving_in_text(conn, t: str, c: str, gate_key: bytes, baseline: Baseline
     n = named = 0
     phrases = baseline.phrases
     where = "" if len(phrases) else f" WHERE {may_hold_pii(c)}"
-    for (text,) in _q(conn, f"SELECT `{c}` FROM `{t}`{where}"):
+    for (text,) in _q(conn, f"SELECT {quote(c)} FROM {quote(t)}{where}"):
         if text is None:
             continue
         if len(phrases):

@@ -40,7 +40,7 @@ from collections.abc import Iterator
 from anonymization.engine import Engine, Inlined, connect, schema, set_based
 from anonymization.freetext import capture_columns, capture_table, has_scrub
 from anonymization.rules import Rules
-from phoenix.db import AdminAccess
+from phoenix.db import AdminAccess, quote
 
 SAMPLE_EVERY = 16
 _INSERT = re.compile(rb"^((?:INSERT|REPLACE)(?: IGNORE)?) INTO `((?:[^`]|``)+)`( \([^)]*\))? VALUES\s*")
@@ -111,17 +111,17 @@ class Inline:
         target = capture_table(table)
         if table not in self.done.texts:
             self.done.texts[table] = target
-            cols = ", ".join(f"`{c}`" for c in self.capture[table])
-            yield line, f"DROP TABLE IF EXISTS `{target}`".encode()
-            yield line, f"CREATE TABLE `{target}` ENGINE=MyISAM SELECT {cols} FROM `{table}` LIMIT 0".encode()
+            cols = ", ".join(f"{quote(c)}" for c in self.capture[table])
+            yield line, f"DROP TABLE IF EXISTS {quote(target)}".encode()
+            yield line, f"CREATE TABLE {quote(target)} ENGINE=MyISAM SELECT {cols} FROM {quote(table)} LIMIT 0".encode()
         yield line, head + b"VALUES " + values + b") SELECT " + \
-            ", ".join(f"`{c}`" for c in self.capture[table]).encode() + b" FROM _phx_rows"
+            ", ".join(f"{quote(c)}" for c in self.capture[table]).encode() + b" FROM _phx_rows"
 
     def _sample(self, line: int, stmt: bytes, table: str, m: re.Match) -> Statements:
         sample = sample_table(table)
         if sample not in self.samples:
             self.samples.add(sample)
-            yield line, f"CREATE TABLE `{sample}` LIKE `{table}`".encode()
+            yield line, f"CREATE TABLE {quote(sample)} LIKE {quote(table)}".encode()
         yield line, stmt[:m.start(2)] + sample.encode() + stmt[m.end(2):]
 
     def _head(self, verb: bytes, table: str, listed: bytes) -> tuple[bytes, bytes, bytes | None]:
@@ -136,10 +136,10 @@ class Inline:
             select = eng.select_list(table, self.eligible[table], cols)
             capture = None
             if table in self.capture and all(c in cols for c in self.capture[table]):
-                captured = ", ".join(f"`{c}`" for c in self.capture[table])
-                capture = f"INSERT INTO `{capture_table(table)}` ({captured}) WITH _phx_rows({names}) AS (".encode()
+                captured = ", ".join(f"{quote(c)}" for c in self.capture[table])
+                capture = f"INSERT INTO {quote(capture_table(table))} ({captured}) WITH _phx_rows({names}) AS (".encode()
             self._heads[(verb, table, listed)] = (
-                verb + f" INTO `{table}` ({names}) WITH _phx_rows({names}) AS (".encode(),
+                verb + f" INTO {quote(table)} ({names}) WITH _phx_rows({names}) AS (".encode(),
                 f") SELECT {select} FROM _phx_rows t".encode(), capture)
         return self._heads[(verb, table, listed)]
 
@@ -150,7 +150,7 @@ class Inline:
         try:
             with conn.cursor() as cur:
                 for sample in sorted(self.samples):
-                    cur.execute(f"DROP TABLE IF EXISTS `{sample}`")
+                    cur.execute(f"DROP TABLE IF EXISTS {quote(sample)}")
         finally:
             conn.close()
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import pymysql
 
+from phoenix.db import quote
 from phoenix.errors import CollisionError
 
 SCRATCH = "_phx_scratch"
@@ -46,7 +47,7 @@ def _q(conn: pymysql.Connection, sql: str, args=None) -> list[tuple]:
 
 
 def _show_create(conn: pymysql.Connection, t: str) -> list[str]:
-    return _q(conn, f"SHOW CREATE TABLE `{t}`")[0][1].splitlines()
+    return _q(conn, f"SHOW CREATE TABLE {quote(t)}")[0][1].splitlines()
 
 
 def _pk(conn: pymysql.Connection, t: str) -> list[str]:
@@ -65,13 +66,13 @@ def rewrite(conns: list[pymysql.Connection], t: str, select: str, cols: dict[str
     order), make its unique keys hold, then put it in `t`'s place. `conns` are prepared
     sessions (key pads set, unique_checks on); the first does the DDL."""
     conn = conns[0]
-    _q(conn, f"DROP TABLE IF EXISTS `{SCRATCH}`")
-    _q(conn, f"CREATE TABLE `{SCRATCH}` LIKE `{t}`")  # no foreign keys: LIKE does not copy them
+    _q(conn, f"DROP TABLE IF EXISTS {quote(SCRATCH)}")
+    _q(conn, f"CREATE TABLE {quote(SCRATCH)} LIKE {quote(t)}")  # no foreign keys: LIKE does not copy them
     # B-tree secondary keys are dropped and re-added in their order (SHOW CREATE TABLE stays alike);
     # FULLTEXT/SPATIAL ones stay.
     keys = [(m.group(2), m.group(1)) for m in map(_KEY_LINE.match, _show_create(conn, SCRATCH)) if m]
     if keys:
-        _q(conn, f"ALTER TABLE `{SCRATCH}` " + ", ".join(f"DROP KEY `{n}`" for n, _ in keys))
+        _q(conn, f"ALTER TABLE {quote(SCRATCH)} " + ", ".join(f"DROP KEY {quote(n)}" for n, _ in keys))
     _fill(conns, t, select, _pk(conn, t))
     if keys:
         add_keys(conn, SCRATCH, t, [d for _, d in keys], cols)
@@ -84,19 +85,19 @@ def _fill(conns: list[pymysql.Connection], t: str, select: str, pk: list[str]) -
     bulk path locks the table, which serializes the slices (measured 6.4 s vs 3.2 s)."""
     wheres = [""]
     if len(conns) > 1 and len(pk) == 1:
-        total = _q(conns[0], f"SELECT COUNT(*) FROM `{t}`")[0][0]
-        bounds = [_q(conns[0], f"SELECT `{pk[0]}` FROM `{t}` ORDER BY `{pk[0]}` LIMIT 1 OFFSET {total * i // len(conns)}")
+        total = _q(conns[0], f"SELECT COUNT(*) FROM {quote(t)}")[0][0]
+        bounds = [_q(conns[0], f"SELECT {quote(pk[0])} FROM {quote(t)} ORDER BY {quote(pk[0])} LIMIT 1 OFFSET {total * i // len(conns)}")
                   for i in range(1, len(conns))] if total >= 10_000 else []
         keys = [conns[0].escape(b[0][0]) for b in bounds if b]
         if keys:  # slices of equal row counts, whatever the gaps in the key
-            p = f"t.`{pk[0]}`"
+            p = f"t.{quote(pk[0])}"
             wheres = ([f" WHERE {p} < {keys[0]}"] + [f" WHERE {p} >= {a} AND {p} < {b}" for a, b in zip(keys, keys[1:], strict=False)]
                       + [f" WHERE {p} >= {keys[-1]}"])
     for c in conns[:len(wheres)]:
         _q(c, "SET SESSION unique_checks = 1")
     try:
         with ThreadPoolExecutor(len(wheres)) as pool:
-            for f in [pool.submit(_q, c, f"INSERT INTO `{SCRATCH}` {select}{w}") for c, w in zip(conns, wheres, strict=False)]:
+            for f in [pool.submit(_q, c, f"INSERT INTO {quote(SCRATCH)} {select}{w}") for c, w in zip(conns, wheres, strict=False)]:
                 f.result()
     finally:
         for c in conns[:len(wheres)]:
@@ -112,7 +113,7 @@ def add_keys(conn: pymysql.Connection, target: str, t: str, defs: list[str], col
     pk = _pk(conn, target)
     for _ in range(_ROUNDS):
         try:
-            _q(conn, f"ALTER TABLE `{target}` " + ", ".join(f"ADD {d}" for d in defs))
+            _q(conn, f"ALTER TABLE {quote(target)} " + ", ".join(f"ADD {d}" for d in defs))
             return
         except pymysql.err.IntegrityError as exc:
             if exc.args[0] != 1062:
@@ -125,24 +126,24 @@ def add_keys(conn: pymysql.Connection, target: str, t: str, defs: list[str], col
 def _resolve(conn: pymysql.Connection, target: str, t: str, icols: list[str], pk: list[str],
              cols: dict[str, Column]) -> None:
     target_col = next((c for c in icols if c in cols and cols[c].type in _TEXT), None)
-    ic = ", ".join(f"`{c}`" for c in icols)
-    dup = f"SELECT {ic} FROM `{target}` WHERE " + " AND ".join(f"`{c}` IS NOT NULL" for c in icols) + \
+    ic = ", ".join(f"{quote(c)}" for c in icols)
+    dup = f"SELECT {ic} FROM {quote(target)} WHERE " + " AND ".join(f"{quote(c)} IS NOT NULL" for c in icols) + \
           f" GROUP BY {ic} HAVING COUNT(*) > 1"
     if not _q(conn, dup + " LIMIT 1"):
         return
     if target_col is None or not pk:
         raise CollisionError(f"{t}: pseudonyms collide in the unique key ({', '.join(icols)}) and no rewritten text "
                              "column in it (or no primary key) lets them be made distinct")
-    c, col = f"s.`{target_col}`", cols[target_col]
+    c, col = f"s.{quote(target_col)}", cols[target_col]
     if col.strategy == "email":  # local part gets '.n': still an address, same domain
         new = f"CONCAT(SUBSTRING_INDEX({c}, '@', 1), '.', d.rn, '@', SUBSTRING_INDEX({c}, '@', -1))"
     else:
         new = f"CONCAT({c}, '~', d.rn)"
     if col.maxlen:
         new = f"IF(CHAR_LENGTH({new}) > {col.maxlen}, CONCAT(LEFT({c}, {col.maxlen} - 1 - CHAR_LENGTH(d.rn)), '~', d.rn), {new})"
-    pkc = ", ".join(f"`{p}`" for p in pk)
-    _q(conn, f"UPDATE `{target}` s JOIN (SELECT {pkc}, ROW_NUMBER() OVER (PARTITION BY {ic} ORDER BY {pkc}) AS rn "
-             f"FROM `{target}` WHERE ({ic}) IN ({dup})) d ON " + " AND ".join(f"s.`{p}` = d.`{p}`" for p in pk) +
+    pkc = ", ".join(f"{quote(p)}" for p in pk)
+    _q(conn, f"UPDATE {quote(target)} s JOIN (SELECT {pkc}, ROW_NUMBER() OVER (PARTITION BY {ic} ORDER BY {pkc}) AS rn "
+             f"FROM {quote(target)} WHERE ({ic}) IN ({dup})) d ON " + " AND ".join(f"s.{quote(p)} = d.{quote(p)}" for p in pk) +
              f" SET {c} = {new} WHERE d.rn > 1")
 
 
@@ -158,16 +159,16 @@ def recover(conn: pymysql.Connection) -> None:
     the constraint names that the re-created keys need."""
     if not _q(conn, "SHOW TABLES LIKE %s", (PENDING,)):
         return
-    _q(conn, f"DROP TABLE IF EXISTS `{OLD}`")
-    for kind, tbl, name, ddl in _q(conn, f"SELECT kind, tbl, name, ddl FROM `{PENDING}` ORDER BY seq"):
+    _q(conn, f"DROP TABLE IF EXISTS {quote(OLD)}")
+    for kind, tbl, name, ddl in _q(conn, f"SELECT kind, tbl, name, ddl FROM {quote(PENDING)} ORDER BY seq"):
         if kind == "fk":
             if not _q(conn, "SELECT 1 FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = "
                             "DATABASE() AND TABLE_NAME = %s AND CONSTRAINT_NAME = %s", (tbl, name)):
-                _q(conn, f"ALTER TABLE `{tbl}` ADD {ddl}")
+                _q(conn, f"ALTER TABLE {quote(tbl)} ADD {ddl}")
         elif not _q(conn, "SELECT 1 FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() "
                           "AND TRIGGER_NAME = %s", (name,)):
             _q(conn, ddl)
-    _q(conn, f"DROP TABLE `{PENDING}`")
+    _q(conn, f"DROP TABLE {quote(PENDING)}")
 
 
 def _put_in_place(conn: pymysql.Connection, t: str) -> None:
@@ -186,37 +187,37 @@ def _put_in_place(conn: pymysql.Connection, t: str) -> None:
         defs = dict(_fk_defs(conn, child))
         incoming.setdefault(child, []).append((name, defs[name]))
     own = _fk_defs(conn, t)
-    triggers = [(n, _q(conn, f"SHOW CREATE TRIGGER `{n.replace('`', '``')}`")[0][2]) for (n,) in _q(
+    triggers = [(n, _q(conn, f"SHOW CREATE TRIGGER {quote(n)}")[0][2]) for (n,) in _q(
         conn, "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = DATABASE() "
               "AND EVENT_OBJECT_TABLE = %s ORDER BY ACTION_ORDER", (t,))]
     pending = ([("fk", child, n, d) for child, fks in incoming.items() for n, d in fks]
                + [("fk", t, n, d) for n, d in own] + [("trigger", t, n, d) for n, d in triggers])
     if pending:
-        _q(conn, f"CREATE TABLE IF NOT EXISTS `{PENDING}` (seq INT AUTO_INCREMENT PRIMARY KEY, kind VARCHAR(8) NOT NULL, "
+        _q(conn, f"CREATE TABLE IF NOT EXISTS {quote(PENDING)} (seq INT AUTO_INCREMENT PRIMARY KEY, kind VARCHAR(8) NOT NULL, "
                  "tbl VARCHAR(64) NOT NULL, name VARCHAR(64) NOT NULL, ddl LONGTEXT NOT NULL) ENGINE=InnoDB")
         with conn.cursor() as cur:
-            cur.executemany(f"INSERT INTO `{PENDING}` (kind, tbl, name, ddl) VALUES (%s, %s, %s, %s)", pending)
+            cur.executemany(f"INSERT INTO {quote(PENDING)} (kind, tbl, name, ddl) VALUES (%s, %s, %s, %s)", pending)
     try:
         # Triggers are dropped while the table changes (so nothing fires) and re-created on the new table.
         for n, _ in triggers:
-            _q(conn, f"DROP TRIGGER `{n.replace('`', '``')}`")
+            _q(conn, f"DROP TRIGGER {quote(n)}")
         for child, fks in incoming.items():  # metadata only
-            _q(conn, f"ALTER TABLE `{child}` " + ", ".join(f"DROP FOREIGN KEY `{n.replace('`', '``')}`" for n, _ in fks))
+            _q(conn, f"ALTER TABLE {quote(child)} " + ", ".join(f"DROP FOREIGN KEY {quote(n)}" for n, _ in fks))
         auto = _q(conn, "SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
                         "AND TABLE_NAME = %s", (t,))[0][0]
-        _q(conn, f"DROP TABLE IF EXISTS `{OLD}`")
-        _q(conn, f"RENAME TABLE `{t}` TO `{OLD}`, `{SCRATCH}` TO `{t}`")
-        _q(conn, f"DROP TABLE `{OLD}`")  # frees the foreign keys' names for the new table
+        _q(conn, f"DROP TABLE IF EXISTS {quote(OLD)}")
+        _q(conn, f"RENAME TABLE {quote(t)} TO {quote(OLD)}, {quote(SCRATCH)} TO {quote(t)}")
+        _q(conn, f"DROP TABLE {quote(OLD)}")  # frees the foreign keys' names for the new table
         if own:
-            _q(conn, f"ALTER TABLE `{t}` " + ", ".join(f"ADD {d}" for _, d in own))
+            _q(conn, f"ALTER TABLE {quote(t)} " + ", ".join(f"ADD {d}" for _, d in own))
         if auto:
-            _q(conn, f"ALTER TABLE `{t}` AUTO_INCREMENT = {int(auto)}")
+            _q(conn, f"ALTER TABLE {quote(t)} AUTO_INCREMENT = {int(auto)}")
         for child, fks in incoming.items():
-            _q(conn, f"ALTER TABLE `{child}` " + ", ".join(f"ADD {d}" for _, d in fks))
+            _q(conn, f"ALTER TABLE {quote(child)} " + ", ".join(f"ADD {d}" for _, d in fks))
         for _, ddl in triggers:
             _q(conn, ddl)
     except BaseException:
         recover(conn)  # whatever was taken away comes back (the table may still be the original)
         raise
     if pending:
-        _q(conn, f"DROP TABLE `{PENDING}`")
+        _q(conn, f"DROP TABLE {quote(PENDING)}")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pymysql
 
-from phoenix.db import AdminAccess, client_binary
+from phoenix.db import AdminAccess, client_binary, quote
 from phoenix.errors import ServerFailed
 from phoenix.proc import pid_alive
 
@@ -257,8 +257,8 @@ def init_sql(credentials_user: str, password: str, database: str) -> str:
     Written to a 0600 file by the runtime; never logged."""
     pw = password.replace("\\", "\\\\").replace("'", "\\'")
     return (
-        f"CREATE DATABASE IF NOT EXISTS `{database}`;\n"
+        f"CREATE DATABASE IF NOT EXISTS {quote(database)};\n"
         f"CREATE USER IF NOT EXISTS '{credentials_user}'@'%' IDENTIFIED BY '{pw}';\n"
         f"ALTER USER '{credentials_user}'@'%' IDENTIFIED BY '{pw}';\n"
-        f"GRANT ALL PRIVILEGES ON `{database}`.* TO '{credentials_user}'@'%';\n"
+        f"GRANT ALL PRIVILEGES ON {quote(database)}.* TO '{credentials_user}'@'%';\n"
     )

@@ -26,7 +26,7 @@ from typing import BinaryIO, Protocol
 from urllib.parse import urlparse
 
 from phoenix.config import get_settings
-from phoenix.db import AdminAccess, client_binary, redact
+from phoenix.db import AdminAccess, client_binary, quote, redact
 from phoenix.errors import RestoreError
 
 Progress = Callable[[int, int | None, float, float | None], None]  # done, total, bytes/s, eta s
@@ -166,7 +166,7 @@ def _client_error(stderr: bytes) -> str:
 
 
 def _ensure_database(admin: AdminAccess, database: str) -> None:
-    res = subprocess.run([client_binary(), *admin.client_args(), "-e", f"CREATE DATABASE IF NOT EXISTS `{database}`"],
+    res = subprocess.run([client_binary(), *admin.client_args(), "-e", f"CREATE DATABASE IF NOT EXISTS {quote(database)}"],
                          capture_output=True, env={**os.environ, **admin.client_env()})
     if res.returncode != 0:
         raise RestoreError(f"creating database {database!r} failed: {_client_error(res.stderr)}")
