@@ -40,9 +40,16 @@ def production(tmp_path, shop_dump):
 
 
 def test_live_server_is_streamed_with_mysqldump(production, mariadb, monkeypatch):
+    from phoenix.config import get_settings
+
     monkeypatch.setenv("PHOENIX_SOURCE_PASSWORD", "reader-pw")
+    get_settings.cache_clear()  # a setting: read once per process, as a flow run's process does
     url = f"mysql://reader@127.0.0.1:{production.port}/shop"
-    report = restore(url, mariadb.admin(), "app")
+    try:
+        report = restore(url, mariadb.admin(), "app")
+    finally:
+        monkeypatch.delenv("PHOENIX_SOURCE_PASSWORD")
+        get_settings.cache_clear()
     assert report.kind == "live" and report.bytes_read > 0
     assert _count(mariadb, "app") == _count(production, "shop")
     assert "reader-pw" not in describe(url) and "reader-pw" not in report.source
