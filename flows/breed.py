@@ -14,6 +14,7 @@ from phoenix.errors import CycleBusy, PhoenixError
 from tasks import catalog, cycle
 from tasks.cycle_slot import LIMIT_NAME, cycle_slot
 from tasks.runtime.factory import open_runtime
+from tasks.sources.restore import check_source
 from tasks.storage import open_storage
 
 
@@ -36,6 +37,7 @@ def breed(source: str | None = None, rules: str | None = None) -> dict:
     source = source or settings.source
     if not source:
         raise PhoenixError("no source: pass --source or set `source` in phoenix.toml (a dump, mydumper dir or mysql:// URL)")
+    check_source(source)  # not a dump at all: exit 2 now, before a breeder exists
     rules_path = str(rules or settings.rules_path)
     key = settings.anon_key_bytes()
     log = get_run_logger()
