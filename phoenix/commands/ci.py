@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
 
 from phoenix.commands.envs import UNVERIFIED_HELP
 from phoenix.proc import write_private
@@ -47,7 +49,7 @@ def spawn(
         write_dotenv(dotenv, info, get_settings().kubernetes.base_domain)
     if password_file:
         _write_password(password_file, info["id"])
-    _err.print(f"[green]{outcome.name}[/] completed: {info['id']} at {info['host']}:{info['port']}")
+    _err.print(f"[green]{escape(outcome.name)}[/] completed: {info['id']} at {escape(str(info['host']))}:{info['port']}")
     print(json.dumps({"flow_run_id": outcome.flow_run_id, **info}))
 
 
@@ -57,7 +59,7 @@ def teardown(name: str = typer.Argument(...), timeout: float = typer.Option(600,
     from deployments.ci import run
 
     outcome = run("teardown/teardown", {"name": name}, timeout=timeout)
-    _err.print(f"{outcome.name} completed: " + ("removed" if outcome.result.get("removed") else "was not there"))
+    _err.print(Text(f"{outcome.name} completed: " + ("removed" if outcome.result.get("removed") else "was not there")))
     print(json.dumps({"flow_run_id": outcome.flow_run_id, **outcome.result}))
 
 
@@ -70,7 +72,7 @@ def _write_password(path: Path, eid: str) -> None:
     with open_storage(settings) as storage, open_runtime(settings, storage) as runtime:
         creds = runtime.credentials(eid)
     if creds is None:
-        _err.print(f"no password for {eid} in this machine's runtime store (Kubernetes: Secret db in phoenix-{eid})")
+        _err.print(Text(f"no password for {eid} in this machine's runtime store (Kubernetes: Secret db in phoenix-{eid})"))
         return
     write_private(path, creds.password)
 

@@ -7,6 +7,7 @@ import json
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from phoenix.config import get_settings
 
@@ -54,7 +55,7 @@ def _print_status(st: dict) -> None:
             table.add_row(name, "[dim]stopped[/]", "")
         else:
             details = ", ".join(f"{k}={v}" for k, v in info.items() if not isinstance(v, dict | list))
-            table.add_row(name, "[green]running[/]", details)
+            table.add_row(name, "[green]running[/]", Text(details))  # paths, URLs: shown as they are
     Console().print(table)
 
 
