@@ -150,8 +150,9 @@ def _refuse_aliases(path: Path, text: str) -> None:
     "alias bomb") expand to gigabytes in `args`, and a rules file has no use for them."""
     for event in yaml.parse(text):
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
-            raise RulesError(f"{path}:{event.start_mark.line + 1}: YAML anchors and aliases (&, *) are not "
-                             "allowed in a rules file; write the value out")
+            line = f":{event.start_mark.line + 1}" if event.start_mark else ""
+            raise RulesError(f"{path}{line}: YAML anchors and aliases (&, *) are not allowed in a rules file; "
+                             "write the value out")
 
 
 def load_rules(path: str | Path) -> Rules:
