@@ -58,7 +58,7 @@ def demo(scale: int = typer.Option(20, "--scale", help="Size of the generated pr
     settings = get_settings()
 
     t = time.monotonic()
-    stack.up(settings, progress=lambda m: _out.print(f"[dim]stack[/] {m}"))
+    stack.up(settings, progress=lambda m: _out.print(f"[dim]stack[/] {escape(m)}"))
     for k, v in local_prefect.client_env(settings).items():
         os.environ[k] = v
     timings["stack up"] = time.monotonic() - t

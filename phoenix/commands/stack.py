@@ -6,6 +6,7 @@ import json
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -24,7 +25,7 @@ def up(
     """Start every part that is not running yet (idempotent)."""
     from infra.local import stack
 
-    stack.up(get_settings(), ceph=ceph, kubernetes=kubernetes, progress=lambda m: _err.print(f"[dim]stack[/] {m}"))
+    stack.up(get_settings(), ceph=ceph, kubernetes=kubernetes, progress=lambda m: _err.print(f"[dim]stack[/] {escape(m)}"))
     _print_status(stack.status(get_settings()))
 
 
@@ -33,7 +34,7 @@ def down() -> None:
     """Stop exactly what `up` started (by pid), unmount, detach loop devices."""
     from infra.local import stack
 
-    stack.down(get_settings(), progress=lambda m: _err.print(f"[dim]stack[/] {m}"))
+    stack.down(get_settings(), progress=lambda m: _err.print(f"[dim]stack[/] {escape(m)}"))
 
 
 @stack_app.command("status")
