@@ -28,6 +28,12 @@ def test_no_secret_in_the_environ_of_an_environment_server_or_the_prefect_server
             environ = environ_of(p)
             assert not [k for k in SECRETS if k in environ], (p, sorted(environ))
         assert environ_of(prefect_server["pid"]).get("PREFECT_SERVER_ANALYTICS_ENABLED") == "false"
+        from infra.local import worker
+
+        running = worker.status(settings)
+        if running:  # the worker runs flows: it keeps the key, and no telemetry either
+            environ = environ_of(running["pid"])
+            assert "PHOENIX_ANON_KEY" in environ and environ.get("PREFECT_SERVER_ANALYTICS_ENABLED") == "false"
     finally:
         run_phoenix("teardown", "faults/environ")
 
