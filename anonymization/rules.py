@@ -145,6 +145,16 @@ def _column(path: Path, node: yaml.Node, where: str) -> ColumnRule:
     return rule
 
 
+def _refuse_aliases(path: Path, text: str) -> None:
+    """Anchors and aliases are refused before any node is built: nested aliases (an
+    "alias bomb") expand to gigabytes in `args`, and a rules file has no use for them."""
+    for event in yaml.parse(text):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            line = f":{event.start_mark.line + 1}" if event.start_mark else ""
+            raise RulesError(f"{path}{line}: YAML anchors and aliases (&, *) are not allowed in a rules file; "
+                             "write the value out")
+
+
 def load_rules(path: str | Path) -> Rules:
     path = Path(path)
     try:
@@ -152,6 +162,7 @@ def load_rules(path: str | Path) -> Rules:
     except OSError as exc:
         raise RulesError(f"{path}: cannot read the rules file ({exc.strerror}); check the path") from None
     try:
+        _refuse_aliases(path, text)
         root = yaml.compose(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

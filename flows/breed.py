@@ -15,6 +15,7 @@ from phoenix.errors import ConfigError, CycleBusy
 from tasks import catalog, cycle
 from tasks.cycle_slot import LIMIT_NAME, cycle_slot
 from tasks.runtime.factory import open_runtime
+from tasks.sources.restore import check_source
 from tasks.storage import open_storage
 
 
@@ -60,6 +61,7 @@ def breed(source: str | None = None, rules: str | None = None) -> dict:
     if not source:
         raise ConfigError("no source: set the `source` parameter (Prefect UI), pass --source (CLI) or set `source` "
                           "in phoenix.toml — a dump, a mydumper directory or a mysql:// URL")
+    check_source(source)  # not a dump at all: exit 2 now, before a breeder exists
     rules_path = str(rules or settings.rules_path)
     key = settings.anon_key_bytes()
     log = get_run_logger()

@@ -6,7 +6,12 @@ Every PhoenixError becomes one line on stderr and its exit code; no tracebacks.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+
+# Before anything imports prefect (it reads its settings once): no Prefect server or client
+# Phoenix runs phones home — the ephemeral one a flow run falls back to with the stack down included.
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 
 import typer
 
@@ -41,8 +46,6 @@ _register_all()
 def _use_local_prefect() -> None:
     """Point flows at the local stack's Prefect server when it runs and nothing else is
     configured, so `phoenix breed` shows up in the same UI as the scheduled runs."""
-    import os
-
     if os.environ.get("PREFECT_API_URL"):
         return
     from infra.local import prefect as local_prefect

@@ -11,6 +11,7 @@ reaches a user, and no message holds a secret or an original value.
     │       ├── RulesError              2  the anonymization rules file
     │       ├── GenerateError           2  the generator's arguments
     │       ├── GenerationNotFound      2
+    │       ├── SourceInvalid           2  not a source at all: a device, FIFO, plain dir, not SQL (also a SourceError)
     │       ├── UnverifiedGeneration    2  published before the forensic gate (--allow-unverified)
     │       └── EnvironmentNotFound     2
     ├── StackError                      1  a part of the local stack cannot start or be reached
@@ -45,7 +46,7 @@ from __future__ import annotations
 EXIT_CODES: dict[int, str] = {
     0: "ok",
     1: "a failure",
-    2: "bad input (config, names, rules)",
+    2: "bad input (config, names, rules, a source that is not a dump)",
     3: "another breed cycle is running",
     4: "the GDPR gate failed (in SQL, or the forensic gate found an original in the image's bytes)",
     5: "a CI-triggered flow run did not complete",
@@ -153,6 +154,11 @@ class KubernetesUnreachable(KubernetesError):
 
 class SourceError(PhoenixError):
     """A source of production data (dump, directory, live server)."""
+
+
+class SourceInvalid(InvalidInput, SourceError):
+    """What was given as the source is not one at all (a device, a FIFO, a plain directory,
+    a file that is not SQL): bad input (2), said before anything is created."""
 
 
 class RestoreError(SourceError):

@@ -9,11 +9,25 @@ import subprocess
 from pathlib import Path
 from typing import NamedTuple
 
+# All a daemon (mariadbd, Ceph, etcd, the Prefect server, rbd-fuse) gets of our environment:
+# anything else — PHOENIX_ANON_KEY, PHOENIX_SOURCE_PASSWORD, tokens — would sit readable in
+# its /proc/<pid>/environ for as long as it runs.
+DAEMON_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TZ", "HOME")
+_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-def run(args: list[str], what: str, error: type[Exception], timeout: float = 120) -> str:
+
+def daemon_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """A minimal environment for a long-running child: DAEMON_ENV_KEYS, then `extra`."""
+    env = {k: os.environ[k] for k in DAEMON_ENV_KEYS if k in os.environ}
+    env.setdefault("PATH", _DEFAULT_PATH)
+    return {**env, **(extra or {})}
+
+
+def run(args: list[str], what: str, error: type[Exception], timeout: float = 120,
+        env: dict[str, str] | None = None) -> str:
     """Run a command; on failure raise `error` with one line: what failed and the tool's last word."""
     try:
-        res = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+        res = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         raise error(f"{what} timed out after {timeout:.0f}s") from None
     except FileNotFoundError:

@@ -12,7 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from phoenix.proc import pid_alive
+from phoenix.proc import daemon_env, pid_alive
 
 __all__ = ["pid_alive", "read_pid", "spawn_daemon", "stop_pid"]
 
@@ -26,11 +26,12 @@ def read_pid(pid_file: Path) -> int | None:
 
 def spawn_daemon(args: list[str], *, log: Path, pid_file: Path, env: dict[str, str] | None = None,
                  cwd: Path | None = None) -> int:
-    """Start `args` detached (own session, stdin closed, output appended to `log`)."""
+    """Start `args` detached (own session, stdin closed, output appended to `log`), with
+    `env` or else only `phoenix.proc.daemon_env()`: never the caller's secrets."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(os.devnull, "rb") as devnull, open(log, "ab") as out:
         proc = subprocess.Popen(args, stdin=devnull, stdout=out, stderr=subprocess.STDOUT,
-                                env=env, cwd=cwd, start_new_session=True)
+                                env=daemon_env() if env is None else env, cwd=cwd, start_new_session=True)
     pid_file.write_text(f"{proc.pid}\n")
     return proc.pid
 

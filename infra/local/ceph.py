@@ -19,8 +19,8 @@ from pathlib import Path
 from infra.local._proc import pid_alive, read_pid, stop_pid
 from phoenix.config import Settings, parse_size
 from phoenix.errors import StackError
+from phoenix.proc import daemon_env, run
 from phoenix.proc import mounts as proc_mounts
-from phoenix.proc import run
 
 _DAEMONS = ("mon", "mgr", "osd")
 
@@ -173,7 +173,7 @@ def _bootstrap(settings: Settings, fsid: str) -> None:
 def _start(settings: Settings, args: list[str], daemon: str) -> None:
     # Ceph daemons fork into the background themselves and write their pid file
     # (`pid file` in the conf); we wait for it.
-    res = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    res = subprocess.run(args, capture_output=True, text=True, timeout=60, env=daemon_env())
     if res.returncode != 0:
         detail = (res.stderr or res.stdout).strip().splitlines()
         raise StackError(f"starting ceph-{daemon} failed: {detail[-1] if detail else res.returncode}")

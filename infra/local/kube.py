@@ -27,6 +27,7 @@ from pathlib import Path
 from infra.local._proc import pid_alive, read_pid, spawn_daemon, stop_pid
 from phoenix.config import Settings
 from phoenix.errors import StackError
+from phoenix.proc import daemon_env
 
 _BUILD = Path(__file__).with_name("build-kubernetes.sh")
 _DAEMONS = ("etcd", "kube-apiserver", "kube-controller-manager")  # start order
@@ -187,8 +188,8 @@ def up(settings: Settings) -> dict:
     token = _prepare(settings)
     d = _dir(settings)
     args = _args(settings, bin_dir)
-    # The caller's KUBECONFIG/ETCD_* must not override the flags above.
-    env = {k_: v for k_, v in os.environ.items() if not k_.startswith(("KUBECONFIG", "ETCD"))}
+    # Only the minimal environment: no secret of ours, and no KUBECONFIG/ETCD_* to override the flags.
+    env = daemon_env()
     spawn_daemon(args["etcd"], log=d / "etcd.log", pid_file=_pid_file(settings, "etcd"), env=env, cwd=d)
     _wait(settings, lambda: _port_busy(k.etcd_port), f"etcd on 127.0.0.1:{k.etcd_port}", "etcd")
     spawn_daemon(args["kube-apiserver"], log=d / "kube-apiserver.log",

@@ -13,6 +13,7 @@ from pathlib import Path
 from infra.local._proc import pid_alive, read_pid, spawn_daemon, stop_pid
 from phoenix.config import Settings
 from phoenix.errors import StackError
+from phoenix.proc import daemon_env
 
 _START_TIMEOUT = 90.0
 
@@ -34,6 +35,22 @@ def client_env(settings: Settings) -> dict[str, str]:
         "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
         "PREFECT_LOCAL_STORAGE_PATH": str(_dir(settings) / "results"),
     }
+
+
+def server_env(settings: Settings) -> dict[str, str]:
+    """The server's environment: the minimal one, the operator's PREFECT_* server settings
+    and ours — never PHOENIX_ANON_KEY or another secret (it runs no flow), no telemetry."""
+    home = _dir(settings)
+    theirs = {k: v for k, v in os.environ.items() if k.startswith("PREFECT_") and k not in _NOT_FOR_SERVER}
+    env = daemon_env({**theirs, **client_env(settings),
+                      "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
+                      "PREFECT_UI_API_URL": settings.prefect_url})
+    env.pop("PREFECT_API_URL")  # the server itself must not point at an API
+    return env
+
+
+# A client's credentials and target: nothing the server needs.
+_NOT_FOR_SERVER = {"PREFECT_API_KEY", "PREFECT_API_AUTH_STRING", "PREFECT_API_URL"}
 
 
 def healthy(settings: Settings, timeout: float = 2.0) -> bool:
@@ -64,10 +81,7 @@ def up(settings: Settings) -> dict:
     home = _dir(settings)
     home.mkdir(parents=True, exist_ok=True)
     prefect_bin = shutil.which("prefect", path=str(Path(sys.executable).parent)) or "prefect"
-    env = {**os.environ, **client_env(settings),
-           "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
-           "PREFECT_UI_API_URL": settings.prefect_url}
-    env.pop("PREFECT_API_URL")  # the server itself must not point at an API
+    env = server_env(settings)
     spawn_daemon([prefect_bin, "server", "start", "--host", settings.prefect.host,
                   "--port", str(settings.prefect.port)],
                  log=home / "server.log", pid_file=_pid_file(settings), env=env, cwd=home)

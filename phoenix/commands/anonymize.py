@@ -8,6 +8,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from phoenix.errors import ConfigError
 from tasks.runtime.base import AdminAccess
@@ -37,8 +38,8 @@ def anonymize_cmd(
     key = get_settings().anon_key_bytes()
     ruleset = load_rules(rules)
     err = Console(stderr=True)
-    report = anonymize(admin, db, ruleset, key, progress=lambda t, d, n: err.print(f"[dim]{t}[/] {d:,}/{n:,}"))
-    Console().print(report.to_markdown())
+    report = anonymize(admin, db, ruleset, key, progress=lambda t, d, n: err.print(f"[dim]{escape(t)}[/] {d:,}/{n:,}"))
+    Console().print(report.to_markdown(), markup=False)
 
 
 def gate_cmd(
@@ -73,7 +74,7 @@ def _gate_dsn(dsn: str, rules: Path, source: Path | None) -> None:
     ruleset = load_rules(rules)
     baseline = baseline_from_dump(dump_blocks(source), ruleset, key) if source else None
     result = run_gate(admin, db, ruleset, key, baseline)
-    Console().print(result.to_markdown())
+    Console().print(result.to_markdown(), markup=False)
     result.raise_if_failed()
 
 
@@ -96,7 +97,7 @@ def _gate_image(image: str, rules: Path | None, source: Path | None) -> None:
     baseline = baseline_from_dump(dump_blocks(dump), ruleset, os.urandom(32))
     with open_storage(settings) as storage:
         result = audit(storage, image, baseline.needles)
-    Console().print(result.to_markdown())
+    Console().print(result.to_markdown(), markup=False)
     result.raise_if_failed(ADVICE)
 
 

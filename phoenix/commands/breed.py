@@ -6,6 +6,7 @@ import json
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 
 def breed(
@@ -15,14 +16,18 @@ def breed(
 ) -> None:
     """Restore → anonymize → gate → snapshot → clone → flatten → publish → retire."""
     from flows.breed import breed as breed_flow
+    from phoenix.config import get_settings
+    from tasks.sources.restore import check_source
 
+    if source or get_settings().source:  # not a dump at all: say so before a flow run starts
+        check_source(source or str(get_settings().source))
     result = breed_flow(source=source, rules=rules)
     if as_json:
         print(json.dumps(result, default=str))
         return
     err = Console(stderr=True)
     total = sum(result["steps"].values())
-    err.print(f"[green]published[/] {result['golden']} in {total:.1f}s "
+    err.print(f"[green]published[/] {escape(result['golden'])} in {total:.1f}s "
               + " · ".join(f"{k} {v:.1f}s" for k, v in result["steps"].items()))
 
 

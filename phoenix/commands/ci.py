@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from phoenix.commands.envs import UNVERIFIED_HELP
 from phoenix.errors import MigrationFailed, RunFailed
@@ -76,7 +77,7 @@ def teardown(name: str = typer.Argument(...), timeout: float = typer.Option(600,
     from deployments.ci import run
 
     outcome = run("teardown/teardown", {"name": name}, timeout=timeout)
-    _err.print(f"{outcome.name} completed: " + ("removed" if outcome.result.get("removed") else "was not there"))
+    _err.print(Text(f"{outcome.name} completed: " + ("removed" if outcome.result.get("removed") else "was not there")))
     print(json.dumps({"flow_run_id": outcome.flow_run_id, **outcome.result}))
 
 

@@ -13,7 +13,9 @@ import time
 import pymysql
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from phoenix.proc import write_private
 
@@ -56,7 +58,7 @@ def demo(scale: int = typer.Option(20, "--scale", help="Size of the generated pr
     settings = get_settings()
 
     t = time.monotonic()
-    stack.up(settings, progress=lambda m: _out.print(f"[dim]stack[/] {m}"))
+    stack.up(settings, progress=lambda m: _out.print(f"[dim]stack[/] {escape(m)}"))
     for k, v in local_prefect.client_env(settings).items():
         os.environ[k] = v
     timings["stack up"] = time.monotonic() - t
@@ -69,7 +71,7 @@ def demo(scale: int = typer.Option(20, "--scale", help="Size of the generated pr
     t = time.monotonic()
     if not dump.exists():
         rep = generate(dump, scale=scale)
-        _out.print(f"generated {dump} ({rep.bytes_uncompressed / 1e6:,.0f} MB SQL, {sum(rep.rows.values()):,} rows)")
+        _out.print(f"generated {escape(str(dump))} ({rep.bytes_uncompressed / 1e6:,.0f} MB SQL, {sum(rep.rows.values()):,} rows)")
     timings["generate dump"] = time.monotonic() - t
 
     t = time.monotonic()
@@ -96,12 +98,12 @@ def demo(scale: int = typer.Option(20, "--scale", help="Size of the generated pr
 
     emails = _query(bob, pw["demo-bob"], "SELECT email FROM customers ORDER BY id LIMIT 3")
     _out.rule("Phoenix demo")
-    _out.print(f"golden [bold]{golden}[/] — anonymized: e.g. {', '.join(e[0] for e in emails)}")
-    _out.print(f"isolation: alice sees {seen_alice!r}, bob sees {seen_bob!r}, the golden has {seen_golden!r} → "
+    _out.print(f"golden [bold]{escape(golden)}[/] — anonymized: e.g. {escape(', '.join(e[0] for e in emails))}")
+    _out.print(escape(f"isolation: alice sees {seen_alice!r}, bob sees {seen_bob!r}, the golden has {seen_golden!r} → ")
                + ("[green]isolated[/]" if isolated else "[red]NOT isolated[/]"))
     table = Table("environment", "connect with")
     for name, info in envs.items():
-        table.add_row(name, f"mariadb -h {info['host']} -P {info['port']} -u {info['user']} -p'{pw[name]}' {info['database']}")
+        table.add_row(Text(name), Text(f"mariadb -h {info['host']} -P {info['port']} -u {info['user']} -p'{pw[name]}' {info['database']}"))
     _out.print(table)
     tt = Table("step", "seconds")
     for k, v in timings.items():

@@ -6,7 +6,9 @@ import json
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Column, Table
+from rich.text import Text
 
 _err = Console(stderr=True)
 UNVERIFIED_HELP = ("Clone a generation that has not passed the forensic gate (published before it existed; "
@@ -47,7 +49,7 @@ def spawn(
         keys = ("name", "id", "generation", "host", "port", "user", "password", "database", "expires_at")
         print(json.dumps({k: (password if k == "password" else info[k]) for k in keys}))
         return
-    _err.print(f"[green]environment[/] {info['name']} ({info['id']}) from {info['generation']}, "
+    _err.print(f"[green]environment[/] {escape(info['name'])} ({info['id']}) from {escape(info['generation'])}, "
                f"expires {info['expires_at']}")
     print(_connect_line(info, password))
 
@@ -57,7 +59,7 @@ def teardown(name: str = typer.Argument(...)) -> None:
     from flows.teardown import teardown as teardown_flow
 
     result = teardown_flow(name=name)
-    _err.print(f"removed {name}" if result["removed"] else f"environment {name!r} was not there; nothing to do")
+    _err.print(Text(f"removed {name}" if result["removed"] else f"environment {name!r} was not there; nothing to do"))
 
 
 def reset(name: str = typer.Argument(...),
@@ -67,7 +69,7 @@ def reset(name: str = typer.Argument(...),
     from flows.reset import reset as reset_flow
 
     info = reset_flow(name=name, to_latest=latest, allow_unverified=allow_unverified)
-    _err.print(f"reset {info['name']} to {info['generation']}")
+    _err.print(Text(f"reset {info['name']} to {info['generation']}"))
 
 
 def ls(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
@@ -86,17 +88,28 @@ def ls(as_json: bool = typer.Option(False, "--json", help="Machine-readable outp
     if as_json:
         print(json.dumps({"generations": gens, "environments": envs}))
         return
+    Console().print(*listing_tables(gens, envs))
+
+
+def _cells(*values: object) -> list[Text]:
+    # Text, not a str: a name like `a[/]b` or `[bold red]x` is shown as typed, never parsed as markup
+    return [Text(str(v)) for v in values]
+
+
+def listing_tables(gens: list[dict], envs: list[dict]) -> tuple[Table, Table]:
+    """The two tables of `phoenix ls`; every value from the catalog is shown literally."""
     # "UNVERIFIED" is never cropped: it is the column an operator must not miss on a narrow terminal
     t = Table("generation", "state", "latest", "created", "size", "clones",
               Column("forensic", no_wrap=True, min_width=10), title="generations")
     for g in gens:
-        t.add_row(g["id"], g["state"], "✓" if g["latest"] else "", g["created"], f"{g['size_bytes'] / 1e6:,.1f} MB",
-                  str(g["clones"]), "passed" if g["verified"] else "[bold red]UNVERIFIED[/]")
+        t.add_row(*_cells(g["id"], g["state"], "✓" if g["latest"] else "", g["created"],
+                          f"{g['size_bytes'] / 1e6:,.1f} MB", g["clones"]),
+                  "passed" if g["verified"] else "[bold red]UNVERIFIED[/]")
     e = Table("environment", "id", "generation", "address", "state", "expires", "used", title="environments")
     for x in envs:
-        e.add_row(x["name"], x["id"], x["generation"], f"{x['host']}:{x['port']}", x["state"], x["expires_at"],
-                  f"{(x['used_bytes'] or 0) / 1e6:,.1f} MB")
-    Console().print(t, e)
+        e.add_row(*_cells(x["name"], x["id"], x["generation"], f"{x['host']}:{x['port']}", x["state"], x["expires_at"],
+                          f"{(x['used_bytes'] or 0) / 1e6:,.1f} MB"))
+    return t, e
 
 
 def reap() -> None:
@@ -105,7 +118,7 @@ def reap() -> None:
 
     report = reap_flow()
     for k, v in report.items():
-        _err.print(f"{k}: {', '.join(v) if v else '-'}")
+        _err.print(Text(f"{k}: {', '.join(v) if v else '-'}"))
 
 
 def register(app: typer.Typer) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 
 def generate(
@@ -19,10 +20,10 @@ def generate(
 
     err = Console(stderr=True)
     t0 = time.monotonic()
-    report = _generate(out, scale=scale, seed=seed, progress=lambda t, n: err.print(f"[dim]generate[/] {t}: {n:,} rows"))
+    report = _generate(out, scale=scale, seed=seed, progress=lambda t, n: err.print(f"[dim]generate[/] {escape(t)}: {n:,} rows"))
     secs = time.monotonic() - t0
     mb = report.bytes_uncompressed / 1e6
-    err.print(f"wrote {out} — {sum(report.rows.values()):,} rows, {mb:,.1f} MB of SQL in {secs:.1f}s "
+    err.print(f"wrote {escape(str(out))} — {sum(report.rows.values()):,} rows, {mb:,.1f} MB of SQL in {secs:.1f}s "
               f"({mb / secs:,.1f} MB/s)")
 
 

@@ -6,7 +6,9 @@ import json
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from phoenix.config import get_settings
 
@@ -23,7 +25,7 @@ def up(
     """Start every part that is not running yet (idempotent)."""
     from infra.local import stack
 
-    stack.up(get_settings(), ceph=ceph, kubernetes=kubernetes, progress=lambda m: _err.print(f"[dim]stack[/] {m}"))
+    stack.up(get_settings(), ceph=ceph, kubernetes=kubernetes, progress=lambda m: _err.print(f"[dim]stack[/] {escape(m)}"))
     _print_status(stack.status(get_settings()))
 
 
@@ -32,7 +34,7 @@ def down() -> None:
     """Stop exactly what `up` started (by pid), unmount, detach loop devices."""
     from infra.local import stack
 
-    stack.down(get_settings(), progress=lambda m: _err.print(f"[dim]stack[/] {m}"))
+    stack.down(get_settings(), progress=lambda m: _err.print(f"[dim]stack[/] {escape(m)}"))
 
 
 @stack_app.command("status")
@@ -54,7 +56,7 @@ def _print_status(st: dict) -> None:
             table.add_row(name, "[dim]stopped[/]", "")
         else:
             details = ", ".join(f"{k}={v}" for k, v in info.items() if not isinstance(v, dict | list))
-            table.add_row(name, "[green]running[/]", details)
+            table.add_row(name, "[green]running[/]", Text(details))  # paths, URLs: shown as they are
     Console().print(table)
 
 

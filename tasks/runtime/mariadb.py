@@ -20,7 +20,7 @@ import pymysql
 
 from phoenix.db import AdminAccess, client_binary, quote
 from phoenix.errors import ServerFailed
-from phoenix.proc import pid_alive
+from phoenix.proc import daemon_env, pid_alive
 
 __all__ = ["COMMON_ARGS", "PROFILES", "MariaDBServer", "client_binary", "free_port", "init_sql", "pid_alive"]
 
@@ -148,7 +148,7 @@ class MariaDBServer:
             "--no-defaults", f"--datadir={self.datadir}", "--user=root",
             "--auth-root-authentication-method=socket", "--skip-test-db",
         ]
-        res = subprocess.run(cmd, capture_output=True, text=True)
+        res = subprocess.run(cmd, capture_output=True, text=True, env=daemon_env())
         if res.returncode != 0:
             tail = (res.stderr or res.stdout).strip().splitlines()[-1:] or ["?"]
             raise ServerFailed(f"initializing {self.datadir} failed: {tail[0]}")
@@ -170,7 +170,8 @@ class MariaDBServer:
         if init_file is not None:
             args.append(f"--init-file={init_file}")
         with open(os.devnull, "rb") as devnull, open(self.rundir / "mysqld.out", "ab") as out:
-            proc = subprocess.Popen(args, stdin=devnull, stdout=out, stderr=out, start_new_session=True)
+            proc = subprocess.Popen(args, stdin=devnull, stdout=out, stderr=out, start_new_session=True,
+                                    env=daemon_env())
         # The pid file appears once the server is up; until then we know the child's pid.
         self.pid_file.write_text(f"{proc.pid}\n")
         return proc.pid

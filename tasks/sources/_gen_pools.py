@@ -53,12 +53,21 @@ class Pools:
     products: list[str]
 
 
+def _stable_order(fk: Faker) -> None:
+    # it_IT builds its city list from a set: its order (and so the dump) changed with each
+    # process's PYTHONHASHSEED; sorted, the same seed gives the same bytes (as in strategies.py).
+    for p in fk.providers:
+        if isinstance(getattr(p, "cities", None), list):
+            p.cities = sorted(p.cities)
+
+
 def build_pools(seed: int, size: int = 400) -> Pools:
     Faker.seed(seed)
     locales = []
     for loc in LOCALES:
         fk = Faker(loc)
         fk.seed_instance(seed)
+        _stable_order(fk)
         first = [fk.first_name() for _ in range(size)]
         last = [fk.last_name() for _ in range(size)]
         locales.append(LocalePool(

@@ -15,6 +15,7 @@ import itertools
 import os
 import re
 import shutil
+import stat
 import subprocess
 import tempfile
 import time
@@ -27,7 +28,7 @@ from urllib.parse import urlparse
 
 from phoenix.config import get_settings
 from phoenix.db import AdminAccess, client_binary, quote, redact
-from phoenix.errors import RestoreError
+from phoenix.errors import RestoreError, SourceInvalid
 
 Progress = Callable[[int, int | None, float, float | None], None]  # done, total, bytes/s, eta s
 _BLOCK = 1 << 20
@@ -66,15 +67,63 @@ def restore(source: str, admin: AdminAccess, database: str, progress: Progress |
     name its own databases (`inline.done` says which tables were; the rest is left to
     the anonymize step)."""
     progress = progress or (lambda *_: None)
+    check_source(source)
     if source.startswith(("mysql://", "mariadb://")):
         return _restore_live(source, admin, database, progress)
     path = Path(source)
     if path.is_dir():
         return _restore_mydumper(path, admin, database)
-    if not path.is_file():
-        raise RestoreError(f"source {source}: no such file or directory; set `source` to a dump, a mydumper "
-                           "directory or a mysql:// URL")
     return _restore_dump(path, admin, database, progress, jobs, inline)
+
+
+# -- is it a source at all? (bad input, exit 2, before anything is created) -------------------
+_WHAT = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"),
+         (stat.S_ISSOCK, "a socket"))
+_HEAD = 1024
+# What the first KB of any SQL dump holds somewhere: a comment or a statement keyword.
+_SQLISH = re.compile(rb"(?im)^\s*(--|/\*|#|CREATE |INSERT |SET |DROP |USE |LOCK |ALTER |START |BEGIN|REPLACE )")
+_ADVICE = "set `source` (or --source) to a .sql/.sql.gz/.sql.zst dump, a mydumper directory or a mysql:// URL"
+
+
+def check_source(source: str) -> None:
+    """Refuse what is not a source at all — a device, a FIFO, a plain directory, a file with
+    NUL bytes or no SQL in its first KB — as SourceInvalid (exit 2), naming what it is. A
+    dump that is one but breaks midway is the restore's RestoreError (exit 1)."""
+    if source.startswith(("mysql://", "mariadb://")):
+        return
+    path = Path(source)
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise SourceInvalid(f"source {source}: {exc.strerror.lower() if exc.strerror else 'cannot be read'}; "
+                            f"{_ADVICE}") from None
+    what = next((name for test, name in _WHAT if test(mode)), None)
+    if what:
+        raise SourceInvalid(f"source {source} is {what}, not a dump; {_ADVICE}")
+    if stat.S_ISDIR(mode):
+        if not (path / "metadata").exists():
+            raise SourceInvalid(f"source {path}: a directory but not a mydumper dump (no 'metadata' file); {_ADVICE}")
+        return
+    if not path.name.endswith((".sql", ".sql.gz", ".sql.zst")):
+        raise SourceInvalid(f"source {path}: unknown dump format; expected .sql, .sql.gz or .sql.zst")
+    head = _head(path)
+    if b"\0" in head or not _SQLISH.search(head):
+        why = "it is empty" if not head else "NUL bytes in its first KB" if b"\0" in head else "no SQL in its first KB"
+        raise SourceInvalid(f"source {path}: not a SQL dump ({why}); {_ADVICE}")
+
+
+def _head(path: Path) -> bytes:
+    head = b""
+    try:
+        for block in dump_blocks(path):
+            head += block
+            if len(head) >= _HEAD:
+                break
+    except OSError as exc:
+        raise SourceInvalid(f"source {path}: cannot be read ({exc.strerror}); {_ADVICE}") from None
+    except RestoreError as exc:  # its first KB does not even decompress: not a dump at all
+        raise SourceInvalid(str(exc)) from None
+    return head[:_HEAD]
 
 
 class RowRewriter(Protocol):
@@ -299,8 +348,6 @@ def _restore_live(url: str, admin: AdminAccess, database: str, progress: Progres
 
 # -- a mydumper directory, restored in parallel with myloader ------------------------------------
 def _restore_mydumper(path: Path, admin: AdminAccess, database: str) -> RestoreReport:
-    if not (path / "metadata").exists():
-        raise RestoreError(f"source {path}: a directory but not a mydumper dump (no 'metadata' file)")
     loader = shutil.which("myloader")
     if not loader:
         raise RestoreError("myloader not found: install Debian's mydumper")

@@ -17,12 +17,12 @@ import time
 from pathlib import Path
 
 from phoenix.locks import file_lock
-from phoenix.proc import mounted_at, run
+from phoenix.proc import daemon_env, mounted_at, run
 from tasks.storage.base import StorageError, Unavailable
 
 
-def _run(args: list[str], what: str, timeout: float = 120) -> str:
-    return run(args, what, StorageError, timeout)
+def _run(args: list[str], what: str, timeout: float = 120, env: dict[str, str] | None = None) -> str:
+    return run(args, what, StorageError, timeout, env=env)
 
 
 def mount_source(path: Path) -> str | None:
@@ -48,7 +48,8 @@ class FuseAttacher:
         if mount_source(fuse) is None:
             fuse.mkdir(parents=True, exist_ok=True)
             _run(["rbd-fuse", "-c", str(self.conf), "-p", self.pool, "-r", image, str(fuse)],
-                 f"rbd-fuse for image {image!r} (cluster up? `phoenix stack up --ceph`)", timeout=30)
+                 f"rbd-fuse for image {image!r} (cluster up? `phoenix stack up --ceph`)", timeout=30,
+                 env=daemon_env())  # it stays running: none of our secrets in its environ
         path = fuse / image
         for _ in range(50):
             if path.exists():

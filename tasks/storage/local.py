@@ -138,6 +138,16 @@ class LocalStorage(Storage):
 
     def usage(self, image: str) -> int:
         path = self._existing(image)
+        try:
+            return self._usage(image, path)
+        except StorageError:
+            # Removed between the check and btrfs (a concurrent teardown): that is NotFound,
+            # which listings skip, not a failure of the run that happened to list it.
+            if not path.is_dir():
+                raise NotFound(f"image {image!r} not found in {self.mount} (removed meanwhile)") from None
+            raise
+
+    def _usage(self, image: str, path: Path) -> int:
         subvol_id = _btrfs("inspect-internal", "rootid", str(path)).strip()
         # Quota numbers are updated at transaction commit: commit first.
         _btrfs("filesystem", "sync", str(self.mount))

@@ -8,6 +8,7 @@ import subprocess
 import pymysql
 import pytest
 
+from phoenix.errors import SourceInvalid
 from tasks.runtime.mariadb import MariaDBServer, free_port
 from tasks.sources.restore import RestoreError, describe, restore
 
@@ -72,5 +73,6 @@ def test_mydumper_directory_is_restored_with_myloader(production, mariadb, tmp_p
 
 
 def test_a_directory_that_is_not_a_mydumper_dump(mariadb, tmp_path):
-    with pytest.raises(RestoreError, match="not a mydumper dump"):
+    with pytest.raises(SourceInvalid, match="not a mydumper dump") as err:
         restore(str(tmp_path), mariadb.admin(), "app")
+    assert err.value.exit_code == 2
