@@ -61,7 +61,7 @@ def connect(admin: AdminAccess, database: str | None) -> pymysql.Connection:
                            charset="utf8mb4", read_timeout=3600, write_timeout=3600)
 
 
-def quote(name: str) -> str:
+def quote(name: object) -> str:
     """An identifier inside SQL: backquoted, backquotes doubled."""
     return "`" + str(name).replace("`", "``") + "`"
 
