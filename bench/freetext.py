@@ -58,7 +58,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="scale 2, one round (what `make bench` runs)")
     args = ap.parse_args()
+    if args.quick:
+        args.scale, args.rounds = 2, 1
     with tempfile.TemporaryDirectory(prefix="phx-bench-") as tmp:
         dump = Path(tmp) / "shop.sql.zst"
         generate(dump, scale=args.scale)
