@@ -129,15 +129,20 @@ def api(d: Path, server: str, method: str, path: str, timeout: float = 5.0) -> d
         return None
 
 
-def delete_node_pods(d: Path, server: str, node: str) -> None:
-    """Delete the pods bound to `node` and wait until its kubelet has torn them down."""
+def delete_node_pods(d: Path, server: str, node: str, *, kubelet_alive: bool) -> None:
+    """Delete the pods bound to `node` and wait until its kubelet has torn them down
+    (without a kubelet: remove them from the API at once; the fallbacks clean up)."""
     path = f"/api/v1/pods?fieldSelector=spec.nodeName%3D{node}"
     pods = api(d, server, "GET", path)
     if pods is None:
         return  # no API server: the fallbacks below clean up
+    grace = 2 if kubelet_alive else 0
     for pod in pods.get("items", []):
         meta = pod["metadata"]
-        api(d, server, "DELETE", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}?gracePeriodSeconds=2")
+        api(d, server, "DELETE", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}"
+                                 f"?gracePeriodSeconds={grace}")
+    if not kubelet_alive:
+        return
     deadline = time.monotonic() + _POD_GONE_TIMEOUT
     while time.monotonic() < deadline:
         left = api(d, server, "GET", path)

@@ -263,7 +263,7 @@ def status(d: Path, server: str) -> dict:
 def down(d: Path, server: str) -> None:
     """Stop the node and remove every trace of it from the host (the order matters)."""
     stop_pid(read_pid(_pid_file(d, "kube-scheduler")), timeout=10)  # no new pods from here on
-    kube_host.delete_node_pods(d, server, NODE)
+    kube_host.delete_node_pods(d, server, NODE, kubelet_alive=pid_alive(read_pid(_pid_file(d, "kubelet"))))
     stop_pid(read_pid(_pid_file(d, "kube-proxy")), timeout=10)
     if (bin_proxy := kube_host.sibling_binary(d, "kube-proxy")) is not None:
         subprocess.run([str(bin_proxy), "--cleanup"], capture_output=True, timeout=60)
