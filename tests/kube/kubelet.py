@@ -14,6 +14,7 @@ stopped). Everything goes through the real API server.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from datetime import UTC, datetime
 
@@ -32,6 +33,7 @@ class FakeKubelet:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="fake-kubelet", daemon=True)
         self.errors: list[str] = []
+        self._lock = threading.Lock()  # held by each round; `paused()` holds it meanwhile
 
     def __enter__(self) -> "FakeKubelet":
         try:
@@ -61,10 +63,17 @@ class FakeKubelet:
     def serve(self, namespace: str) -> None:
         self.namespaces.add(namespace)
 
+    @contextlib.contextmanager
+    def paused(self):
+        """No rounds meanwhile (a test stops and starts the API server)."""
+        with self._lock:
+            yield
+
     def _loop(self) -> None:
         while not self._stop.wait(0.2):
             try:
-                self._tick()
+                with self._lock:
+                    self._tick()
             except Exception as exc:  # noqa: BLE001 - keep playing; the test sees the errors
                 self.errors.append(repr(exc))
 

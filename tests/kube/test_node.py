@@ -164,9 +164,14 @@ def _host(home) -> dict:
     return {"iptables": _iptables(), "mounts": mounts, "links": links, "sysctls": sysctls, "dirs": dirs}
 
 
-def test_down_restores_the_host(settings, core, kube_cluster, tmp_path):
+def test_down_restores_the_host(settings, core, kube_cluster, kubelet, tmp_path):
     """Runs a pod, then `down` without deleting it first; the session's cluster is
-    started again afterwards."""
+    started again afterwards (the session's fake kubelet waits meanwhile)."""
+    with kubelet.paused():
+        _down_restores_the_host(settings, core, tmp_path)
+
+
+def _down_restores_the_host(settings, core, tmp_path) -> None:
     kube.down(settings)
     before = _host(settings.home_dir)
     t0 = time.monotonic()
