@@ -5,8 +5,8 @@
 # cached outside the repository keyed by version, so a second run does nothing.
 #   Usage: infra/local/build-images.sh PAUSE_BIN [CACHE_DIR]    (as root; ~2 min cold)
 # Prints one line per image: `<reference> <oci-archive>`.
-# MYSQL_UID/MYSQL_GID: the mysql user's ids in the image (infra/local/images.py passes
-# its constants; datadirs on the host are chowned to them).
+# MYSQL_UID/MYSQL_GID: the mysql user's ids in the image (infra/local/images.py passes those of
+# tasks/runtime/kubernetes/images.py; datadirs on the host are chowned to them).
 set -euo pipefail
 PAUSE_BIN=${1:?usage: build-images.sh PAUSE_BIN [CACHE_DIR]}
 CACHE=${2:-${PHOENIX_IMAGE_CACHE:-/var/cache/phoenix/images}}

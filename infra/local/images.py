@@ -2,9 +2,8 @@
 `build-images.sh` (buildah, OCI archives cached under /var/cache/phoenix/images/ by
 version): the pod sandbox `k8s.gcr.io/pause:3.2` and `localhost/phoenix-mariadb:<ver>`.
 
-MYSQL_UID/MYSQL_GID are the mysql user's ids inside the MariaDB image, pinned so a
-datadir prepared on the host (or on a volume) can be chowned to them before the pod
-starts; the runtime imports them from here.
+MYSQL_UID/MYSQL_GID (the mysql user's ids inside the MariaDB image) are defined in
+`tasks.runtime.kubernetes.images`, where the runtime can import them.
 """
 
 from __future__ import annotations
@@ -15,11 +14,9 @@ import sys
 from pathlib import Path
 
 from phoenix.errors import StackError
+from tasks.runtime.kubernetes.images import MARIADB_REPO, MYSQL_GID, MYSQL_UID, PAUSE_REF
 
-MYSQL_UID = 999
-MYSQL_GID = 999
-PAUSE_REF = "k8s.gcr.io/pause:3.2"
-MARIADB_REPO = "localhost/phoenix-mariadb"
+__all__ = ["MARIADB_REPO", "MYSQL_GID", "MYSQL_UID", "PAUSE_REF", "ensure", "mariadb_ref"]
 _BUILD = Path(__file__).with_name("build-images.sh")
 
 
