@@ -5,6 +5,9 @@
 # cached outside the repository keyed by version, so a second run does nothing.
 #   Usage: infra/local/build-images.sh PAUSE_BIN [CACHE_DIR]    (as root; ~2 min cold)
 # Prints one line per image: `<reference> <oci-archive>`.
+# With PHOENIX_APP_REPO (a checkout) and PHOENIX_APP_VENV (its installed virtualenv),
+# also `localhost/phoenix:<version>-<tree>`: the project and that virtualenv on a
+# minbase rootfs with python3 and the Ceph bindings, keyed by the commit's tree.
 # MYSQL_UID/MYSQL_GID: the mysql user's ids in the image (infra/local/images.py passes those of
 # tasks/runtime/kubernetes/images.py; datadirs on the host are chowned to them).
 set -euo pipefail
@@ -92,5 +95,56 @@ build_mariadb() {
   echo "$ref $tar" > "$tar.complete"; cat "$tar.complete"
 }
 
+# The project's virtualenv as installed on this host (same Debian, same python3.11):
+# copied, not re-resolved, so the image runs exactly the tested dependencies.
+phoenix_venv() {
+  local root=$1 venv=/opt/phoenix/venv site py
+  py=$(basename "$(ls -d "$PHOENIX_APP_VENV"/lib/python3.*)")
+  site="$root$venv/lib/$py/site-packages"
+  python3 -m venv --without-pip "$root$venv"
+  ln -sfn /usr/bin/python3 "$root$venv/bin/python3"
+  cp -a "$PHOENIX_APP_VENV/lib/$py/site-packages/." "$site/"
+  rm -f "$site"/__editable__*phoenix* "$site/phoenix_ceph_bindings.pth"
+  git -C "$PHOENIX_APP_REPO" archive HEAD phoenix flows tasks anonymization deployments infra | tar -C "$site" -xf -
+  mkdir -p "$root/opt/phoenix/ceph-bindings"
+  for so in "$root"/usr/lib/python3/dist-packages/rados*.so "$root"/usr/lib/python3/dist-packages/rbd*.so; do
+    ln -sfn "${so#"$root"}" "$root/opt/phoenix/ceph-bindings/$(basename "$so")"
+  done
+  echo /opt/phoenix/ceph-bindings > "$site/phoenix_ceph_bindings.pth"
+  for f in "$PHOENIX_APP_VENV"/bin/*; do  # console scripts: this venv's python, in the image's path
+    [ -f "$f" ] && [ ! -L "$f" ] && head -c2 "$f" | grep -q '#!' || continue
+    sed "1s|^#!.*python.*|#!$venv/bin/python3|" "$f" > "$root$venv/bin/$(basename "$f")"
+    chmod 0755 "$root$venv/bin/$(basename "$f")"
+  done
+}
+
+build_phoenix() {
+  [ -n "${PHOENIX_APP_REPO:-}" ] || return 0
+  local root="$work/app-rootfs" version tree tar ref c m
+  version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$PHOENIX_APP_REPO/pyproject.toml" | head -1)
+  tree=$(git -C "$PHOENIX_APP_REPO" rev-parse --short=12 'HEAD^{tree}')
+  tar="$CACHE/phoenix-$version-$tree.tar"; ref="localhost/phoenix:$version-$tree"
+  cached "$tar" && return 0
+  say "building $ref (debootstrap + the project's virtualenv: ~2 min)"
+  mkdir -p "$work"
+  debootstrap --variant=minbase --include=python3,python3-rados,python3-rbd,mariadb-client,ca-certificates \
+    bookworm "$root" "$MIRROR" >"$CACHE/debootstrap-app.log" 2>&1 \
+    || die "debootstrap failed (see $CACHE/debootstrap-app.log)"
+  rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/* "$root"/usr/share/doc/* "$root"/usr/share/man/* \
+         "$root"/usr/share/locale/*
+  phoenix_venv "$root"
+  c=$("${B[@]}" from scratch)
+  m=$("${B[@]}" mount "$c")
+  tar -C "$root" -cf - . | tar -C "$m" -xpf - --numeric-owner
+  "${B[@]}" umount "$c" >/dev/null
+  "${B[@]}" config --entrypoint '["/opt/phoenix/venv/bin/phoenix"]' --cmd '["--help"]' \
+    --env PATH=/opt/phoenix/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$c"
+  "${B[@]}" commit -q "$c" "$ref" >/dev/null
+  rm -f "$CACHE"/phoenix-[0-9]*.tar "$CACHE"/phoenix-[0-9]*.tar.complete  # older trees: one per checkout is enough
+  "${B[@]}" push -q "$ref" "oci-archive:$tar:$ref" >/dev/null
+  echo "$ref $tar" > "$tar.complete"; cat "$tar.complete"
+}
+
 build_pause
 build_mariadb
+build_phoenix

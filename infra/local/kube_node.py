@@ -205,7 +205,7 @@ def _wait(d: Path, daemon: str, check, timeout: float) -> None:
 
 # --- up / status / down ------------------------------------------------------------------
 
-def _import_images(d: Path, refs: dict[str, Path]) -> None:
+def import_images(d: Path, refs: dict[str, Path]) -> None:
     ctr = ["ctr", "-a", str(sock(d)), "-n", "k8s.io", "images"]
     have = subprocess.run([*ctr, "ls", "-q"], capture_output=True, text=True, timeout=60).stdout.split()
     for ref, tar in refs.items():
@@ -247,7 +247,7 @@ def up(d: Path, bin_dir: Path, server: str, admin_kubeconfig: Path, ip: str) -> 
             spawn_daemon(args[daemon], log=d / f"{daemon}.log", pid_file=_pid_file(d, daemon), env=env, cwd=d)
             _wait(d, daemon, *checks[daemon])
             if daemon == "containerd":
-                _import_images(d, refs)
+                import_images(d, refs)
     except BaseException:
         down(d, server)
         raise

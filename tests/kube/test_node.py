@@ -10,6 +10,7 @@ import re
 import subprocess
 import time
 import uuid
+from pathlib import Path
 
 import pymysql
 import pytest
@@ -139,6 +140,31 @@ def test_mariadb_pod_runs_on_the_real_node_and_answers_the_host(core, kube_clust
         assert owners == {(images.MYSQL_UID, images.MYSQL_GID)}
     finally:
         _cleanup(core, ns)
+
+
+def test_phoenix_image_runs_the_cli_with_its_virtualenv(core, kube_cluster):
+    """The Phoenix image of this checkout (its installed virtualenv, the Ceph bindings)
+    runs as a pod on the node: the CLI starts and its native dependencies import."""
+    refs = images.ensure(kube.binaries(lambda m: None), app=True)
+    kube_node.import_images(Path(kube_cluster["log_dir"]), refs)
+    ns = f"node-app-{uuid.uuid4().hex[:8]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+    try:
+        core.create_namespaced_pod(ns, client.V1Pod(
+            metadata=client.V1ObjectMeta(name="phoenix"),
+            spec=client.V1PodSpec(restart_policy="Never", tolerations=[
+                client.V1Toleration(key=TAINT.key, operator="Exists", effect="NoSchedule")],
+                containers=[client.V1Container(
+                    name="phoenix", image=images.app_ref(refs), image_pull_policy="Never",
+                    command=["sh", "-c", "python3 -c 'import rados, rbd, ahocorasick_rs, phoenix.cli' && phoenix --help"])])))
+        phase = _wait(lambda: core.read_namespaced_pod("phoenix", ns).status.phase in ("Succeeded", "Failed")
+                      and core.read_namespaced_pod("phoenix", ns).status.phase, 180, "the Phoenix pod to finish")
+        log = core.read_namespaced_pod_log("phoenix", ns)
+        assert phase == "Succeeded", log
+        assert "stack" in log and "Usage" in log
+    finally:
+        core.delete_namespace(ns)
+        _wait(lambda: not core.list_namespaced_pod(ns).items, 120, f"the pods of {ns} deleted")
 
 
 # --- down restores the host --------------------------------------------------------------

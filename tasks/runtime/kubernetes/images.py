@@ -10,3 +10,4 @@ MYSQL_UID = 999
 MYSQL_GID = 999
 MARIADB_REPO = "localhost/phoenix-mariadb"  # tagged with the Debian MariaDB version, e.g. 10.11.18
 PAUSE_REF = "k8s.gcr.io/pause:3.2"  # the sandbox image containerd expects, built here too
+APP_REPO = "localhost/phoenix"  # the project and its virtualenv, tagged <version>-<git tree>
