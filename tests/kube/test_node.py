@@ -43,6 +43,20 @@ def _wait(cond, timeout: float, what: str):
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+def _namespace(core, ns: str) -> None:
+    """A namespace whose default service account has its token (pods are refused before)."""
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+
+    def token():
+        try:
+            return core.read_namespaced_service_account("default", ns).secrets
+        except client.ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+    _wait(token, 60, f"the token of {ns}'s default service account")
+
+
 def _volume(core, name: str, path: str) -> None:
     """A `local` PV on the node (the shape a clone gets here) and its claim."""
     core.create_persistent_volume(client.V1PersistentVolume(
@@ -94,7 +108,7 @@ def _query(host: str) -> int:
 def _run_mariadb(core, ns: str, datadir) -> client.V1Pod:
     """The pod Ready by the kubelet's own probe; returns it."""
     os.chown(datadir, images.MYSQL_UID, images.MYSQL_GID)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+    _namespace(core, ns)
     _volume(core, ns, str(datadir))
     core.create_namespaced_config_map(ns, client.V1ConfigMap(
         metadata=client.V1ObjectMeta(name="init"), data={"init.sql": _INIT_SQL}))
@@ -148,7 +162,7 @@ def test_phoenix_image_runs_the_cli_with_its_virtualenv(core, kube_cluster):
     refs = images.ensure(kube.binaries(lambda m: None), app=True)
     kube_node.import_images(Path(kube_cluster["log_dir"]), refs)
     ns = f"node-app-{uuid.uuid4().hex[:8]}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+    _namespace(core, ns)
     try:
         core.create_namespaced_pod(ns, client.V1Pod(
             metadata=client.V1ObjectMeta(name="phoenix"),
@@ -178,12 +192,22 @@ def _iptables() -> dict[str, str]:
     return out
 
 
+_NODE_FS = ("overlay", "nsfs", "tmpfs", "shm", "proc", "sysfs", "cgroup", "mqueue", "devpts")
+_NODE_PATHS = ("/run/containerd", "/var/lib/kubelet", "/run/netns", "/var/lib/containers", "/var/lib/cni")
+
+
+def _node_mount(line: str, home) -> bool:
+    """A mount the node could make: its kinds (container rootfs, netns, secrets, shm, a
+    container's proc/sys/cgroup) or anything under its paths. Other stacks on this shared
+    machine mount and unmount their images (ext4, btrfs, fuse) meanwhile: not compared."""
+    _, point, fstype = line.split()[:3]
+    return fstype in _NODE_FS or point.startswith((str(home), *_NODE_PATHS))
+
+
 def _host(home) -> dict:
-    """What the node may change. Mounts of other stacks on this shared machine (their
-    own state directories under /work) come and go: compare all others."""
+    """What the node may change."""
     with open("/proc/self/mounts") as f:
-        mounts = sorted(ln for ln in f if not (ln.split()[1].startswith("/work/")
-                                               and not ln.split()[1].startswith(str(home))))
+        mounts = sorted(ln for ln in f if _node_mount(ln, home))
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
     sysctls = {n: kube_host._sysctl_path(n).read_text() for n in kube_host.SYSCTLS}
     dirs = {p: os.path.exists(p) for p in kube_host.HOST_DIRS}
