@@ -14,7 +14,8 @@ command -v apt-get >/dev/null || die "apt-get not found: Phoenix's local stack n
 # --- Debian packages -----------------------------------------------------------------
 PACKAGES=(mariadb-server mariadb-client btrfs-progs ceph-mon ceph-mgr ceph-osd ceph-common
           python3-rados python3-rbd rbd-fuse fuse3 e2fsprogs uuid-runtime etcd-server zstd
-          mydumper openssl util-linux procps curl)
+          mydumper openssl util-linux procps curl
+          containerd runc containernetworking-plugins iptables nftables conntrack buildah debootstrap)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

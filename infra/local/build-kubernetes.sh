@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver and kube-controller-manager from Debian's `kubernetes` source
-# package — no Debian package ships them and no Go module proxy is reachable here.
+# Builds the Kubernetes binaries from Debian's `kubernetes` source package — no Debian
+# package ships them and no Go module proxy is reachable here. Two sets, each with its
+# own marker: the control plane (kube-apiserver, kube-controller-manager: `.complete`)
+# and the node (kubelet, kube-scheduler, kube-proxy and the static `pause`: `.complete-node`).
 # The binaries are cached outside the repository, keyed by the source version, so a
 # second run (or a fresh clone on the same machine) does not rebuild.
 #   Usage: infra/local/build-kubernetes.sh [CACHE_DIR]     (as root; ~6 min cold on 2 cores)
-# Prints the directory holding the two binaries on its last line.
+# Prints the directory holding the binaries on its last line.
 set -euo pipefail
 CACHE=${1:-${PHOENIX_KUBE_CACHE:-/var/cache/phoenix/kubernetes}}
 say() { echo "build-kubernetes: $*" >&2; }
@@ -13,7 +15,7 @@ die() { say "error: $*"; exit 1; }
 
 # Fast path: any finished build in the cache (the version is only known after apt).
 for d in "$CACHE"/*/bin; do
-  if [ -x "$d/kube-apiserver" ] && [ -x "$d/kube-controller-manager" ] && [ -e "$d/.complete" ]; then
+  if [ -e "$d/.complete" ] && [ -e "$d/.complete-node" ]; then
     echo "$d"; exit 0
   fi
 done
@@ -33,7 +35,7 @@ EOF
   apt-get update -qq >/dev/null || die "apt-get update failed: check the network/apt sources"
 fi
 need=()
-for p in golang-1.19-go dpkg-dev; do
+for p in golang-1.19-go dpkg-dev gcc libc6-dev; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -46,7 +48,7 @@ fi
 version=$(apt-cache showsrc kubernetes 2>/dev/null | awk '/^Version:/ {print $2; exit}')
 [ -n "$version" ] || die "no source package 'kubernetes' in apt: check the deb-src line in $src_list"
 out="$CACHE/$version/bin"
-if [ -e "$out/.complete" ]; then echo "$out"; exit 0; fi
+if [ -e "$out/.complete" ] && [ -e "$out/.complete-node" ]; then echo "$out"; exit 0; fi
 
 work="$CACHE/$version/work"
 mkdir -p "$work"
@@ -89,14 +91,27 @@ mkdir -p "$out"
 upstream=${version#*really}; upstream=${upstream%%-*}
 vpkg=k8s.io/kubernetes/vendor/k8s.io/component-base/version
 ldflags="-s -w -X $vpkg.gitVersion=v$upstream -X $vpkg.gitMajor=1 -X $vpkg.gitMinor=$(echo "$upstream" | cut -d. -f2)"
-for cmd in kube-apiserver kube-controller-manager; do
-  if [ ! -x "$out/$cmd" ]; then
-    say "compiling $cmd (minutes on 2 cores; cached in $out)"
-    go build -ldflags "$ldflags" -o "$out/$cmd.tmp" "./cmd/$cmd" 2>"$work/$cmd.log" \
-      || die "go build $cmd failed (see $work/$cmd.log)"
-    mv "$out/$cmd.tmp" "$out/$cmd"
+build_set() {  # MARKER CMD…: compile what is missing, then mark the set finished
+  local marker=$1 cmd; shift
+  [ -e "$out/$marker" ] && return 0
+  for cmd in "$@"; do
+    if [ ! -x "$out/$cmd" ]; then
+      say "compiling $cmd (minutes on 2 cores; cached in $out)"
+      go build -ldflags "$ldflags" -o "$out/$cmd.tmp" "./cmd/$cmd" 2>"$work/$cmd.log" \
+        || die "go build $cmd failed (see $work/$cmd.log)"
+      mv "$out/$cmd.tmp" "$out/$cmd"
+    fi
+  done
+  if [ "$marker" = .complete-node ] && [ ! -x "$out/pause" ]; then
+    # The sandbox image's only binary; static so the image needs no libc.
+    say "compiling pause"
+    gcc -Os -static -DVERSION=v3.4.1 -o "$out/pause.tmp" build/pause/linux/pause.c 2>"$work/pause.log" \
+      || die "gcc pause failed (see $work/pause.log; needs gcc and libc6-dev)"
+    strip "$out/pause.tmp" && mv "$out/pause.tmp" "$out/pause"
   fi
-done
-touch "$out/.complete"
+  touch "$out/$marker"
+}
+build_set .complete kube-apiserver kube-controller-manager
+build_set .complete-node kubelet kube-scheduler kube-proxy
 say "done: $out"
 echo "$out"

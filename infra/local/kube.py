@@ -1,12 +1,15 @@
-"""Stack part: a Kubernetes control plane on 127.0.0.1 — etcd, kube-apiserver and
-kube-controller-manager — for the `kubernetes` runtime's tests.
+"""Stack part: a single-node Kubernetes cluster — etcd, kube-apiserver and
+kube-controller-manager on 127.0.0.1 here, and the node (containerd, kubelet,
+kube-scheduler, kube-proxy; `kube_node.py`) running images built here (`images.py`).
 
-The two Kubernetes binaries come from `build-kubernetes.sh` (Debian's `kubernetes`
-source package, built once and cached outside the repository). There is no scheduler
-and no kubelet: pods stay Pending unless a test plays the kubelet's part. RBAC is on,
-so the worker's least-privilege role in `infra/k8s/` can be checked for real.
-State under `<home>/kube/`: etcd data, the serving certificate, the service-account
-key, a token file and the kubeconfig (mode 0600: it holds the admin token).
+The Kubernetes binaries come from `build-kubernetes.sh` (Debian's `kubernetes` source
+package, built once and cached outside the repository). Node,RBAC authorization is on,
+so the worker's least-privilege role in `infra/k8s/` and the kubelet's own identity are
+checked for real. `up(settings, node=False)` starts the control plane alone (the node
+is host-wide: one per machine).
+State under `<home>/kube/`: etcd data, the certificates (`kube_pki.py`), the
+service-account key, a token file and the kubeconfig (mode 0600: it holds the admin
+token), the node's configuration, roots and logs.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from infra.local import kube_node, kube_pki
 from infra.local._proc import pid_alive, read_pid, spawn_daemon, stop_pid
 from phoenix.config import Settings
 from phoenix.errors import StackError
@@ -33,6 +37,7 @@ _BUILD = Path(__file__).with_name("build-kubernetes.sh")
 _DAEMONS = ("etcd", "kube-apiserver", "kube-controller-manager")  # start order
 _READY_TIMEOUT = 90.0
 SERVICE_CIDR = "10.96.0.0/16"
+SERVICE_IP = "10.96.0.1"  # the `kubernetes` Service
 
 
 def _dir(settings: Settings) -> Path:
@@ -87,11 +92,22 @@ def _write_private(path: Path, text: str) -> None:
         f.write(text)
 
 
+def node_ip() -> str:
+    """The host's source address for outside traffic (a route lookup: nothing is sent)."""
+    out = subprocess.run(["ip", "-o", "-4", "route", "get", "192.0.2.1"], capture_output=True,
+                         text=True, timeout=10).stdout.split()
+    if "src" not in out:
+        raise StackError("no IPv4 address with a default route on this host: the node needs one "
+                         "(check `ip -4 route`)")
+    return out[out.index("src") + 1]
+
+
 def _prepare(settings: Settings) -> str:
     """Keys and the token file (kept across restarts); returns the admin token."""
     d = _dir(settings)
     (d / "pki").mkdir(parents=True, exist_ok=True)
     os.chmod(d, 0o700)
+    kube_pki.ensure(d / "pki", node=kube_node.NODE, node_ip=node_ip(), service_ip=SERVICE_IP)
     sa_key = d / "pki" / "sa.key"
     if not sa_key.exists():
         subprocess.run(["openssl", "genrsa", "-out", str(sa_key), "2048"], check=True, capture_output=True)
@@ -103,7 +119,7 @@ def _prepare(settings: Settings) -> str:
 
 
 def _write_kubeconfig(settings: Settings, token: str) -> Path:
-    crt = _dir(settings) / "pki" / "apiserver.crt"  # self-signed by kube-apiserver on first start
+    crt = _dir(settings) / "pki" / "ca.crt"
     ca = base64.b64encode(crt.read_bytes()).decode()
     path = kubeconfig_path(settings)
     _write_private(path, f"""apiVersion: v1
@@ -137,15 +153,23 @@ def _args(settings: Settings, bin_dir: Path) -> dict[str, list[str]]:
             str(bin_dir / "kube-apiserver"), f"--etcd-servers={etcd_url}",
             "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={k.api_port}",
             "--insecure-port=0", f"--cert-dir={d / 'pki'}", f"--token-auth-file={d / 'tokens.csv'}",
-            "--authorization-mode=RBAC", "--service-account-issuer=https://kubernetes.default.svc",
+            f"--tls-cert-file={d / 'pki' / 'serving.crt'}", f"--tls-private-key-file={d / 'pki' / 'serving.key'}",
+            f"--client-ca-file={d / 'pki' / 'ca.crt'}",
+            f"--kubelet-client-certificate={d / 'pki' / 'apiserver-kubelet-client.crt'}",
+            f"--kubelet-client-key={d / 'pki' / 'apiserver-kubelet-client.key'}",
+            "--kubelet-preferred-address-types=InternalIP",
+            "--authorization-mode=Node,RBAC", "--enable-admission-plugins=NodeRestriction", "--service-account-issuer=https://kubernetes.default.svc",
             f"--service-account-key-file={sa_key}", f"--service-account-signing-key-file={sa_key}",
             f"--service-cluster-ip-range={SERVICE_CIDR}", "--allow-privileged=true",
             "--endpoint-reconciler-type=none", "--logtostderr=true", "--v=0"],
         "kube-controller-manager": [
             str(bin_dir / "kube-controller-manager"), f"--kubeconfig={kubeconfig_path(settings)}",
             "--leader-elect=false", f"--service-account-private-key-file={sa_key}",
-            f"--root-ca-file={d / 'pki' / 'apiserver.crt'}", "--use-service-account-credentials=false",
-            "--port=0", "--secure-port=0", "--bind-address=127.0.0.1", "--logtostderr=true", "--v=0"],
+            # Each controller with its own service account (as system:kube-controller-manager
+            # the PV binder cannot update persistentvolumes/status: PVCs never bind).
+            f"--root-ca-file={d / 'pki' / 'ca.crt'}", "--use-service-account-credentials=true",
+            "--port=0", "--secure-port=0", "--bind-address=127.0.0.1", "--logtostderr=true", "--v=0",
+            f"--flex-volume-plugin-dir={d / 'kubelet-plugins'}"],  # not /usr/libexec/kubernetes/…
     }
 
 
@@ -153,8 +177,16 @@ def status(settings: Settings) -> dict | None:
     pids = {d: read_pid(_pid_file(settings, d)) for d in _DAEMONS}
     if not all(pid_alive(p) for p in pids.values()):
         return None
-    return {"kubeconfig": str(kubeconfig_path(settings)), "server": _url(settings),
-            "healthy": _healthy(settings), "pids": pids, "log_dir": str(_dir(settings))}
+    out = {"kubeconfig": str(kubeconfig_path(settings)), "server": _url(settings),
+           "healthy": _healthy(settings), "pids": pids, "log_dir": str(_dir(settings))}
+    if _node_wanted(settings):
+        out.update(kube_node.status(_dir(settings), _url(settings)))
+        out["parts"] = {**{d: {"pid": p} for d, p in pids.items()}, **out["parts"]}
+    return out
+
+
+def _node_wanted(settings: Settings) -> bool:
+    return (_dir(settings) / "node.wanted").exists()
 
 
 def _wait(settings: Settings, check, what: str, daemon: str) -> None:
@@ -170,21 +202,17 @@ def _wait(settings: Settings, check, what: str, daemon: str) -> None:
     raise StackError(f"{what} did not come up; see {log}")
 
 
-def up(settings: Settings) -> dict:
-    current = status(settings)
-    if current and current["healthy"]:
-        return current
-    if current or any(pid_alive(read_pid(_pid_file(settings, d))) for d in _DAEMONS):
-        down(settings)  # half-running: start over cleanly
+def _check_ports(settings: Settings) -> None:
     k = settings.kubernetes
     for port, what in ((k.api_port, "kubernetes.api_port"), (k.etcd_port, "kubernetes.etcd_port"),
                        (k.etcd_port + 1, "kubernetes.etcd_port + 1 (etcd peer)")):
         if _port_busy(port):
             raise StackError(f"port {port} ({what}) is taken by another process: stop it or set "
                              f"PHOENIX_KUBERNETES__{what.split('.')[1].split()[0].upper()}")
-    if shutil.which("etcd") is None:
-        raise StackError("etcd not found: install Debian's etcd-server (`make install` does)")
-    bin_dir = binaries()
+
+
+def _control_plane(settings: Settings, bin_dir: Path) -> None:
+    k = settings.kubernetes
     token = _prepare(settings)
     d = _dir(settings)
     args = _args(settings, bin_dir)
@@ -202,10 +230,34 @@ def up(settings: Settings) -> dict:
     if not pid_alive(read_pid(_pid_file(settings, "kube-controller-manager"))):
         down(settings)
         raise StackError(f"kube-controller-manager exited; see {d / 'kube-controller-manager.log'}")
+
+
+def up(settings: Settings, *, node: bool = True) -> dict:
+    """Start the control plane and (with `node`) the node; idempotent."""
+    current = status(settings)
+    if not (current and current["healthy"]):
+        if current or any(pid_alive(read_pid(_pid_file(settings, d))) for d in _DAEMONS):
+            down(settings)  # half-running: start over cleanly
+        _check_ports(settings)
+        if shutil.which("etcd") is None:
+            raise StackError("etcd not found: install Debian's etcd-server (`make install` does)")
+        _control_plane(settings, binaries())
+    if node:
+        (_dir(settings) / "node.wanted").touch()
+        try:
+            kube_node.up(_dir(settings), binaries(lambda m: None), _url(settings),
+                         kubeconfig_path(settings), node_ip())
+        except BaseException:
+            down(settings)
+            raise
     return status(settings) or {}
 
 
 def down(settings: Settings) -> None:
+    d = _dir(settings)
+    if _node_wanted(settings) or (d / "containerd.toml").exists():
+        kube_node.down(d, _url(settings))  # needs the API server: first
+        (d / "node.wanted").unlink(missing_ok=True)
     for daemon in reversed(_DAEMONS):
         stop_pid(read_pid(_pid_file(settings, daemon)), timeout=15)
         _pid_file(settings, daemon).unlink(missing_ok=True)

@@ -20,7 +20,7 @@ _err = Console(stderr=True)
 @stack_app.command("up")
 def up(
     ceph: bool = typer.Option(False, "--ceph", help="Also start a single-node Ceph cluster (implied by storage=rbd)."),
-    kubernetes: bool = typer.Option(False, "--kubernetes", help="Also start a local Kubernetes control plane (builds it the first time)."),
+    kubernetes: bool = typer.Option(False, "--kubernetes", help="Also start a local single-node Kubernetes cluster: control plane, node and images (builds them the first time)."),
 ) -> None:
     """Start every part that is not running yet (idempotent)."""
     from infra.local import stack

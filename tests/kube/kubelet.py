@@ -1,5 +1,10 @@
-"""The kubelet's part, played by the tests: the local control plane has no scheduler
-and no kubelet, so pods would stay Pending forever.
+"""The kubelet's part, played by the tests: the runtime's pods here use images that
+cannot run locally (no registry), so these tests let a fake node take them.
+
+While it plays, the real node carries the NoSchedule taint TAINT (the real scheduler
+must not send these pods to the real kubelet, which could not pull their image), and
+its own node is unschedulable (the real scheduler must not bind them to it either:
+`wait_ready` must see them unscheduled until `serve`).
 
 For the namespaces it is told to serve, it binds new pods to a Node object, reports
 them Running and Ready (as a kubelet would once the readiness probe passes), and
@@ -9,6 +14,7 @@ stopped). Everything goes through the real API server.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from datetime import UTC, datetime
 
@@ -16,6 +22,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 NODE = "phoenix-test-node"
+TAINT = client.V1Taint(key="phoenix.io/fake-kubelet", value="playing", effect="NoSchedule")
 
 
 class FakeKubelet:
@@ -26,27 +33,47 @@ class FakeKubelet:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="fake-kubelet", daemon=True)
         self.errors: list[str] = []
+        self._lock = threading.Lock()  # held by each round; `paused()` holds it meanwhile
 
     def __enter__(self) -> FakeKubelet:
         try:
-            self.core.create_node(client.V1Node(metadata=client.V1ObjectMeta(name=NODE)))
+            self.core.create_node(client.V1Node(metadata=client.V1ObjectMeta(name=NODE),
+                                                spec=client.V1NodeSpec(unschedulable=True)))
         except ApiException as exc:
             if exc.status != 409:
                 raise
+            self.core.patch_node(NODE, {"spec": {"unschedulable": True}})
+        self._taint_real_nodes(add=True)
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(5)
+        self._taint_real_nodes(add=False)
+
+    def _taint_real_nodes(self, *, add: bool) -> None:
+        for node in self.core.list_node().items:
+            if node.metadata.name == NODE:
+                continue
+            taints = [t for t in (node.spec.taints or []) if t.key != TAINT.key] + ([TAINT] if add else [])
+            self.core.patch_node(node.metadata.name, {"spec": {"taints": [
+                {"key": t.key, "value": t.value, "effect": t.effect} for t in taints]}})
 
     def serve(self, namespace: str) -> None:
         self.namespaces.add(namespace)
 
+    @contextlib.contextmanager
+    def paused(self):
+        """No rounds meanwhile (a test stops and starts the API server)."""
+        with self._lock:
+            yield
+
     def _loop(self) -> None:
         while not self._stop.wait(0.2):
             try:
-                self._tick()
+                with self._lock:
+                    self._tick()
             except Exception as exc:  # noqa: BLE001 - keep playing; the test sees the errors
                 self.errors.append(repr(exc))
 
