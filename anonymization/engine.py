@@ -56,18 +56,23 @@ class AnonymizeReport:
             where = " (rows rewritten during the restore)" if t in self.inlined else ""
             lines.append(f"| {t} | {self.rows[t]:,} | {self.seconds.get(t, 0):.2f} | {rules}{where} |")
         if self.known:
-            lines += ["", f"{self.known:,} known originals searched inside free text (dictionary built in "
-                          f"{self.known_seconds:.2f} s), {len(self.written):,} distinct pseudonyms written there."]
+            lines += [
+                "",
+                f"{self.known:,} known originals searched inside free text (dictionary built in "
+                f"{self.known_seconds:.2f} s), {len(self.written):,} distinct pseudonyms written there.",
+            ]
         return "\n".join(lines)
 
 
 def schema(conn: pymysql.Connection) -> dict[str, dict[str, tuple[str, int | None]]]:
     with conn.cursor() as cur:
-        cur.execute("SELECT c.TABLE_NAME, c.COLUMN_NAME, c.DATA_TYPE, c.CHARACTER_MAXIMUM_LENGTH "
-                    "FROM information_schema.COLUMNS c JOIN information_schema.TABLES t "
-                    "ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME "
-                    "WHERE c.TABLE_SCHEMA = DATABASE() AND t.TABLE_TYPE = 'BASE TABLE' AND c.TABLE_NAME NOT LIKE '\\_phx\\_%%' "
-                    "ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION")
+        cur.execute(
+            "SELECT c.TABLE_NAME, c.COLUMN_NAME, c.DATA_TYPE, c.CHARACTER_MAXIMUM_LENGTH "
+            "FROM information_schema.COLUMNS c JOIN information_schema.TABLES t "
+            "ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME "
+            "WHERE c.TABLE_SCHEMA = DATABASE() AND t.TABLE_TYPE = 'BASE TABLE' AND c.TABLE_NAME NOT LIKE '\\_phx\\_%%' "
+            "ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION"
+        )
         out: dict[str, dict[str, tuple[str, int | None]]] = {}
         for t, c, typ, ln in cur.fetchall():
             out.setdefault(t, {})[c] = (typ, ln)
@@ -76,8 +81,11 @@ def schema(conn: pymysql.Connection) -> dict[str, dict[str, tuple[str, int | Non
 
 def _pk(conn: pymysql.Connection, table: str) -> str | None:
     with conn.cursor() as cur:
-        cur.execute("SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = DATABASE() "
-                    "AND TABLE_NAME = %s AND CONSTRAINT_NAME = 'PRIMARY'", (table,))
+        cur.execute(
+            "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = DATABASE() "
+            "AND TABLE_NAME = %s AND CONSTRAINT_NAME = 'PRIMARY'",
+            (table,),
+        )
         cols = [r[0] for r in cur.fetchall()]
     return cols[0] if len(cols) == 1 else None
 
@@ -123,8 +131,15 @@ def _var(fam: str) -> str:
 class Engine:
     """One anonymization run on one database."""
 
-    def __init__(self, conns: list[pymysql.Connection], rules: Rules, key: bytes, *, check: bool = True,
-                 inlined: Inlined | None = None) -> None:
+    def __init__(
+        self,
+        conns: list[pymysql.Connection],
+        rules: Rules,
+        key: bytes,
+        *,
+        check: bool = True,
+        inlined: Inlined | None = None,
+    ) -> None:
         self.conns, self.rules, self.key = conns, rules, key
         self.conn = conns[0]  # DDL, scrubbing and small queries; all of them write slices
         self.schema = schema(self.conn)
@@ -186,8 +201,16 @@ class Engine:
         if freetext.has_scrub(self.rules):
             assert self.dicts is not None
             t0 = time.monotonic()
-            self.texts = freetext.build(self.conn, self.rules, self.schema, self.keys, self.dicts, self.inlined.texts,
-                                        self.inlined.tables, skip_names=os.environ.get("PHOENIX_FAULT_SCRUB_SKIP_NAMES") == "1")
+            self.texts = freetext.build(
+                self.conn,
+                self.rules,
+                self.schema,
+                self.keys,
+                self.dicts,
+                self.inlined.texts,
+                self.inlined.tables,
+                skip_names=os.environ.get("PHOENIX_FAULT_SCRUB_SKIP_NAMES") == "1",
+            )
             self.texts_seconds = time.monotonic() - t0
         self._drop_captures()
 
@@ -210,8 +233,10 @@ class Engine:
             for path, sub in rule.paths.items():
                 p = f"'{path}'"
                 inner = f"JSON_UNQUOTE(JSON_EXTRACT({v}, {p}))"
-                expr = (f"IF(JSON_TYPE(JSON_EXTRACT({v}, {p})) IS NULL OR JSON_TYPE(JSON_EXTRACT({v}, {p})) = 'NULL', "
-                        f"{expr}, JSON_SET({expr}, {p}, {self._expr(sub, inner)}))")
+                expr = (
+                    f"IF(JSON_TYPE(JSON_EXTRACT({v}, {p})) IS NULL OR JSON_TYPE(JSON_EXTRACT({v}, {p})) = 'NULL', "
+                    f"{expr}, JSON_SET({expr}, {p}, {self._expr(sub, inner)}))"
+                )
             return expr
         expr = self._expr(rule, v)
         if typ in _TEXT_TYPES and maxlen:
@@ -265,7 +290,9 @@ class Engine:
         for col in [c for c, r in trule.columns.items() if r.strategy == "scrub"]:
             try:
                 if self._scrub(t, col, SCRUBBED, progress):
-                    self._exec(f"UPDATE {quote(t)} x JOIN {quote(SCRUBBED)} s ON x.{quote(pk)} = s.pk SET x.{quote(col)} = s.v")
+                    self._exec(
+                        f"UPDATE {quote(t)} x JOIN {quote(SCRUBBED)} s ON x.{quote(pk)} = s.pk SET x.{quote(col)} = s.v"
+                    )
             finally:
                 self._exec(f"DROP TABLE IF EXISTS {quote(SCRUBBED)}")
         return total
@@ -275,30 +302,53 @@ class Engine:
             cur.execute(f"SELECT COUNT(*) FROM {quote(t)}" + (f" WHERE {keep}" if keep else ""))
             return cur.fetchone()[0]
 
-    def select_list(self, t: str, sql_cols: dict[str, ColumnRule], columns: list[str] | None = None,
-                    overrides: dict[str, str] | None = None) -> str:
+    def select_list(
+        self,
+        t: str,
+        sql_cols: dict[str, ColumnRule],
+        columns: list[str] | None = None,
+        overrides: dict[str, str] | None = None,
+    ) -> str:
         """The pseudonymizing SELECT list over rows aliased `t` (all columns, or `columns`, in
         order); `overrides` gives some columns' expressions outright."""
         self._nvar = 0
         overrides = overrides or {}
-        return ", ".join(overrides[c] if c in overrides else
-                         self._column_sql(t, c, sql_cols[c]) if c in sql_cols else f"t.{quote(c)}"
-                         for c in (columns or self.schema[t]))
+        return ", ".join(
+            overrides[c]
+            if c in overrides
+            else self._column_sql(t, c, sql_cols[c])
+            if c in sql_cols
+            else f"t.{quote(c)}"
+            for c in (columns or self.schema[t])
+        )
 
     def _columns(self, t: str, sql_cols: dict[str, ColumnRule]) -> dict[str, Column]:
         return {c: Column(r.strategy, *self.schema[t][c]) for c, r in sql_cols.items()}
 
-    def _rewrite(self, t: str, sql_cols: dict[str, ColumnRule], total: int, progress: Progress,
-                 texts: dict[str, str] | None = None, keep: str | None = None) -> None:
+    def _rewrite(
+        self,
+        t: str,
+        sql_cols: dict[str, ColumnRule],
+        total: int,
+        progress: Progress,
+        texts: dict[str, str] | None = None,
+        keep: str | None = None,
+    ) -> None:
         """`texts`: column -> table of (pk, scrubbed text) for the rows whose text changed;
         `keep`: the rows to keep (the others are not copied: that is the `delete_where`)."""
         texts = texts or {}
         pk = _pk(self.conn, t) if texts else None
         over = {c: f"COALESCE(s{i}.v, t.{quote(c)})" for i, c in enumerate(texts)}
-        joins = "".join(f" LEFT JOIN {quote(tmp)} s{i} ON s{i}.pk = t.{quote(pk)}" for i, tmp in enumerate(texts.values()))
+        joins = "".join(
+            f" LEFT JOIN {quote(tmp)} s{i} ON s{i}.pk = t.{quote(pk)}" for i, tmp in enumerate(texts.values())
+        )
         src = f"(SELECT * FROM {quote(t)} WHERE {keep})" if keep else f"{quote(t)}"
-        rewrite(self.conns, t, f"SELECT {self.select_list(t, sql_cols, overrides=over)} FROM {src} t{joins}",
-                self._columns(t, sql_cols))
+        rewrite(
+            self.conns,
+            t,
+            f"SELECT {self.select_list(t, sql_cols, overrides=over)} FROM {src} t{joins}",
+            self._columns(t, sql_cols),
+        )
         progress(t, total, total)
 
     # -- free text ---------------------------------------------------------------------------
@@ -318,20 +368,27 @@ class Engine:
         texts = self.texts
         candidates = "TRUE" if len(texts) else may_hold_pii(col).replace("%", "%%")  # the query has parameters
         self._exec(f"DROP TABLE IF EXISTS {quote(tmp)}")
-        self._exec(f"CREATE TABLE {quote(tmp)} ENGINE=InnoDB SELECT {quote(pk)} AS pk, {quote(col)} AS v FROM {quote(t)} LIMIT 0")
+        self._exec(
+            f"CREATE TABLE {quote(tmp)} ENGINE=InnoDB SELECT {quote(pk)} AS pk, {quote(col)} AS v FROM {quote(t)} LIMIT 0"
+        )
         self._exec(f"ALTER TABLE {quote(tmp)} ADD PRIMARY KEY (pk)")
         last, done, n = None, 0, 0
         while True:
             where = f" AND {quote(pk)} > %s" if last is not None else ""
             with self.conn.cursor() as cur:
-                cur.execute(f"SELECT {quote(pk)}, {quote(col)} FROM {quote(t)} WHERE {candidates}{where} ORDER BY {quote(pk)} LIMIT 20000",
-                            (last,) if last is not None else ())
+                cur.execute(
+                    f"SELECT {quote(pk)}, {quote(col)} FROM {quote(t)} WHERE {candidates}{where} ORDER BY {quote(pk)} LIMIT 20000",
+                    (last,) if last is not None else (),
+                )
                 rows = cur.fetchall()
             if not rows:
                 break
             last = rows[-1][0]
-            changed = [(key, new) for key, text in rows if text is not None
-                       and (new := texts.replace(text, regex) if len(texts) else regex(text)) != text]
+            changed = [
+                (key, new)
+                for key, text in rows
+                if text is not None and (new := texts.replace(text, regex) if len(texts) else regex(text)) != text
+            ]
             if changed:
                 with self.conn.cursor() as cur:  # pymysql sends these as multi-row INSERTs
                     cur.executemany(f"INSERT INTO {quote(tmp)} (pk, v) VALUES (%s, %s)", changed)
@@ -340,9 +397,16 @@ class Engine:
         return n
 
 
-def anonymize(admin: AdminAccess, database: str, rules: Rules, key: bytes,
-              progress: Progress | None = None, workers: int | None = None,
-              inlined: Inlined | None = None, before: Callable[[], object] | None = None) -> AnonymizeReport:
+def anonymize(
+    admin: AdminAccess,
+    database: str,
+    rules: Rules,
+    key: bytes,
+    progress: Progress | None = None,
+    workers: int | None = None,
+    inlined: Inlined | None = None,
+    before: Callable[[], object] | None = None,
+) -> AnonymizeReport:
     """`before` runs once the side session's key builds have started and before any table
     is rewritten: the gate's baseline, which must still see the originals, overlaps them."""
     progress = progress or (lambda *_: None)

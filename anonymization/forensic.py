@@ -121,15 +121,24 @@ class ForensicResult:
         return self.bytes_scanned / 1e6 / self.seconds if self.seconds > 0 else 0.0
 
     def summary(self) -> dict:
-        return {"passed": self.passed, "bytes_scanned": self.bytes_scanned, "seconds": round(self.seconds, 2),
-                "mb_per_s": round(self.mb_per_s, 1), "values": self.values, "places": self.places,
-                "findings": [str(f) for f in self.findings], "unscannable": list(self.unscannable)}
+        return {
+            "passed": self.passed,
+            "bytes_scanned": self.bytes_scanned,
+            "seconds": round(self.seconds, 2),
+            "mb_per_s": round(self.mb_per_s, 1),
+            "values": self.values,
+            "places": self.places,
+            "findings": [str(f) for f in self.findings],
+            "unscannable": list(self.unscannable),
+        }
 
     def to_markdown(self) -> str:
-        head = (f"## Forensic gate: {'PASSED' if self.passed else 'FAILED'}\n\n"
-                f"| scanned | MB | seconds | MB/s | originals searched | files/devices |\n|---|---:|---:|---:|---:|---:|\n"
-                f"| `{self.target}` | {self.bytes_scanned / 1e6:,.1f} | {self.seconds:.2f} | {self.mb_per_s:,.0f} "
-                f"| {self.values:,} | {self.places:,} |")
+        head = (
+            f"## Forensic gate: {'PASSED' if self.passed else 'FAILED'}\n\n"
+            f"| scanned | MB | seconds | MB/s | originals searched | files/devices |\n|---|---:|---:|---:|---:|---:|\n"
+            f"| `{self.target}` | {self.bytes_scanned / 1e6:,.1f} | {self.seconds:.2f} | {self.mb_per_s:,.0f} "
+            f"| {self.values:,} | {self.places:,} |"
+        )
         lines = [f"- {f}" for f in self.findings] + [f"- {u}" for u in self.unscannable]
         if self.more:
             lines.append(f"- … and {self.more:,} more")
@@ -140,9 +149,12 @@ class ForensicResult:
             return
         shown = [str(f) for f in self.findings[:5]] + self.unscannable[:5]
         total = len(self.findings) + self.more + len(self.unscannable)
-        raise ForensicFailed(f"forensic gate failed on {self.target} ({total} finding(s)): " + "; ".join(shown)
-                             + (" …" if total > len(shown) else "")
-                             + f" — {advice}")
+        raise ForensicFailed(
+            f"forensic gate failed on {self.target} ({total} finding(s)): "
+            + "; ".join(shown)
+            + (" …" if total > len(shown) else "")
+            + f" — {advice}"
+        )
 
 
 def scan(extents: Iterable, needles: Needles, target: str = "") -> ForensicResult:
@@ -193,8 +205,11 @@ def unscannable_tables(conn, databases: list[str]) -> list[str]:
     the byte search could not see an original there, so the gate fails on them by name."""
     marks = ", ".join(["%s"] * len(databases))
     with conn.cursor() as cur:
-        cur.execute("SELECT TABLE_SCHEMA, TABLE_NAME, ENGINE, ROW_FORMAT, CREATE_OPTIONS FROM information_schema.TABLES "
-                    f"WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA IN ({marks})", databases)
+        cur.execute(
+            "SELECT TABLE_SCHEMA, TABLE_NAME, ENGINE, ROW_FORMAT, CREATE_OPTIONS FROM information_schema.TABLES "
+            f"WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA IN ({marks})",
+            databases,
+        )
         rows = cur.fetchall()
     out = []
     for db, t, engine, row_format, options in rows:
@@ -207,6 +222,8 @@ def unscannable_tables(conn, databases: list[str]) -> list[str]:
         elif "encrypted" in opts:
             why = "encrypted pages"
         if why:
-            out.append(f"table {db}.{t} uses {why}: the forensic gate cannot read it — rebuild it plain "
-                       "(ROW_FORMAT=DYNAMIC, no PAGE_COMPRESSED/ENCRYPTED) in the restore")
+            out.append(
+                f"table {db}.{t} uses {why}: the forensic gate cannot read it — rebuild it plain "
+                "(ROW_FORMAT=DYNAMIC, no PAGE_COMPRESSED/ENCRYPTED) in the restore"
+            )
     return sorted(out)

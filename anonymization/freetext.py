@@ -93,8 +93,11 @@ class _Automaton:
         """(pattern index, start, end) of non-overlapping matches, in text order."""
         if self._ac is None:
             return
-        found = [(s, -(e - s), i) for i, s, e in self._ac.find_matches_as_indexes(text, overlapping=True)
-                 if _bounded(text, s, e, self._patterns[i])]
+        found = [
+            (s, -(e - s), i)
+            for i, s, e in self._ac.find_matches_as_indexes(text, overlapping=True)
+            if _bounded(text, s, e, self._patterns[i])
+        ]
         found.sort()
         pos = 0
         for s, neg, i in found:
@@ -187,22 +190,37 @@ def _distinct(conn: pymysql.Connection, src: str, cols: Iterable[str]) -> list[t
         return list(cur.fetchall())
 
 
-def build(conn: pymysql.Connection, rules: Rules, schema: dict, keys: dict[str, bytes], dicts: Dictionaries,
-          sources: dict[str, str], gone: set[str], skip_names: bool = False) -> TextDictionary:
+def build(
+    conn: pymysql.Connection,
+    rules: Rules,
+    schema: dict,
+    keys: dict[str, bytes],
+    dicts: Dictionaries,
+    sources: dict[str, str],
+    gone: set[str],
+    skip_names: bool = False,
+) -> TextDictionary:
     """The run's dictionary from the originals: of each table itself, or of its capture
     table in `sources`; tables in `gone` hold pseudonyms already and no capture (skipped).
     Pairs first: a full name known as first + last and as a `name` value gets the pair's
     pseudonym."""
     d = TextDictionary()
-    tables = [(t, r, sources.get(t, t)) for t, r in rules.tables.items()
-              if not r.truncate and t in schema and capture_columns(r) and (t in sources or t not in gone)]
+    tables = [
+        (t, r, sources.get(t, t))
+        for t, r in rules.tables.items()
+        if not r.truncate and t in schema and capture_columns(r) and (t in sources or t not in gone)
+    ]
     for t, trule, src in tables:
         pair = name_pair(trule)
         if pair and not skip_names and all(c in schema[t] for c in pair):
             kf, kl = keys["first_name"], keys["last_name"]
             for f, la in _distinct(conn, src, pair):
-                d.add(f"{f} {la}", py_dict("first_name", hmac_hex(kf, str(f)), dicts) + " "
-                      + py_dict("last_name", hmac_hex(kl, str(la)), dicts))
+                d.add(
+                    f"{f} {la}",
+                    py_dict("first_name", hmac_hex(kf, str(f)), dicts)
+                    + " "
+                    + py_dict("last_name", hmac_hex(kl, str(la)), dicts),
+                )
     for t, trule, src in tables:
         for c, r in trule.columns.items():
             if r.strategy not in IN_TEXT or c not in schema[t] or (skip_names and r.strategy == "name"):

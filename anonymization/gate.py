@@ -37,13 +37,21 @@ _SAMPLE = 200
 T = TypeVar("T")
 R = TypeVar("R")
 _NAME_PATTERNS = {
-    "email": r"e_?mail", "phone": r"phone|mobile|^tel|fax", "iban": r"iban|bank_?account|account_?number",
+    "email": r"e_?mail",
+    "phone": r"phone|mobile|^tel|fax",
+    "iban": r"iban|bank_?account|account_?number",
     "name": r"(^|_)(first|last|full|sur|given|family|middle|maiden)_?name$|^name$|holder|^customer_name$",
-    "address": r"street|address|^addr|city|zip|post_?code|postal", "ip": r"(^|_)ip(_|$)|ip_?addr",
-    "birth date": r"birth|dob", "national id": r"ssn|passport|national_?id|tax_?id",
+    "address": r"street|address|^addr|city|zip|post_?code|postal",
+    "ip": r"(^|_)ip(_|$)|ip_?addr",
+    "birth date": r"birth|dob",
+    "national id": r"ssn|passport|national_?id|tax_?id",
 }
-_CONTENT = {"email": EMAIL_RE, "phone": PHONE_RE, "iban": IBAN_RE,
-            "ip": re.compile(r"^(\d{1,3}\.){3}\d{1,3}$|^[0-9a-f]{1,4}(:[0-9a-f]{0,4}){2,7}$", re.I)}
+_CONTENT = {
+    "email": EMAIL_RE,
+    "phone": PHONE_RE,
+    "iban": IBAN_RE,
+    "ip": re.compile(r"^(\d{1,3}\.){3}\d{1,3}$|^[0-9a-f]{1,4}(:[0-9a-f]{0,4}){2,7}$", re.I),
+}
 
 
 @dataclass
@@ -91,8 +99,11 @@ class GateResult:
 
     def raise_if_failed(self) -> None:
         if self.findings:
-            raise GateFailed(f"GDPR gate failed ({len(self.findings)} findings): " + "; ".join(self.findings[:10])
-                             + (" …" if len(self.findings) > 10 else ""))
+            raise GateFailed(
+                f"GDPR gate failed ({len(self.findings)} findings): "
+                + "; ".join(self.findings[:10])
+                + (" …" if len(self.findings) > 10 else "")
+            )
 
 
 def _q(conn: pymysql.Connection, sql: str, args=None) -> list[tuple]:
@@ -102,9 +113,12 @@ def _q(conn: pymysql.Connection, sql: str, args=None) -> list[tuple]:
 
 
 def _fks(conn) -> list[tuple[str, str, str, str]]:
-    return _q(conn, "SELECT TABLE_NAME, COLUMN_NAME, REFERENCED_TABLE_NAME, REFERENCED_COLUMN_NAME "
-                    "FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = DATABASE() "
-                    "AND REFERENCED_TABLE_NAME IS NOT NULL ORDER BY 1, 2")
+    return _q(
+        conn,
+        "SELECT TABLE_NAME, COLUMN_NAME, REFERENCED_TABLE_NAME, REFERENCED_COLUMN_NAME "
+        "FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = DATABASE() "
+        "AND REFERENCED_TABLE_NAME IS NOT NULL ORDER BY 1, 2",
+    )
 
 
 def _integrity(admin: AdminAccess, database: str) -> tuple[dict[str, int], dict[str, int]]:
@@ -116,11 +130,13 @@ def _integrity(admin: AdminAccess, database: str) -> tuple[dict[str, int], dict[
         conn.close()
     queries = [f"SELECT COUNT(*) FROM {quote(t)}" for t in tables] + [
         f"SELECT COUNT(*) FROM {quote(t)} x LEFT JOIN {quote(rt)} p ON p.{quote(rc)} = x.{quote(c)} "
-        f"WHERE x.{quote(c)} IS NOT NULL AND p.{quote(rc)} IS NULL" for t, c, rt, rc in fks]
+        f"WHERE x.{quote(c)} IS NOT NULL AND p.{quote(rc)} IS NULL"
+        for t, c, rt, rc in fks
+    ]
     with _Sessions(admin, database) as sessions:
         results = sessions.map(lambda conn, sql: _q(conn, sql)[0][0], queries)
-    counts = dict(zip(tables, results[:len(tables)], strict=True))
-    orphans = {f"{t}.{c}->{rt}.{rc}": n for (t, c, rt, rc), n in zip(fks, results[len(tables):], strict=True)}
+    counts = dict(zip(tables, results[: len(tables)], strict=True))
+    orphans = {f"{t}.{c}->{rt}.{rc}": n for (t, c, rt, rc), n in zip(fks, results[len(tables) :], strict=True)}
     return counts, orphans
 
 
@@ -128,8 +144,13 @@ class _Sessions:
     """Two sessions on the database; `map` runs fn(session, item) for the items on both at
     once (the gate's scans are independent, and the server has a core for each)."""
 
-    def __init__(self, admin: AdminAccess, database: str, setup: Callable[[pymysql.Connection], None] = lambda c: None,
-                 size: int = 2) -> None:
+    def __init__(
+        self,
+        admin: AdminAccess,
+        database: str,
+        setup: Callable[[pymysql.Connection], None] = lambda c: None,
+        size: int = 2,
+    ) -> None:
         self.admin, self.database, self.setup, self.size = admin, database, setup, size
         self._local = threading.local()
         self._conns: list[pymysql.Connection] = []
@@ -163,7 +184,9 @@ def _pii_columns(conn, sch) -> dict[tuple[str, str], str]:
         for c, (typ, _len) in cols.items():
             kind = next((k for k, pat in _NAME_PATTERNS.items() if re.search(pat, c, re.I)), None)
             if kind is None and typ in _TEXT_TYPES | {"json"}:
-                sample = [r[0] for r in _q(conn, f"SELECT {quote(c)} FROM {quote(t)} WHERE {quote(c)} IS NOT NULL LIMIT 100")]
+                sample = [
+                    r[0] for r in _q(conn, f"SELECT {quote(c)} FROM {quote(t)} WHERE {quote(c)} IS NOT NULL LIMIT 100")
+                ]
                 for k, rx in _CONTENT.items():
                     hits = sum(1 for v in sample if isinstance(v, str) and rx.search(v))
                     if sample and hits >= max(1, len(sample) // 10):
@@ -177,7 +200,9 @@ def _pii_columns(conn, sch) -> dict[tuple[str, str], str]:
 _INT_TYPES = {"tinyint", "smallint", "mediumint", "int", "bigint"}
 
 
-def _sample(conn: pymysql.Connection, t: str, c: str, cols: dict, n: int = _SAMPLE, expr: str | None = None) -> list[tuple]:
+def _sample(
+    conn: pymysql.Connection, t: str, c: str, cols: dict, n: int = _SAMPLE, expr: str | None = None
+) -> list[tuple]:
     """About `_SAMPLE` random non-NULL values of column c of table t (the table itself, or
     the sample of its original rows a restore kept, see inline.py). With an integer
     primary key, by point lookups of random keys (no scan: ORDER BY RAND() read and sorted
@@ -191,8 +216,11 @@ def _sample(conn: pymysql.Connection, t: str, c: str, cols: dict, n: int = _SAMP
         if lo is not None:
             rng = random.Random(f"{t}.{c}.{n}")  # deterministic: the same sample for the same data
             ids = sorted({rng.randint(lo, hi) for _ in range(2 * n)})
-            rows = _q(conn, f"SELECT {what} FROM {quote(t)} WHERE {quote(pk)} IN ({','.join(map(str, ids))}) "
-                            f"AND {what} IS NOT NULL LIMIT {n}")
+            rows = _q(
+                conn,
+                f"SELECT {what} FROM {quote(t)} WHERE {quote(pk)} IN ({','.join(map(str, ids))}) "
+                f"AND {what} IS NOT NULL LIMIT {n}",
+            )
             if len(rows) >= n // 2:
                 return list(rows)
     return list(_q(conn, f"SELECT {what} FROM {quote(t)} WHERE {what} IS NOT NULL ORDER BY RAND(42) LIMIT {n}"))
@@ -263,7 +291,9 @@ def _phrases(conn, sch: dict, rules: Rules, originals: dict[str, str], fakes: se
             continue
         src, pair = originals.get(t, t), name_pair(trule)
         if pair and all(c in sch[t] for c in pair):
-            for (v,) in _sample(conn, src, pair[0], sch[t], _SAMPLE, f"CONCAT({quote(pair[0])}, ' ', {quote(pair[1])})"):
+            for (v,) in _sample(
+                conn, src, pair[0], sch[t], _SAMPLE, f"CONCAT({quote(pair[0])}, ' ', {quote(pair[1])})"
+            ):
                 f, _, la = str(v).partition(" ")
                 if not (f in fakes and la in fakes):
                     out.add(str(v), f"{t}.{pair[0]} + {pair[1]}")
@@ -276,8 +306,9 @@ def _phrases(conn, sch: dict, rules: Rules, originals: dict[str, str], fakes: se
     return out
 
 
-def take_baseline(admin: AdminAccess, database: str, rules: Rules, key: bytes,
-                  originals: dict[str, str] | None = None) -> Baseline:
+def take_baseline(
+    admin: AdminAccess, database: str, rules: Rules, key: bytes, originals: dict[str, str] | None = None
+) -> Baseline:
     """Before anonymizing: counts, FK orphans, and keyed hashes of sampled PII values.
     `originals` maps a table whose rows were anonymized on the way in to the table that
     holds a sample of its original rows: its values are sampled there."""
@@ -291,8 +322,13 @@ def take_baseline(admin: AdminAccess, database: str, rules: Rules, key: bytes,
         base = Baseline(counts=counts, orphans=orphans)
         # Values the dictionaries themselves hold ("Anna", "Berlin") are not identifying,
         # and a pseudonym may legitimately equal one: they are not searched for.
-        fakes = {v for vals in Dictionaries.build(rules.locales, _DICT_KINDS | {
-            "faker_" + p for p in rules.faker_providers()}).values.values() for v in vals}
+        fakes = {
+            v
+            for vals in Dictionaries.build(
+                rules.locales, _DICT_KINDS | {"faker_" + p for p in rules.faker_providers()}
+            ).values.values()
+            for v in vals
+        }
         base.needles = _needles(conn, sch, rules, originals, fakes)
         base.phrases = _phrases(conn, sch, rules, originals, fakes)
         for (t, c), _kind in _pii_columns(conn, sch).items():
@@ -368,22 +404,34 @@ def _search_originals(admin: AdminAccess, database: str, sch: dict, gate_key: by
         hits = []
         for c in cols:
             value = f"CONVERT(CAST(x.{quote(c)} AS CHAR) USING utf8mb4)"
-            hits.append(f"IFNULL(SUM(CRC32(CONCAT(@phx_gate_i, {value})) IN ({crcs}) AND "
-                        f"{sql_hmac('phx_gate', f'CAST(x.{quote(c)} AS CHAR)')} IN (SELECT h FROM _phx_baseline)), 0)")
+            hits.append(
+                f"IFNULL(SUM(CRC32(CONCAT(@phx_gate_i, {value})) IN ({crcs}) AND "
+                f"{sql_hmac('phx_gate', f'CAST(x.{quote(c)} AS CHAR)')} IN (SELECT h FROM _phx_baseline)), 0)"
+            )
         counts = _q(conn, f"SELECT {', '.join(hits)} FROM {quote(t)} x")[0]
         return [f"{n} original value(s) survive in {t}.{c}" for c, n in zip(cols, counts, strict=True) if n]
 
     def inside(conn: pymysql.Connection, item: tuple[str, str]) -> list[str]:
         t, c = item
         n, named = _surviving_in_text(conn, t, c, gate_key, baseline)
-        return ([f"{n} original e-mail/phone/IBAN(s) survive inside {t}.{c}"] if n else []) + \
-            ([f"{named} sampled original full name(s)/e-mail(s)/phone(s) survive inside {t}.{c}"] if named else [])
+        return ([f"{n} original e-mail/phone/IBAN(s) survive inside {t}.{c}"] if n else []) + (
+            [f"{named} sampled original full name(s)/e-mail(s)/phone(s) survive inside {t}.{c}"] if named else []
+        )
 
     # Free texts (Python reads them) first, beside the scans: the longest items start first.
-    texts = [(t, c) for t, cols in sch.items() for c, (typ, _len) in cols.items()
-             if typ in ("text", "mediumtext", "longtext")]
-    scans = [(t, cols) for t, cols in ((t, [c for c, (typ, _len) in cols.items() if typ in _TEXT_TYPES | {"json"}])
-                                       for t, cols in sch.items()) if cols]
+    texts = [
+        (t, c)
+        for t, cols in sch.items()
+        for c, (typ, _len) in cols.items()
+        if typ in ("text", "mediumtext", "longtext")
+    ]
+    scans = [
+        (t, cols)
+        for t, cols in (
+            (t, [c for c, (typ, _len) in cols.items() if typ in _TEXT_TYPES | {"json"}]) for t, cols in sch.items()
+        )
+        if cols
+    ]
     work: list[tuple[Callable, tuple]] = [(inside, i) for i in texts] + [(scan, i) for i in scans]
     with _Sessions(admin, database, setup) as sessions:
         found = sessions.map(lambda conn, w: w[0](conn, w[1]), work)
@@ -408,7 +456,8 @@ def _surviving_in_text(conn, t: str, c: str, gate_key: bytes, baseline: Baseline
         for rx in (EMAIL_RE, PHONE_RE, IBAN_RE):
             for m in rx.findall(text):
                 if m not in known:
-                    known[m] = (zlib.crc32(m.encode("utf-8"), pad_crc) in crcs
-                                and hmac_hex(gate_key, m) in baseline.hashes)
+                    known[m] = (
+                        zlib.crc32(m.encode("utf-8"), pad_crc) in crcs and hmac_hex(gate_key, m) in baseline.hashes
+                    )
                 n += known[m]
     return n, named

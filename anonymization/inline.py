@@ -58,10 +58,12 @@ class Inline:
 
     def __init__(self, admin: AdminAccess, database: str, rules: Rules, key: bytes) -> None:
         self.admin, self.database, self.rules, self.key = admin, database, rules, key
-        self.eligible = {t: cols for t, r in rules.tables.items()
-                         if not r.truncate and not r.delete_where and (cols := set_based(r))}
-        self.capture = {t: cap for t in self.eligible if (cap := capture_columns(rules.tables[t]))} \
-            if has_scrub(rules) else {}
+        self.eligible = {
+            t: cols for t, r in rules.tables.items() if not r.truncate and not r.delete_where and (cols := set_based(r))
+        }
+        self.capture = (
+            {t: cap for t in self.eligible if (cap := capture_columns(rules.tables[t]))} if has_scrub(rules) else {}
+        )
         self.done = Inlined()
         self.samples: set[str] = set()
         self._engine: Engine | None = None
@@ -102,9 +104,9 @@ class Inline:
                 yield from self._sample(line, stmt, table, m)
             head, tail, capture = self._head(m.group(1), table, m.group(3) or b"")
             self.done.tables.add(table)
-            yield line, head + b"VALUES " + stmt[m.end():] + tail
+            yield line, head + b"VALUES " + stmt[m.end() :] + tail
             if capture is not None:
-                yield from self._capture(line, table, capture, stmt[m.end():])
+                yield from self._capture(line, table, capture, stmt[m.end() :])
 
     def _capture(self, line: int, table: str, head: bytes, values: bytes) -> Statements:
         """The originals of the columns the text dictionary needs (see the module's doc)."""
@@ -114,15 +116,22 @@ class Inline:
             cols = ", ".join(f"{quote(c)}" for c in self.capture[table])
             yield line, f"DROP TABLE IF EXISTS {quote(target)}".encode()
             yield line, f"CREATE TABLE {quote(target)} ENGINE=MyISAM SELECT {cols} FROM {quote(table)} LIMIT 0".encode()
-        yield line, head + b"VALUES " + values + b") SELECT " + \
-            ", ".join(f"{quote(c)}" for c in self.capture[table]).encode() + b" FROM _phx_rows"
+        yield (
+            line,
+            head
+            + b"VALUES "
+            + values
+            + b") SELECT "
+            + ", ".join(f"{quote(c)}" for c in self.capture[table]).encode()
+            + b" FROM _phx_rows",
+        )
 
     def _sample(self, line: int, stmt: bytes, table: str, m: re.Match) -> Statements:
         sample = sample_table(table)
         if sample not in self.samples:
             self.samples.add(sample)
             yield line, f"CREATE TABLE {quote(sample)} LIKE {quote(table)}".encode()
-        yield line, stmt[:m.start(2)] + sample.encode() + stmt[m.end(2):]
+        yield line, stmt[: m.start(2)] + sample.encode() + stmt[m.end(2) :]
 
     def _head(self, verb: bytes, table: str, listed: bytes) -> tuple[bytes, bytes, bytes | None]:
         """`INSERT INTO t (cols) WITH _phx_rows(cols) AS (` and `) SELECT … FROM _phx_rows t`,
@@ -137,10 +146,14 @@ class Inline:
             capture = None
             if table in self.capture and all(c in cols for c in self.capture[table]):
                 captured = ", ".join(f"{quote(c)}" for c in self.capture[table])
-                capture = f"INSERT INTO {quote(capture_table(table))} ({captured}) WITH _phx_rows({names}) AS (".encode()
+                capture = (
+                    f"INSERT INTO {quote(capture_table(table))} ({captured}) WITH _phx_rows({names}) AS (".encode()
+                )
             self._heads[(verb, table, listed)] = (
                 verb + f" INTO {quote(table)} ({names}) WITH _phx_rows({names}) AS (".encode(),
-                f") SELECT {select} FROM _phx_rows t".encode(), capture)
+                f") SELECT {select} FROM _phx_rows t".encode(),
+                capture,
+            )
         return self._heads[(verb, table, listed)]
 
     # -- used by the anonymize step -----------------------------------------------------------
@@ -158,5 +171,4 @@ class Inline:
 def originals(samples: set[str]) -> dict[str, str]:
     """table -> the table holding a sample of its original rows."""
     prefix = sample_table("")
-    return {s[len(prefix):]: s for s in samples}
-
+    return {s[len(prefix) :]: s for s in samples}

@@ -33,7 +33,7 @@ def hmac_hex(key: bytes, value: str) -> str:
 
 def sql_hmac(var: str, expr: str) -> str:
     """SQL computing hex(HMAC) of `expr` with the pads in @{var}_i / @{var}_o."""
-    return (f"SHA2(CONCAT(@{var}_o, UNHEX(SHA2(CONCAT(@{var}_i, CONVERT({expr} USING utf8mb4)), 256))), 256)")
+    return f"SHA2(CONCAT(@{var}_o, UNHEX(SHA2(CONCAT(@{var}_i, CONVERT({expr} USING utf8mb4)), 256))), 256)"
 
 
 def set_pads_sql(var: str, key: bytes) -> tuple[str, tuple[bytes, bytes]]:
@@ -44,7 +44,7 @@ def set_pads_sql(var: str, key: bytes) -> tuple[str, tuple[bytes, bytes]]:
 
 def bucket(hexdigest: str, start: int, size: int) -> int:
     """The dictionary slot: 8 hex digits of the hash at `start`, modulo the size."""
-    return int(hexdigest[start:start + 8], 16) % size
+    return int(hexdigest[start : start + 8], 16) % size
 
 
 def sql_bucket(hexpr: str, start: int, size: int) -> str:

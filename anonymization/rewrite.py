@@ -51,14 +51,22 @@ def _show_create(conn: pymysql.Connection, t: str) -> list[str]:
 
 
 def _pk(conn: pymysql.Connection, t: str) -> list[str]:
-    return [r[0] for r in _q(conn, "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = "
-                             "DATABASE() AND TABLE_NAME = %s AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION", (t,))]
+    return [
+        r[0]
+        for r in _q(
+            conn,
+            "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = "
+            "DATABASE() AND TABLE_NAME = %s AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION",
+            (t,),
+        )
+    ]
 
 
 def _unique_columns(defs: list[str]) -> list[list[str]]:
     """The column lists of the UNIQUE keys among key definitions (prefix lengths dropped)."""
-    return [[c.replace("``", "`") for c in _COLUMN.findall(m.group(1))]
-            for m in (_UNIQUE_DEF.match(d) for d in defs) if m]
+    return [
+        [c.replace("``", "`") for c in _COLUMN.findall(m.group(1))] for m in (_UNIQUE_DEF.match(d) for d in defs) if m
+    ]
 
 
 def rewrite(conns: list[pymysql.Connection], t: str, select: str, cols: dict[str, Column]) -> None:
@@ -86,21 +94,36 @@ def _fill(conns: list[pymysql.Connection], t: str, select: str, pk: list[str]) -
     wheres = [""]
     if len(conns) > 1 and len(pk) == 1:
         total = _q(conns[0], f"SELECT COUNT(*) FROM {quote(t)}")[0][0]
-        bounds = [_q(conns[0], f"SELECT {quote(pk[0])} FROM {quote(t)} ORDER BY {quote(pk[0])} LIMIT 1 OFFSET {total * i // len(conns)}")
-                  for i in range(1, len(conns))] if total >= 10_000 else []
+        bounds = (
+            [
+                _q(
+                    conns[0],
+                    f"SELECT {quote(pk[0])} FROM {quote(t)} ORDER BY {quote(pk[0])} LIMIT 1 OFFSET {total * i // len(conns)}",
+                )
+                for i in range(1, len(conns))
+            ]
+            if total >= 10_000
+            else []
+        )
         keys = [conns[0].escape(b[0][0]) for b in bounds if b]
         if keys:  # slices of equal row counts, whatever the gaps in the key
             p = f"t.{quote(pk[0])}"
-            wheres = ([f" WHERE {p} < {keys[0]}"] + [f" WHERE {p} >= {a} AND {p} < {b}" for a, b in zip(keys, keys[1:], strict=False)]
-                      + [f" WHERE {p} >= {keys[-1]}"])
-    for c in conns[:len(wheres)]:
+            wheres = (
+                [f" WHERE {p} < {keys[0]}"]
+                + [f" WHERE {p} >= {a} AND {p} < {b}" for a, b in zip(keys, keys[1:], strict=False)]
+                + [f" WHERE {p} >= {keys[-1]}"]
+            )
+    for c in conns[: len(wheres)]:
         _q(c, "SET SESSION unique_checks = 1")
     try:
         with ThreadPoolExecutor(len(wheres)) as pool:
-            for f in [pool.submit(_q, c, f"INSERT INTO {quote(SCRATCH)} {select}{w}") for c, w in zip(conns, wheres, strict=False)]:
+            for f in [
+                pool.submit(_q, c, f"INSERT INTO {quote(SCRATCH)} {select}{w}")
+                for c, w in zip(conns, wheres, strict=False)
+            ]:
                 f.result()
     finally:
-        for c in conns[:len(wheres)]:
+        for c in conns[: len(wheres)]:
             _q(c, "SET SESSION unique_checks = 0")
 
 
@@ -123,17 +146,23 @@ def add_keys(conn: pymysql.Connection, target: str, t: str, defs: list[str], col
     raise CollisionError(f"{t}: pseudonyms still collide in a unique key after {_ROUNDS} rounds")
 
 
-def _resolve(conn: pymysql.Connection, target: str, t: str, icols: list[str], pk: list[str],
-             cols: dict[str, Column]) -> None:
+def _resolve(
+    conn: pymysql.Connection, target: str, t: str, icols: list[str], pk: list[str], cols: dict[str, Column]
+) -> None:
     target_col = next((c for c in icols if c in cols and cols[c].type in _TEXT), None)
     ic = ", ".join(f"{quote(c)}" for c in icols)
-    dup = f"SELECT {ic} FROM {quote(target)} WHERE " + " AND ".join(f"{quote(c)} IS NOT NULL" for c in icols) + \
-          f" GROUP BY {ic} HAVING COUNT(*) > 1"
+    dup = (
+        f"SELECT {ic} FROM {quote(target)} WHERE "
+        + " AND ".join(f"{quote(c)} IS NOT NULL" for c in icols)
+        + f" GROUP BY {ic} HAVING COUNT(*) > 1"
+    )
     if not _q(conn, dup + " LIMIT 1"):
         return
     if target_col is None or not pk:
-        raise CollisionError(f"{t}: pseudonyms collide in the unique key ({', '.join(icols)}) and no rewritten text "
-                             "column in it (or no primary key) lets them be made distinct")
+        raise CollisionError(
+            f"{t}: pseudonyms collide in the unique key ({', '.join(icols)}) and no rewritten text "
+            "column in it (or no primary key) lets them be made distinct"
+        )
     c, col = f"s.{quote(target_col)}", cols[target_col]
     if col.strategy == "email":  # local part gets '.n': still an address, same domain
         new = f"CONCAT(SUBSTRING_INDEX({c}, '@', 1), '.', d.rn, '@', SUBSTRING_INDEX({c}, '@', -1))"
@@ -142,9 +171,13 @@ def _resolve(conn: pymysql.Connection, target: str, t: str, icols: list[str], pk
     if col.maxlen:
         new = f"IF(CHAR_LENGTH({new}) > {col.maxlen}, CONCAT(LEFT({c}, {col.maxlen} - 1 - CHAR_LENGTH(d.rn)), '~', d.rn), {new})"
     pkc = ", ".join(f"{quote(p)}" for p in pk)
-    _q(conn, f"UPDATE {quote(target)} s JOIN (SELECT {pkc}, ROW_NUMBER() OVER (PARTITION BY {ic} ORDER BY {pkc}) AS rn "
-             f"FROM {quote(target)} WHERE ({ic}) IN ({dup})) d ON " + " AND ".join(f"s.{quote(p)} = d.{quote(p)}" for p in pk) +
-             f" SET {c} = {new} WHERE d.rn > 1")
+    _q(
+        conn,
+        f"UPDATE {quote(target)} s JOIN (SELECT {pkc}, ROW_NUMBER() OVER (PARTITION BY {ic} ORDER BY {pkc}) AS rn "
+        f"FROM {quote(target)} WHERE ({ic}) IN ({dup})) d ON "
+        + " AND ".join(f"s.{quote(p)} = d.{quote(p)}" for p in pk)
+        + f" SET {c} = {new} WHERE d.rn > 1",
+    )
 
 
 def _fk_defs(conn: pymysql.Connection, t: str) -> list[tuple[str, str]]:
@@ -162,11 +195,18 @@ def recover(conn: pymysql.Connection) -> None:
     _q(conn, f"DROP TABLE IF EXISTS {quote(OLD)}")
     for kind, tbl, name, ddl in _q(conn, f"SELECT kind, tbl, name, ddl FROM {quote(PENDING)} ORDER BY seq"):
         if kind == "fk":
-            if not _q(conn, "SELECT 1 FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = "
-                            "DATABASE() AND TABLE_NAME = %s AND CONSTRAINT_NAME = %s", (tbl, name)):
+            if not _q(
+                conn,
+                "SELECT 1 FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = "
+                "DATABASE() AND TABLE_NAME = %s AND CONSTRAINT_NAME = %s",
+                (tbl, name),
+            ):
                 _q(conn, f"ALTER TABLE {quote(tbl)} ADD {ddl}")
-        elif not _q(conn, "SELECT 1 FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() "
-                          "AND TRIGGER_NAME = %s", (name,)):
+        elif not _q(
+            conn,
+            "SELECT 1 FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME = %s",
+            (name,),
+        ):
             _q(conn, ddl)
     _q(conn, f"DROP TABLE {quote(PENDING)}")
 
@@ -179,22 +219,38 @@ def _put_in_place(conn: pymysql.Connection, t: str) -> None:
     (the scratch holds the same primary keys). Before anything is taken away, the keys
     and triggers to put back are written to the table `_phx_pending`: if the run dies
     in between, the next run's `recover()` re-creates whatever is missing."""
-    refs = _q(conn, "SELECT TABLE_NAME, CONSTRAINT_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE "
-                    "CONSTRAINT_SCHEMA = DATABASE() AND REFERENCED_TABLE_NAME = %s AND TABLE_NAME <> %s "
-                    "ORDER BY TABLE_NAME, CONSTRAINT_NAME", (t, t))
+    refs = _q(
+        conn,
+        "SELECT TABLE_NAME, CONSTRAINT_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE "
+        "CONSTRAINT_SCHEMA = DATABASE() AND REFERENCED_TABLE_NAME = %s AND TABLE_NAME <> %s "
+        "ORDER BY TABLE_NAME, CONSTRAINT_NAME",
+        (t, t),
+    )
     incoming: dict[str, list[tuple[str, str]]] = {}
     for child, name in refs:
         defs = dict(_fk_defs(conn, child))
         incoming.setdefault(child, []).append((name, defs[name]))
     own = _fk_defs(conn, t)
-    triggers = [(n, _q(conn, f"SHOW CREATE TRIGGER {quote(n)}")[0][2]) for (n,) in _q(
-        conn, "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = DATABASE() "
-              "AND EVENT_OBJECT_TABLE = %s ORDER BY ACTION_ORDER", (t,))]
-    pending = ([("fk", child, n, d) for child, fks in incoming.items() for n, d in fks]
-               + [("fk", t, n, d) for n, d in own] + [("trigger", t, n, d) for n, d in triggers])
+    triggers = [
+        (n, _q(conn, f"SHOW CREATE TRIGGER {quote(n)}")[0][2])
+        for (n,) in _q(
+            conn,
+            "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = DATABASE() "
+            "AND EVENT_OBJECT_TABLE = %s ORDER BY ACTION_ORDER",
+            (t,),
+        )
+    ]
+    pending = (
+        [("fk", child, n, d) for child, fks in incoming.items() for n, d in fks]
+        + [("fk", t, n, d) for n, d in own]
+        + [("trigger", t, n, d) for n, d in triggers]
+    )
     if pending:
-        _q(conn, f"CREATE TABLE IF NOT EXISTS {quote(PENDING)} (seq INT AUTO_INCREMENT PRIMARY KEY, kind VARCHAR(8) NOT NULL, "
-                 "tbl VARCHAR(64) NOT NULL, name VARCHAR(64) NOT NULL, ddl LONGTEXT NOT NULL) ENGINE=InnoDB")
+        _q(
+            conn,
+            f"CREATE TABLE IF NOT EXISTS {quote(PENDING)} (seq INT AUTO_INCREMENT PRIMARY KEY, kind VARCHAR(8) NOT NULL, "
+            "tbl VARCHAR(64) NOT NULL, name VARCHAR(64) NOT NULL, ddl LONGTEXT NOT NULL) ENGINE=InnoDB",
+        )
         with conn.cursor() as cur:
             cur.executemany(f"INSERT INTO {quote(PENDING)} (kind, tbl, name, ddl) VALUES (%s, %s, %s, %s)", pending)
     try:
@@ -203,8 +259,11 @@ def _put_in_place(conn: pymysql.Connection, t: str) -> None:
             _q(conn, f"DROP TRIGGER {quote(n)}")
         for child, fks in incoming.items():  # metadata only
             _q(conn, f"ALTER TABLE {quote(child)} " + ", ".join(f"DROP FOREIGN KEY {quote(n)}" for n, _ in fks))
-        auto = _q(conn, "SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
-                        "AND TABLE_NAME = %s", (t,))[0][0]
+        auto = _q(
+            conn,
+            "SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
+            (t,),
+        )[0][0]
         _q(conn, f"DROP TABLE IF EXISTS {quote(OLD)}")
         _q(conn, f"RENAME TABLE {quote(t)} TO {quote(OLD)}, {quote(SCRATCH)} TO {quote(t)}")
         _q(conn, f"DROP TABLE {quote(OLD)}")  # frees the foreign keys' names for the new table

@@ -27,8 +27,20 @@ import yaml
 from phoenix.errors import RulesError
 
 DICT_STRATEGIES = {"first_name", "last_name", "name", "street", "city", "postcode", "iban"}
-STRATEGIES = DICT_STRATEGIES | {"email", "phone", "ip", "birth_date", "date_shift", "hash", "fixed", "null",
-                                "empty", "keep", "scrub", "json"}
+STRATEGIES = DICT_STRATEGIES | {
+    "email",
+    "phone",
+    "ip",
+    "birth_date",
+    "date_shift",
+    "hash",
+    "fixed",
+    "null",
+    "empty",
+    "keep",
+    "scrub",
+    "json",
+}
 _TABLE_KEYS = {"columns", "truncate", "delete_where"}
 _COLUMN_KEYS = {"strategy", "args", "where", "json"}
 _TOP_KEYS = {"locale", "key_env", "email_domain", "tables", "database"}
@@ -105,8 +117,12 @@ def _strategy(path: Path, node: yaml.Node, where: str, name: str) -> str:
             raise _fail(path, node, where, f"unknown Faker provider {provider!r}")
         return name
     if name not in STRATEGIES:
-        raise _fail(path, node, where, f"unknown strategy {name!r}; use one of {', '.join(sorted(STRATEGIES))} "
-                                       "or faker:<provider>")
+        raise _fail(
+            path,
+            node,
+            where,
+            f"unknown strategy {name!r}; use one of {', '.join(sorted(STRATEGIES))} or faker:<provider>",
+        )
     return name
 
 
@@ -151,8 +167,9 @@ def _refuse_aliases(path: Path, text: str) -> None:
     for event in yaml.parse(text):
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
             line = f":{event.start_mark.line + 1}" if event.start_mark else ""
-            raise RulesError(f"{path}{line}: YAML anchors and aliases (&, *) are not allowed in a rules file; "
-                             "write the value out")
+            raise RulesError(
+                f"{path}{line}: YAML anchors and aliases (&, *) are not allowed in a rules file; write the value out"
+            )
 
 
 def load_rules(path: str | Path) -> Rules:
@@ -177,9 +194,13 @@ def load_rules(path: str | Path) -> Rules:
             raise _fail(path, k, "top level", f"unknown key {key!r}; expected {', '.join(sorted(_TOP_KEYS))}")
         top[key] = v
     locales_node = top.get("locale")
-    locales = (["en_US"] if locales_node is None else
-               [_scalar(path, n, "locale") for n in locales_node.value] if isinstance(locales_node, yaml.SequenceNode)
-               else [_scalar(path, locales_node, "locale")])
+    locales = (
+        ["en_US"]
+        if locales_node is None
+        else [_scalar(path, n, "locale") for n in locales_node.value]
+        if isinstance(locales_node, yaml.SequenceNode)
+        else [_scalar(path, locales_node, "locale")]
+    )
     from faker.config import AVAILABLE_LOCALES
 
     for loc in locales:
@@ -194,7 +215,9 @@ def load_rules(path: str | Path) -> Rules:
         for k, v in _mapping(path, tv, f"table {tname}"):
             key = _scalar(path, k, f"table {tname}")
             if key not in _TABLE_KEYS:
-                raise _fail(path, k, f"table {tname}", f"unknown key {key!r}; expected {', '.join(sorted(_TABLE_KEYS))}")
+                raise _fail(
+                    path, k, f"table {tname}", f"unknown key {key!r}; expected {', '.join(sorted(_TABLE_KEYS))}"
+                )
             if key == "truncate":
                 rule.truncate = _scalar(path, v, f"table {tname}").lower() in ("true", "yes", "1")
             elif key == "delete_where":
@@ -204,10 +227,14 @@ def load_rules(path: str | Path) -> Rules:
                     cname = _scalar(path, ck, f"table {tname}")
                     rule.columns[cname] = _column(path, cv, f"table {tname}, column {cname}")
         tables[tname] = rule
-    return Rules(path=str(path), locales=locales,
-                 key_env=_scalar(path, top["key_env"], "key_env") if "key_env" in top else "PHOENIX_ANON_KEY",
-                 email_domain=_scalar(path, top["email_domain"], "email_domain") if "email_domain" in top else "example.invalid",
-                 tables=tables, database=_scalar(path, top["database"], "database") if "database" in top else None)
+    return Rules(
+        path=str(path),
+        locales=locales,
+        key_env=_scalar(path, top["key_env"], "key_env") if "key_env" in top else "PHOENIX_ANON_KEY",
+        email_domain=_scalar(path, top["email_domain"], "email_domain") if "email_domain" in top else "example.invalid",
+        tables=tables,
+        database=_scalar(path, top["database"], "database") if "database" in top else None,
+    )
 
 
 def check_against_schema(rules: Rules, schema: dict[str, dict[str, tuple[str, int | None]]]) -> None:
@@ -220,4 +247,6 @@ def check_against_schema(rules: Rules, schema: dict[str, dict[str, tuple[str, in
             if cname not in schema[tname]:
                 raise RulesError(f"{rules.path}:{crule.line}: table {tname}, column {cname!r} does not exist")
             if crule.strategy == "json" and schema[tname][cname][0] not in ("json", "longtext", "text", "mediumtext"):
-                raise RulesError(f"{rules.path}:{crule.line}: table {tname}, column {cname}: 'json' needs a JSON column")
+                raise RulesError(
+                    f"{rules.path}:{crule.line}: table {tname}, column {cname}: 'json' needs a JSON column"
+                )

@@ -23,11 +23,30 @@ from phoenix.names import ascii_slug
 
 DICT_SIZE = 2048
 # The hash family of each strategy: strategies that must agree share one.
-FAMILY = {"email": "email", "first_name": "first_name", "last_name": "last_name", "name": "name", "phone": "phone",
-          "street": "street", "city": "city", "postcode": "postcode", "iban": "iban", "ip": "ip",
-          "birth_date": "date", "date_shift": "date", "hash": "hash"}
-_FAKER_KIND = {"first_name": "first_name", "last_name": "last_name", "name": "name", "street": "street_address",
-               "city": "city", "postcode": "postcode", "iban": "iban"}
+FAMILY = {
+    "email": "email",
+    "first_name": "first_name",
+    "last_name": "last_name",
+    "name": "name",
+    "phone": "phone",
+    "street": "street",
+    "city": "city",
+    "postcode": "postcode",
+    "iban": "iban",
+    "ip": "ip",
+    "birth_date": "date",
+    "date_shift": "date",
+    "hash": "hash",
+}
+_FAKER_KIND = {
+    "first_name": "first_name",
+    "last_name": "last_name",
+    "name": "name",
+    "street": "street_address",
+    "city": "city",
+    "postcode": "postcode",
+    "iban": "iban",
+}
 
 
 def family(strategy: str) -> str | None:
@@ -102,20 +121,28 @@ def sql_expr(rule: ColumnRule, v: str, hash_sql: str, var: str, domain: str, dic
     if s in _FAKER_KIND or s.startswith("faker:"):
         expr = _lookup(dicts, family(s) or s, h)
     elif s == "email":
-        expr = (f"CONCAT({_lookup(dicts, 'email_first', h, 0)}, '.', {_lookup(dicts, 'email_last', h, 8)}, '.', "
-                f"SUBSTR({h}, 17, 10), '@{escape_string(domain)}')")
+        expr = (
+            f"CONCAT({_lookup(dicts, 'email_first', h, 0)}, '.', {_lookup(dicts, 'email_last', h, 8)}, '.', "
+            f"SUBSTR({h}, 17, 10), '@{escape_string(domain)}')"
+        )
     elif s == "phone":
-        expr = (f"CONCAT(IF({v} REGEXP '^\\\\+[0-9]{{1,3}} ', SUBSTRING_INDEX({v}, ' ', 1), '+00'), ' ', "
-                f"LPAD({sql_bucket(h, 0, 1000)}, 3, '0'), ' ', LPAD({sql_bucket(h, 8, 100000000)}, 8, '0'))")
+        expr = (
+            f"CONCAT(IF({v} REGEXP '^\\\\+[0-9]{{1,3}} ', SUBSTRING_INDEX({v}, ' ', 1), '+00'), ' ', "
+            f"LPAD({sql_bucket(h, 0, 1000)}, 3, '0'), ' ', LPAD({sql_bucket(h, 8, 100000000)}, 8, '0'))"
+        )
     elif s == "ip":
-        expr = (f"IF({v} LIKE '%:%', CONCAT('2001:db8:', SUBSTR({h}, 1, 4), ':', SUBSTR({h}, 5, 4), '::', "
-                f"SUBSTR({h}, 9, 4)), CONCAT('10.', CONV(SUBSTR({h}, 1, 2), 16, 10), '.', "
-                f"CONV(SUBSTR({h}, 3, 2), 16, 10), '.', CONV(SUBSTR({h}, 5, 2), 16, 10)))")
+        expr = (
+            f"IF({v} LIKE '%:%', CONCAT('2001:db8:', SUBSTR({h}, 1, 4), ':', SUBSTR({h}, 5, 4), '::', "
+            f"SUBSTR({h}, 9, 4)), CONCAT('10.', CONV(SUBSTR({h}, 1, 2), 16, 10), '.', "
+            f"CONV(SUBSTR({h}, 3, 2), 16, 10), '.', CONV(SUBSTR({h}, 5, 2), 16, 10)))"
+        )
     elif s in ("birth_date", "date_shift"):
         # 1..days earlier or later, never 0: a row never keeps its own date; the age band stays.
         days = int(rule.args.get("days", 182))
-        expr = (f"DATE_ADD({v}, INTERVAL (CONV(SUBSTR({h}, 1, 8), 16, 10) MOD {days} + 1) * "
-                f"IF(CONV(SUBSTR({h}, 9, 1), 16, 10) < 8, -1, 1) DAY)")
+        expr = (
+            f"DATE_ADD({v}, INTERVAL (CONV(SUBSTR({h}, 1, 8), 16, 10) MOD {days} + 1) * "
+            f"IF(CONV(SUBSTR({h}, 9, 1), 16, 10) < 8, -1, 1) DAY)"
+        )
     elif s == "hash":
         expr = h
     else:

@@ -57,8 +57,14 @@ def client_binary() -> str:
 
 def connect(admin: AdminAccess, database: str | None) -> pymysql.Connection:
     """An autocommit utf8mb4 session with long timeouts (a table rewrite can take an hour)."""
-    return pymysql.connect(**admin.pymysql_kwargs(), database=database, autocommit=True,
-                           charset="utf8mb4", read_timeout=3600, write_timeout=3600)
+    return pymysql.connect(
+        **admin.pymysql_kwargs(),
+        database=database,
+        autocommit=True,
+        charset="utf8mb4",
+        read_timeout=3600,
+        write_timeout=3600,
+    )
 
 
 def quote(name: object) -> str:
@@ -69,8 +75,10 @@ def quote(name: object) -> str:
 # A server message quotes the value a statement failed on ("Duplicate entry 'ada@x.de' for
 # key …", "Incorrect string value: '\\xF0…'", "near 'VALUES (1,'Ada',…' at line 1"): every
 # quoted literal goes, except the names of keys, columns, tables and the like.
-_QUOTED = re.compile(r"(?i)\b(key|column|table|database|constraint|index|schema|trigger|function|procedure|user)"
-                     r"\s+'(?:[^'\\]|\\.)*'|'(?:[^'\\]|\\.|'')*'")
+_QUOTED = re.compile(
+    r"(?i)\b(key|column|table|database|constraint|index|schema|trigger|function|procedure|user)"
+    r"\s+'(?:[^'\\]|\\.)*'|'(?:[^'\\]|\\.|'')*'"
+)
 _NEAR = re.compile(r"near '.*' at line (\d+)", re.S)  # a syntax error quotes the statement's text
 
 

@@ -21,7 +21,7 @@ def env_id(name: str) -> str:
     if slug == name and len(slug) <= MAX_ID:
         return slug
     suffix = hashlib.sha1(name.encode()).hexdigest()[:6]
-    return f"{slug[:MAX_ID - 7].rstrip('-') or 'env'}-{suffix}"
+    return f"{slug[: MAX_ID - 7].rstrip('-') or 'env'}-{suffix}"
 
 
 def image_name(eid: str) -> str:

@@ -23,8 +23,9 @@ def daemon_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return {**env, **(extra or {})}
 
 
-def run(args: list[str], what: str, error: type[Exception], timeout: float = 120,
-        env: dict[str, str] | None = None) -> str:
+def run(
+    args: list[str], what: str, error: type[Exception], timeout: float = 120, env: dict[str, str] | None = None
+) -> str:
     """Run a command; on failure raise `error` with one line: what failed and the tool's last word."""
     try:
         res = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env)

@@ -39,5 +39,7 @@ def seal(password: str, public_key: str) -> str:
     try:
         key = PublicKey(base64.b64decode(public_key, validate=True))
     except Exception:
-        raise InvalidInput("seal_to: not a base64 X25519 public key (32 bytes): let `phoenix ci spawn` make it") from None
+        raise InvalidInput(
+            "seal_to: not a base64 X25519 public key (32 bytes): let `phoenix ci spawn` make it"
+        ) from None
     return base64.b64encode(SealedBox(key).encrypt(password.encode())).decode()

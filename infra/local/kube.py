@@ -59,7 +59,9 @@ def _url(settings: Settings) -> str:
 def binaries(progress=lambda m: print(m, file=sys.stderr)) -> Path:
     """The directory with kube-apiserver and kube-controller-manager, building them the
     first time (several minutes; the build script prints its progress)."""
-    override = os.environ.get("PHOENIX_KUBE_BIN")
+    from phoenix.config import get_settings
+
+    override = get_settings().kube_bin
     if override:
         return Path(override)
     progress("kubernetes: looking for cached kube-apiserver/kube-controller-manager "

@@ -42,8 +42,18 @@ from typing import Literal, Protocol
 from phoenix.db import AdminAccess
 from phoenix.errors import RuntimeError_, ServerFailed, ServerNotFound
 
-__all__ = ["AdminAccess", "Credentials", "Endpoint", "Profile", "Runtime", "State", "RuntimeError_", "ServerFailed",
-           "ServerNotFound", "Volumes"]
+__all__ = [
+    "AdminAccess",
+    "Credentials",
+    "Endpoint",
+    "Profile",
+    "Runtime",
+    "State",
+    "RuntimeError_",
+    "ServerFailed",
+    "ServerNotFound",
+    "Volumes",
+]
 
 Profile = Literal["restore", "environment"]
 State = Literal["starting", "running", "dead", "stopped"]

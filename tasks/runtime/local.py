@@ -71,9 +71,17 @@ class LocalRuntime(Runtime):
             run_state = "running" if server.socket.exists() else "starting"
         else:
             run_state = "stopped" if state.get("stopped") else "dead"
-        return Endpoint(name=state["name"], image=state["image"], host="127.0.0.1", port=state["port"],
-                        state=run_state, profile=state["profile"], labels=dict(state.get("labels", {})),
-                        pid=pid if alive else None, socket=server.socket)
+        return Endpoint(
+            name=state["name"],
+            image=state["image"],
+            host="127.0.0.1",
+            port=state["port"],
+            state=run_state,
+            profile=state["profile"],
+            labels=dict(state.get("labels", {})),
+            pid=pid if alive else None,
+            socket=server.socket,
+        )
 
     def _pick_port(self, name: str) -> int:
         """A free port not promised to another server of ours (caller holds the ports lock)."""
@@ -89,8 +97,15 @@ class LocalRuntime(Runtime):
         raise ServerFailed("no free TCP port on 127.0.0.1")
 
     # -- the contract --------------------------------------------------------------
-    def start(self, name: str, image: str, *, profile: Profile, credentials: Credentials | None = None,
-              labels: dict[str, str] | None = None) -> Endpoint:
+    def start(
+        self,
+        name: str,
+        image: str,
+        *,
+        profile: Profile,
+        credentials: Credentials | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> Endpoint:
         rundir = self._dir(name)
         with self._lock(f"server-{name}"):
             state = self._state(name)
@@ -99,18 +114,31 @@ class LocalRuntime(Runtime):
             path = self.storage.attach(image)
             rundir.mkdir(parents=True, exist_ok=True)
             if len(str(rundir / "mysqld.sock")) > 100:
-                raise ServerFailed(f"state directory {self.root} is too deep for a unix socket path: "
-                                   "set PHOENIX_HOME to a shorter path")
+                raise ServerFailed(
+                    f"state directory {self.root} is too deep for a unix socket path: "
+                    "set PHOENIX_HOME to a shorter path"
+                )
             with self._lock("ports"):
                 port = state["port"] if state and state["image"] == image else self._pick_port(name)
-                state = {"name": name, "image": image, "port": port, "profile": profile, "storage": self.storage.name,
-                         "labels": dict(labels or {}), "datadir": str(path / _DATADIR)}
+                state = {
+                    "name": name,
+                    "image": image,
+                    "port": port,
+                    "profile": profile,
+                    "storage": self.storage.name,
+                    "labels": dict(labels or {}),
+                    "datadir": str(path / _DATADIR),
+                }
                 (rundir / "server.json").write_text(json.dumps(state, indent=2, sort_keys=True))
             server = self._server(state)
             server.initialize()  # a breeder starts empty; a clone already has its system tables
             if credentials is not None:
-                write_private(rundir / "credentials.json", json.dumps(
-                    {"user": credentials.user, "password": credentials.password, "database": credentials.database}))
+                write_private(
+                    rundir / "credentials.json",
+                    json.dumps(
+                        {"user": credentials.user, "password": credentials.password, "database": credentials.database}
+                    ),
+                )
             creds = self.credentials(name)
             init_file = None
             if creds is not None:
@@ -141,14 +169,21 @@ class LocalRuntime(Runtime):
         if creds is not None:
             # The environment's own account over TCP, on its own database: what the app will do.
             try:
-                conn = pymysql.connect(host="127.0.0.1", port=state["port"], user=creds.user,
-                                       password=creds.password, database=creds.database, connect_timeout=5)
+                conn = pymysql.connect(
+                    host="127.0.0.1",
+                    port=state["port"],
+                    user=creds.user,
+                    password=creds.password,
+                    database=creds.database,
+                    connect_timeout=5,
+                )
                 with conn.cursor() as cur:
                     cur.execute("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()")
                 conn.close()
             except pymysql.MySQLError as exc:
-                raise ServerFailed(f"server {name!r} answers, but its account cannot log in "
-                                   f"(error {exc.args[0] if exc.args else '?'})") from None
+                raise ServerFailed(
+                    f"server {name!r} answers, but its account cannot log in (error {exc.args[0] if exc.args else '?'})"
+                ) from None
         return self._endpoint(state)
 
     def stop(self, name: str, timeout: float = 600.0) -> None:

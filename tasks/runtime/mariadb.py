@@ -145,8 +145,11 @@ class MariaDBServer:
         self.datadir.mkdir(parents=True, exist_ok=True)
         cmd = [
             "mariadb-install-db" if shutil.which("mariadb-install-db") else "mysql_install_db",
-            "--no-defaults", f"--datadir={self.datadir}", "--user=root",
-            "--auth-root-authentication-method=socket", "--skip-test-db",
+            "--no-defaults",
+            f"--datadir={self.datadir}",
+            "--user=root",
+            "--auth-root-authentication-method=socket",
+            "--skip-test-db",
         ]
         res = subprocess.run(cmd, capture_output=True, text=True, env=daemon_env())
         if res.returncode != 0:
@@ -162,21 +165,33 @@ class MariaDBServer:
         self.pid_file.unlink(missing_ok=True)
         self.socket.unlink(missing_ok=True)
         args = [
-            server_binary(), "--no-defaults", f"--datadir={self.datadir}", f"--socket={self.socket}",
-            f"--port={self.port}", f"--bind-address={self.host}", f"--pid-file={self.pid_file}",
-            f"--log-error={self.log_file}", "--user=root", f"--tmpdir={self.tmpdir}",
-            *COMMON_ARGS, *PROFILES[self.profile], *(extra_args or []),
+            server_binary(),
+            "--no-defaults",
+            f"--datadir={self.datadir}",
+            f"--socket={self.socket}",
+            f"--port={self.port}",
+            f"--bind-address={self.host}",
+            f"--pid-file={self.pid_file}",
+            f"--log-error={self.log_file}",
+            "--user=root",
+            f"--tmpdir={self.tmpdir}",
+            *COMMON_ARGS,
+            *PROFILES[self.profile],
+            *(extra_args or []),
         ]
         if init_file is not None:
             args.append(f"--init-file={init_file}")
         with open(os.devnull, "rb") as devnull, open(self.rundir / "mysqld.out", "ab") as out:
-            proc = subprocess.Popen(args, stdin=devnull, stdout=out, stderr=out, start_new_session=True,
-                                    env=daemon_env())
+            proc = subprocess.Popen(
+                args, stdin=devnull, stdout=out, stderr=out, start_new_session=True, env=daemon_env()
+            )
         # The pid file appears once the server is up; until then we know the child's pid.
         self.pid_file.write_text(f"{proc.pid}\n")
         return proc.pid
 
-    def wait_ready(self, timeout: float = 120.0, query: str = "SELECT COUNT(*) FROM information_schema.SCHEMATA") -> None:
+    def wait_ready(
+        self, timeout: float = 120.0, query: str = "SELECT COUNT(*) FROM information_schema.SCHEMATA"
+    ) -> None:
         deadline = time.monotonic() + timeout
         last: Exception | None = None
         while time.monotonic() < deadline:
@@ -194,7 +209,9 @@ class MariaDBServer:
             except pymysql.MySQLError as exc:
                 last = exc
                 time.sleep(0.05)
-        raise ServerFailed(f"server on {self.datadir} did not answer within {timeout:.0f}s ({last}); see {self.log_file}")
+        raise ServerFailed(
+            f"server on {self.datadir} did not answer within {timeout:.0f}s ({last}); see {self.log_file}"
+        )
 
     def stop(self, timeout: float = 600.0) -> None:
         """Slow shutdown; idempotent. SIGKILL only after `timeout` (then crash recovery follows)."""

@@ -17,9 +17,17 @@ from tasks.storage.base import (
 )
 
 __all__ = [
-    "AlreadyExists", "Busy", "Extent",
-    "InvalidName", "NotFound", "Parent", "Storage", "StorageError", "Unavailable",
-    "open_storage", "validate_name",
+    "AlreadyExists",
+    "Busy",
+    "Extent",
+    "InvalidName",
+    "NotFound",
+    "Parent",
+    "Storage",
+    "StorageError",
+    "Unavailable",
+    "open_storage",
+    "validate_name",
 ]
 
 
@@ -28,9 +36,12 @@ def open_storage(settings: Settings) -> Storage:
     if settings.storage == "rbd":
         from tasks.storage.rbd import RbdStorage
 
-        return RbdStorage(conf=settings.ceph_conf, pool=settings.rbd.pool,
-                          connect_timeout=settings.rbd.connect_timeout,
-                          attach_root=settings.home_dir / "rbd")
+        return RbdStorage(
+            conf=settings.ceph_conf,
+            pool=settings.rbd.pool,
+            connect_timeout=settings.rbd.connect_timeout,
+            attach_root=settings.home_dir / "rbd",
+        )
     from tasks.storage.local import LocalStorage
 
     return LocalStorage(settings.btrfs_mount)

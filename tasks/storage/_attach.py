@@ -47,9 +47,12 @@ class FuseAttacher:
         fuse = self.fuse_dir / image
         if mount_source(fuse) is None:
             fuse.mkdir(parents=True, exist_ok=True)
-            _run(["rbd-fuse", "-c", str(self.conf), "-p", self.pool, "-r", image, str(fuse)],
-                 f"rbd-fuse for image {image!r} (cluster up? `phoenix stack up --ceph`)", timeout=30,
-                 env=daemon_env())  # it stays running: none of our secrets in its environ
+            _run(
+                ["rbd-fuse", "-c", str(self.conf), "-p", self.pool, "-r", image, str(fuse)],
+                f"rbd-fuse for image {image!r} (cluster up? `phoenix stack up --ceph`)",
+                timeout=30,
+                env=daemon_env(),
+            )  # it stays running: none of our secrets in its environ
         path = fuse / image
         for _ in range(50):
             if path.exists():
@@ -71,14 +74,31 @@ class FuseAttacher:
             if mount_source(mnt) is not None:
                 return mnt
             file = self._fuse(image)
-            loop = self._loop_of(file) or _run(["losetup", "--find", "--show", str(file)],
-                                               f"losetup for image {image!r}").strip()
+            loop = (
+                self._loop_of(file)
+                or _run(["losetup", "--find", "--show", str(file)], f"losetup for image {image!r}").strip()
+            )
             try:
-                fstype = subprocess.run(["blkid", "-p", "-o", "value", "-s", "TYPE", loop],  # -p: no stale cache
-                                        capture_output=True, text=True).stdout.strip()
+                fstype = subprocess.run(
+                    ["blkid", "-p", "-o", "value", "-s", "TYPE", loop],  # -p: no stale cache
+                    capture_output=True,
+                    text=True,
+                ).stdout.strip()
                 if not fstype:  # first attach of a new image
-                    _run(["mkfs.ext4", "-q", "-F", "-m", "0", "-E", "nodiscard,lazy_itable_init=1,lazy_journal_init=1",
-                          loop], f"mkfs.ext4 on image {image!r}", timeout=600)
+                    _run(
+                        [
+                            "mkfs.ext4",
+                            "-q",
+                            "-F",
+                            "-m",
+                            "0",
+                            "-E",
+                            "nodiscard,lazy_itable_init=1,lazy_journal_init=1",
+                            loop,
+                        ],
+                        f"mkfs.ext4 on image {image!r}",
+                        timeout=600,
+                    )
                 mnt.mkdir(parents=True, exist_ok=True)
                 _run(["mount", "-t", "ext4", "-o", "noatime", loop, str(mnt)], f"mounting image {image!r}")
             except BaseException:
@@ -101,7 +121,6 @@ class FuseAttacher:
             for d in (mnt, fuse):
                 with contextlib.suppress(OSError):
                     d.rmdir()
-
 
     def free_ranges(self, image: str) -> list[tuple[int, int]]:
         """(offset, length) in bytes of the free blocks of the image's ext4, read from its
@@ -132,7 +151,7 @@ def parse_free_blocks(dump: str) -> list[tuple[int, int]]:
         if not ln.startswith("  Free blocks: "):  # indented: a group's; the header's is a count
             continue
         ln = ln.strip()
-        for part in filter(None, (p.strip() for p in ln[len("Free blocks: "):].split(","))):
+        for part in filter(None, (p.strip() for p in ln[len("Free blocks: ") :].split(","))):
             a, _, b = part.partition("-")
             first, last = int(a), int(b or a)
             out.append((first * block, (last - first + 1) * block))
@@ -140,5 +159,7 @@ def parse_free_blocks(dump: str) -> list[tuple[int, int]]:
 
 
 def unavailable(conf: Path, exc: BaseException) -> Unavailable:
-    return Unavailable(f"Ceph cluster of {conf} is not reachable ({type(exc).__name__}): "
-                       "start it with `phoenix stack up --ceph` or check rbd.conf")
+    return Unavailable(
+        f"Ceph cluster of {conf} is not reachable ({type(exc).__name__}): "
+        "start it with `phoenix stack up --ceph` or check rbd.conf"
+    )

@@ -33,8 +33,19 @@ from types import TracebackType
 from phoenix.errors import AlreadyExists, Busy, InvalidName, NotFound, StorageError, Unavailable
 from phoenix.names import validate_name
 
-__all__ = ["AlreadyExists", "Busy", "Extent",
-           "InvalidName", "NotFound", "Parent", "Storage", "StorageError", "Unavailable", "validate_name"]
+__all__ = [
+    "AlreadyExists",
+    "Busy",
+    "Extent",
+    "InvalidName",
+    "NotFound",
+    "Parent",
+    "Storage",
+    "StorageError",
+    "Unavailable",
+    "validate_name",
+]
+
 
 @dataclass(frozen=True)
 class Extent:

@@ -42,8 +42,9 @@ def _btrfs(*args: str) -> str:
     res = subprocess.run(["btrfs", *args], capture_output=True, text=True)
     if res.returncode != 0:
         detail = (res.stderr or res.stdout).strip().splitlines()
-        raise StorageError(f"btrfs {args[0]} {args[1] if len(args) > 1 else ''} failed: "
-                           f"{detail[-1] if detail else res.returncode}")
+        raise StorageError(
+            f"btrfs {args[0]} {args[1] if len(args) > 1 else ''} failed: {detail[-1] if detail else res.returncode}"
+        )
     return res.stdout
 
 
@@ -228,8 +229,15 @@ class LocalStorage(Storage):
                 if dst.exists():
                     raise AlreadyExists(f"image {new_image!r} already exists")
                 _btrfs("subvolume", "snapshot", str(src), str(dst))
-                self._write(new_image, {"meta": {}, "snaps": {}, "size": record.get("size", 0),
-                                        "parent": {"image": image, "snapshot": snap}})
+                self._write(
+                    new_image,
+                    {
+                        "meta": {},
+                        "snaps": {},
+                        "size": record.get("size", 0),
+                        "parent": {"image": image, "snapshot": snap},
+                    },
+                )
             info["children"] = sorted({*info["children"], new_image})
 
     def children(self, image: str, snap: str) -> builtins.list[str]:

@@ -40,10 +40,17 @@ class RbdStorage(Storage):
         if not self.conf.exists():
             raise unavailable(self.conf, FileNotFoundError(str(conf)))
         timeout = str(int(connect_timeout))
-        self._cluster = rados.Rados(conffile=str(self.conf), conf={
-            "rados_mon_op_timeout": timeout, "rados_osd_op_timeout": "60", "client_mount_timeout": timeout,
-            "keyring": "/dev/null", "admin_socket": "", "log_file": "",
-        })
+        self._cluster = rados.Rados(
+            conffile=str(self.conf),
+            conf={
+                "rados_mon_op_timeout": timeout,
+                "rados_osd_op_timeout": "60",
+                "client_mount_timeout": timeout,
+                "keyring": "/dev/null",
+                "admin_socket": "",
+                "log_file": "",
+            },
+        )
         try:
             self._cluster.connect(timeout=int(connect_timeout))
             self._ioctx = self._cluster.open_ioctx(pool)
@@ -84,8 +91,7 @@ class RbdStorage(Storage):
     def create(self, image: str, size_bytes: int) -> None:
         validate_name(image)
         try:
-            self._rbd.create(self._ioctx, image, int(size_bytes), old_format=False,
-                             features=rbd.RBD_FEATURE_LAYERING)
+            self._rbd.create(self._ioctx, image, int(size_bytes), old_format=False, features=rbd.RBD_FEATURE_LAYERING)
         except rbd.Error as exc:
             raise _map(exc, image) from None
 
@@ -96,7 +102,9 @@ class RbdStorage(Storage):
         try:
             self._rbd.remove(self._ioctx, image)
         except rbd.ImageHasSnapshots:
-            raise Busy(f"image {image!r} has snapshots ({', '.join(self.snapshots(image))}): remove them first") from None
+            raise Busy(
+                f"image {image!r} has snapshots ({', '.join(self.snapshots(image))}): remove them first"
+            ) from None
         except rbd.Error as exc:
             raise _map(exc, image) from None
 
@@ -279,8 +287,14 @@ class RbdStorage(Storage):
         free = self._attacher.free_ranges(image)
         with self._image(image, read_only=False) as img:
             allocated: list[tuple[int, int]] = []
-            img.diff_iterate(0, img.size(), None, lambda o, n, e: allocated.append((o, n)) if e else None,
-                             include_parent=True, whole_object=False)
+            img.diff_iterate(
+                0,
+                img.size(),
+                None,
+                lambda o, n, e: allocated.append((o, n)) if e else None,
+                include_parent=True,
+                whole_object=False,
+            )
             for off, length in _intersect(free, sorted(allocated)):
                 img.write_zeroes(off, length)
 

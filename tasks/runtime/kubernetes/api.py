@@ -43,8 +43,10 @@ def _load(settings: Settings) -> client.ApiClient:
             default = Path(os.environ.get("KUBECONFIG", "~/.kube/config")).expanduser()
             chosen = default if default.is_file() else local
             if not chosen.is_file():
-                raise ConfigError("no kubeconfig: set kubernetes.kubeconfig, or start the local control "
-                                  "plane with `phoenix stack up --kubernetes`")
+                raise ConfigError(
+                    "no kubeconfig: set kubernetes.kubeconfig, or start the local control "
+                    "plane with `phoenix stack up --kubernetes`"
+                )
             config.load_kube_config(str(chosen), context=k.context, client_configuration=cfg)
     except ConfigException as exc:
         raise ConfigError(f"kubernetes.kubeconfig/context: {str(exc).splitlines()[0]}") from None
@@ -52,7 +54,8 @@ def _load(settings: Settings) -> client.ApiClient:
     api = client.ApiClient(cfg)
     # The client sets no socket timeouts: without these a black-holed API server hangs forever.
     api.rest_client.pool_manager.connection_pool_kw["timeout"] = urllib3.Timeout(
-        connect=min(5.0, k.request_timeout), read=k.request_timeout)
+        connect=min(5.0, k.request_timeout), read=k.request_timeout
+    )
     return api
 
 
@@ -80,22 +83,27 @@ class Api:
         try:
             yield
         except ApiException as exc:
-            hint = {401: "the credentials in the kubeconfig are not accepted",
-                    403: "forbidden: give the worker the role in infra/k8s/rbac.yaml",
-                    422: "the object is invalid", 409: "conflict"}.get(exc.status, exc.reason or "")
+            hint = {
+                401: "the credentials in the kubeconfig are not accepted",
+                403: "forbidden: give the worker the role in infra/k8s/rbac.yaml",
+                422: "the object is invalid",
+                409: "conflict",
+            }.get(exc.status, exc.reason or "")
             raise KubernetesError(f"Kubernetes refused to {what} (HTTP {exc.status}: {hint})") from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             reason = type(getattr(exc, "reason", None) or exc).__name__
             raise KubernetesUnreachable(
                 f"Kubernetes API at {self.server} unreachable while trying to {what} ({reason}): start it "
-                "(`phoenix stack up --kubernetes`) or fix kubernetes.kubeconfig") from None
+                "(`phoenix stack up --kubernetes`) or fix kubernetes.kubeconfig"
+            ) from None
 
     def _res(self, api_version: str, kind: str):  # noqa: ANN202 - the dynamic client's Resource
         try:
             return self._dyn.resources.get(api_version=api_version, kind=kind)
         except ResourceNotFoundError:
-            raise KubernetesError(f"the API server has no {kind} in {api_version}: "
-                                  "Kubernetes 1.20 or newer is needed") from None
+            raise KubernetesError(
+                f"the API server has no {kind} in {api_version}: Kubernetes 1.20 or newer is needed"
+            ) from None
 
     # -- verbs -------------------------------------------------------------------------
     def apply(self, obj: dict) -> dict:
@@ -109,8 +117,9 @@ class Api:
             except ApiException as exc:
                 if exc.status != 409:
                     raise
-            return res.patch(body=obj, name=meta["name"], namespace=meta.get("namespace"),
-                             content_type=_STRATEGIC).to_dict()
+            return res.patch(
+                body=obj, name=meta["name"], namespace=meta.get("namespace"), content_type=_STRATEGIC
+            ).to_dict()
 
     def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict | None:
         res = self._res(api_version, kind)
@@ -120,8 +129,9 @@ class Api:
             except NotFoundError:
                 return None
 
-    def list(self, api_version: str, kind: str, namespace: str | None = None,
-             labels: dict[str, str] | None = None) -> list[dict]:
+    def list(
+        self, api_version: str, kind: str, namespace: str | None = None, labels: dict[str, str] | None = None
+    ) -> list[dict]:
         res = self._res(api_version, kind)
         selector = ",".join(f"{k}={v}" for k, v in (labels or {}).items()) or None
         with self.errors(f"list {kind}"):
@@ -142,11 +152,14 @@ class Api:
             except NotFoundError:
                 return False
 
-    def wait_gone(self, api_version: str, kind: str, name: str, namespace: str | None = None,
-                  timeout: float = 180.0) -> None:
+    def wait_gone(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None, timeout: float = 180.0
+    ) -> None:
         deadline = time.monotonic() + timeout
         while self.get(api_version, kind, name, namespace) is not None:
             if time.monotonic() > deadline:
-                raise KubernetesError(f"{kind} {name} still exists after {timeout:.0f} s (finalizers?): "
-                                      f"see `kubectl get {kind.lower()} {name} -o yaml`")
+                raise KubernetesError(
+                    f"{kind} {name} still exists after {timeout:.0f} s (finalizers?): "
+                    f"see `kubectl get {kind.lower()} {name} -o yaml`"
+                )
             time.sleep(0.5)

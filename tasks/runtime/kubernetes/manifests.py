@@ -21,8 +21,12 @@ DB_NAME, SECRET_NAME, PVC_NAME, POLICY_NAME, APP_NAME = "mariadb", "phoenix-db",
 DB_PORT = 3306
 MOUNT = "/var/lib/phoenix"
 DATADIR = f"{MOUNT}/mysql"  # the same layout the local runtime writes inside an image
-ANN_NAME, ANN_IMAGE, ANN_EXPIRES, ANN_PROFILE = ("phoenix.io/name", "phoenix.io/image", "phoenix.io/expires",
-                                                 "phoenix.io/profile")
+ANN_NAME, ANN_IMAGE, ANN_EXPIRES, ANN_PROFILE = (
+    "phoenix.io/name",
+    "phoenix.io/image",
+    "phoenix.io/expires",
+    "phoenix.io/profile",
+)
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 # Requests/limits per profile: the breeder imports fast with a big buffer pool,
@@ -59,8 +63,8 @@ _PROBE = 'MYSQL_PWD="$MARIADB_PASSWORD" mariadb -h127.0.0.1 -u"$MARIADB_USER" "$
 class Target:
     """Everything the manifests of one server depend on."""
 
-    name: str          # Phoenix's server name (environment id or breeder name)
-    image: str         # the RBD image the PV points to
+    name: str  # Phoenix's server name (environment id or breeder name)
+    image: str  # the RBD image the PV points to
     namespace: str
     profile: Profile
     size_bytes: int
@@ -107,14 +111,26 @@ def _meta(name: str, t: Target, namespaced: bool = True, **extra: dict[str, str]
 
 def namespace(t: Target) -> dict:
     ann = {**t.annotations, ANN_NAME: t.name, ANN_IMAGE: t.image, ANN_PROFILE: t.profile}
-    return {"apiVersion": "v1", "kind": "Namespace",
-            "metadata": _meta(t.namespace, t, namespaced=False, annotations=ann)}
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": _meta(t.namespace, t, namespaced=False, annotations=ann),
+    }
 
 
 def secret(t: Target, creds: Credentials, root_password: str) -> dict:
-    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": _meta(SECRET_NAME, t),
-            "stringData": {"MARIADB_USER": creds.user, "MARIADB_PASSWORD": creds.password,
-                           "MARIADB_DATABASE": creds.database, "MARIADB_ROOT_PASSWORD": root_password}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": _meta(SECRET_NAME, t),
+        "stringData": {
+            "MARIADB_USER": creds.user,
+            "MARIADB_PASSWORD": creds.password,
+            "MARIADB_DATABASE": creds.database,
+            "MARIADB_ROOT_PASSWORD": root_password,
+        },
+    }
 
 
 def _quantity(size_bytes: int) -> str:
@@ -123,34 +139,58 @@ def _quantity(size_bytes: int) -> str:
 
 def persistent_volume(settings: Settings, t: Target) -> dict:
     k = settings.kubernetes
-    return {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": _meta(t.pv_name, t, namespaced=False),
-            "spec": {
-                "capacity": {"storage": _quantity(t.size_bytes)},
-                "accessModes": ["ReadWriteOnce"],
-                "persistentVolumeReclaimPolicy": "Retain",  # the image belongs to Phoenix, not to Kubernetes
-                "volumeMode": "Filesystem",
-                "storageClassName": k.storage_class,
-                "claimRef": {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-                             "namespace": t.namespace, "name": PVC_NAME},
-                "csi": {"driver": "rbd.csi.ceph.com", "fsType": k.fs_type, "volumeHandle": t.image,
-                        "volumeAttributes": {"clusterID": settings.rbd.cluster_id, "pool": settings.rbd.pool,
-                                             "staticVolume": "true", "imageFeatures": "layering"},
-                        "nodeStageSecretRef": {"name": k.node_stage_secret,
-                                               "namespace": k.node_stage_secret_namespace}}}}
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": _meta(t.pv_name, t, namespaced=False),
+        "spec": {
+            "capacity": {"storage": _quantity(t.size_bytes)},
+            "accessModes": ["ReadWriteOnce"],
+            "persistentVolumeReclaimPolicy": "Retain",  # the image belongs to Phoenix, not to Kubernetes
+            "volumeMode": "Filesystem",
+            "storageClassName": k.storage_class,
+            "claimRef": {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "namespace": t.namespace,
+                "name": PVC_NAME,
+            },
+            "csi": {
+                "driver": "rbd.csi.ceph.com",
+                "fsType": k.fs_type,
+                "volumeHandle": t.image,
+                "volumeAttributes": {
+                    "clusterID": settings.rbd.cluster_id,
+                    "pool": settings.rbd.pool,
+                    "staticVolume": "true",
+                    "imageFeatures": "layering",
+                },
+                "nodeStageSecretRef": {"name": k.node_stage_secret, "namespace": k.node_stage_secret_namespace},
+            },
+        },
+    }
 
 
 def persistent_volume_claim(settings: Settings, t: Target) -> dict:
-    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": _meta(PVC_NAME, t),
-            "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": settings.kubernetes.storage_class,
-                     "volumeName": t.pv_name, "volumeMode": "Filesystem",
-                     "resources": {"requests": {"storage": _quantity(t.size_bytes)}}}}
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": _meta(PVC_NAME, t),
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "storageClassName": settings.kubernetes.storage_class,
+            "volumeName": t.pv_name,
+            "volumeMode": "Filesystem",
+            "resources": {"requests": {"storage": _quantity(t.size_bytes)}},
+        },
+    }
 
 
 def deployment(settings: Settings, t: Target, replicas: int = 1) -> dict:
-    probe = {"exec": {"command": ["sh", "-c", _PROBE]}, "periodSeconds": 3, "timeoutSeconds": 5,
-             "failureThreshold": 3}
+    probe = {"exec": {"command": ["sh", "-c", _PROBE]}, "periodSeconds": 3, "timeoutSeconds": 5, "failureThreshold": 3}
     container = {
-        "name": DB_NAME, "image": settings.kubernetes.db_image,
+        "name": DB_NAME,
+        "image": settings.kubernetes.db_image,
         "command": ["sh", "-c", _ENTRYPOINT % {"datadir": DATADIR}, "phoenix-entrypoint"],
         "args": [*_mariadbd_args(t.profile)],
         "envFrom": [{"secretRef": {"name": SECRET_NAME}}],
@@ -161,16 +201,26 @@ def deployment(settings: Settings, t: Target, replicas: int = 1) -> dict:
         "volumeMounts": [{"name": "data", "mountPath": MOUNT}],
     }
     pod_labels = {**t.selector, **MANAGED_BY}
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(DB_NAME, t),
-            "spec": {"replicas": replicas, "strategy": {"type": "Recreate"},  # one writer on an RWO image
-                     "selector": {"matchLabels": t.selector},
-                     "template": {"metadata": {"labels": pod_labels},
-                                  "spec": {"containers": [container],
-                                           "automountServiceAccountToken": False,
-                                           # room for the slow shutdown (innodb_fast_shutdown=0)
-                                           "terminationGracePeriodSeconds": 600,
-                                           "volumes": [{"name": "data",
-                                                        "persistentVolumeClaim": {"claimName": PVC_NAME}}]}}}}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(DB_NAME, t),
+        "spec": {
+            "replicas": replicas,
+            "strategy": {"type": "Recreate"},  # one writer on an RWO image
+            "selector": {"matchLabels": t.selector},
+            "template": {
+                "metadata": {"labels": pod_labels},
+                "spec": {
+                    "containers": [container],
+                    "automountServiceAccountToken": False,
+                    # room for the slow shutdown (innodb_fast_shutdown=0)
+                    "terminationGracePeriodSeconds": 600,
+                    "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": PVC_NAME}}],
+                },
+            },
+        },
+    }
 
 
 def _mariadbd_args(profile: Profile) -> list[str]:
@@ -178,8 +228,12 @@ def _mariadbd_args(profile: Profile) -> list[str]:
 
 
 def service(t: Target) -> dict:
-    return {"apiVersion": "v1", "kind": "Service", "metadata": _meta(DB_NAME, t),
-            "spec": {"selector": t.selector, "ports": [{"name": "mysql", "port": DB_PORT, "targetPort": "mysql"}]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(DB_NAME, t),
+        "spec": {"selector": t.selector, "ports": [{"name": "mysql", "port": DB_PORT, "targetPort": "mysql"}]},
+    }
 
 
 def network_policy(settings: Settings, t: Target) -> dict:
@@ -187,13 +241,24 @@ def network_policy(settings: Settings, t: Target) -> dict:
     admits the Phoenix worker, which streams the restore into it."""
     peers: list[dict] = [{"podSelector": {}}]
     if t.profile == "restore":
-        peers.append({"namespaceSelector": {"matchLabels": {
-                          "kubernetes.io/metadata.name": settings.kubernetes.worker_namespace}},
-                      "podSelector": {"matchLabels": {"app.kubernetes.io/name": "phoenix-worker"}}})
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": _meta(POLICY_NAME, t),
-            "spec": {"podSelector": {"matchLabels": {"app.kubernetes.io/name": DB_NAME}},
-                     "policyTypes": ["Ingress"],
-                     "ingress": [{"from": peers, "ports": [{"protocol": "TCP", "port": DB_PORT}]}]}}
+        peers.append(
+            {
+                "namespaceSelector": {
+                    "matchLabels": {"kubernetes.io/metadata.name": settings.kubernetes.worker_namespace}
+                },
+                "podSelector": {"matchLabels": {"app.kubernetes.io/name": "phoenix-worker"}},
+            }
+        )
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta(POLICY_NAME, t),
+        "spec": {
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": DB_NAME}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": peers, "ports": [{"protocol": "TCP", "port": DB_PORT}]}],
+        },
+    }
 
 
 def app_objects(settings: Settings, t: Target, env_id: str) -> list[dict]:
@@ -201,32 +266,85 @@ def app_objects(settings: Settings, t: Target, env_id: str) -> list[dict]:
     with the database connection in its environment (the password from the Secret)."""
     k = settings.kubernetes
     sel = {"app.kubernetes.io/name": APP_NAME, "phoenix.io/server": t.namespace}
-    env = [{"name": "DB_HOST", "value": DB_NAME}, {"name": "DB_PORT", "value": str(DB_PORT)},
-           *({"name": n, "valueFrom": {"secretKeyRef": {"name": SECRET_NAME, "key": key}}}
-             for n, key in (("DB_NAME", "MARIADB_DATABASE"), ("DB_USER", "MARIADB_USER"),
-                            ("DB_PASSWORD", "MARIADB_PASSWORD"))),
-           *({"name": n, "value": v} for n, v in sorted(k.app_env.items()))]
+    env = [
+        {"name": "DB_HOST", "value": DB_NAME},
+        {"name": "DB_PORT", "value": str(DB_PORT)},
+        *(
+            {"name": n, "valueFrom": {"secretKeyRef": {"name": SECRET_NAME, "key": key}}}
+            for n, key in (
+                ("DB_NAME", "MARIADB_DATABASE"),
+                ("DB_USER", "MARIADB_USER"),
+                ("DB_PASSWORD", "MARIADB_PASSWORD"),
+            )
+        ),
+        *({"name": n, "value": v} for n, v in sorted(k.app_env.items())),
+    ]
     host = f"{env_id}.{k.base_domain}"
     return [
-        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(APP_NAME, t),
-         "spec": {"replicas": 1, "selector": {"matchLabels": sel},
-                  "template": {"metadata": {"labels": {**sel, **MANAGED_BY}},
-                               "spec": {"automountServiceAccountToken": False,
-                                        "containers": [{"name": APP_NAME, "image": k.app_image, "env": env,
-                                                        "ports": [{"name": "http", "containerPort": k.app_port}]}]}}}},
-        {"apiVersion": "v1", "kind": "Service", "metadata": _meta(APP_NAME, t),
-         "spec": {"selector": sel, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}},
-        {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": _meta(APP_NAME, t),
-         "spec": {"rules": [{"host": host, "http": {"paths": [{
-             "path": "/", "pathType": "Prefix",
-             "backend": {"service": {"name": APP_NAME, "port": {"number": 80}}}}]}}]}},
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": _meta(APP_NAME, t),
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": sel},
+                "template": {
+                    "metadata": {"labels": {**sel, **MANAGED_BY}},
+                    "spec": {
+                        "automountServiceAccountToken": False,
+                        "containers": [
+                            {
+                                "name": APP_NAME,
+                                "image": k.app_image,
+                                "env": env,
+                                "ports": [{"name": "http", "containerPort": k.app_port}],
+                            }
+                        ],
+                    },
+                },
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": _meta(APP_NAME, t),
+            "spec": {"selector": sel, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
+        },
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "metadata": _meta(APP_NAME, t),
+            "spec": {
+                "rules": [
+                    {
+                        "host": host,
+                        "http": {
+                            "paths": [
+                                {
+                                    "path": "/",
+                                    "pathType": "Prefix",
+                                    "backend": {"service": {"name": APP_NAME, "port": {"number": 80}}},
+                                }
+                            ]
+                        },
+                    }
+                ]
+            },
+        },
     ]
 
 
 def all_objects(settings: Settings, t: Target, creds: Credentials, root_password: str, env_id: str) -> list[dict]:
     """In apply order."""
-    objs = [namespace(t), secret(t, creds, root_password), persistent_volume(settings, t),
-            persistent_volume_claim(settings, t), network_policy(settings, t), service(t), deployment(settings, t)]
+    objs = [
+        namespace(t),
+        secret(t, creds, root_password),
+        persistent_volume(settings, t),
+        persistent_volume_claim(settings, t),
+        network_policy(settings, t),
+        service(t),
+        deployment(settings, t),
+    ]
     if settings.kubernetes.app_image and t.profile == "environment":
         objs += app_objects(settings, t, env_id)
     return objs

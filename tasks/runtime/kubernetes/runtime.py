@@ -34,9 +34,14 @@ from tasks.runtime.base import (
 from tasks.runtime.kubernetes import manifests as m
 from tasks.runtime.kubernetes.api import Api
 
-_NS, _PV, _PVC, _DEP, _SEC, _POD = (("v1", "Namespace"), ("v1", "PersistentVolume"),
-                                    ("v1", "PersistentVolumeClaim"), ("apps/v1", "Deployment"),
-                                    ("v1", "Secret"), ("v1", "Pod"))
+_NS, _PV, _PVC, _DEP, _SEC, _POD = (
+    ("v1", "Namespace"),
+    ("v1", "PersistentVolume"),
+    ("v1", "PersistentVolumeClaim"),
+    ("apps/v1", "Deployment"),
+    ("v1", "Secret"),
+    ("v1", "Pod"),
+)
 
 
 def _ready(pod: dict) -> bool:
@@ -73,12 +78,22 @@ class KubernetesRuntime(Runtime):
     def _target(self, name: str, image: str, profile: Profile, labels: dict[str, str]) -> m.Target:
         good, rest = m.split_labels(labels)
         good.setdefault("phoenix.io/role", "breeder" if profile == "restore" else "environment")
-        return m.Target(name=name, image=image, namespace=m.namespace_for(self.settings, name), profile=profile,
-                        size_bytes=self.storage.size(image), labels=good, annotations=rest)
+        return m.Target(
+            name=name,
+            image=image,
+            namespace=m.namespace_for(self.settings, name),
+            profile=profile,
+            size_bytes=self.storage.size(image),
+            labels=good,
+            annotations=rest,
+        )
 
     def _pod(self, ns: str) -> dict | None:
-        pods = [p for p in self.api.list(*_POD, namespace=ns, labels={"app.kubernetes.io/name": m.DB_NAME})
-                if not p["metadata"].get("deletionTimestamp")]
+        pods = [
+            p
+            for p in self.api.list(*_POD, namespace=ns, labels={"app.kubernetes.io/name": m.DB_NAME})
+            if not p["metadata"].get("deletionTimestamp")
+        ]
         return max(pods, key=lambda p: p["metadata"]["creationTimestamp"]) if pods else None
 
     def _endpoint(self, ns_obj: dict) -> Endpoint:
@@ -91,13 +106,20 @@ class KubernetesRuntime(Runtime):
         else:
             pod = self._pod(ns)
             statuses = ((pod or {}).get("status") or {}).get("containerStatuses") or []
-            crashed = any(((cs.get("state") or {}).get("waiting") or {}).get("reason") == "CrashLoopBackOff"
-                          for cs in statuses)
+            crashed = any(
+                ((cs.get("state") or {}).get("waiting") or {}).get("reason") == "CrashLoopBackOff" for cs in statuses
+            )
             state = "running" if pod and _ready(pod) else "dead" if crashed else "starting"
         labels = {**(meta.get("labels") or {}), **{k: v for k, v in ann.items() if k == m.ANN_EXPIRES}}
-        return Endpoint(name=ann.get(m.ANN_NAME, ns), image=ann.get(m.ANN_IMAGE, ""),
-                        host=f"{m.DB_NAME}.{ns}.svc.cluster.local", port=m.DB_PORT, state=state,
-                        profile=ann.get(m.ANN_PROFILE, "environment"), labels=labels)
+        return Endpoint(
+            name=ann.get(m.ANN_NAME, ns),
+            image=ann.get(m.ANN_IMAGE, ""),
+            host=f"{m.DB_NAME}.{ns}.svc.cluster.local",
+            port=m.DB_PORT,
+            state=state,
+            profile=ann.get(m.ANN_PROFILE, "environment"),
+            labels=labels,
+        )
 
     def _namespace(self, name: str) -> dict | None:
         ns = self.api.get(*_NS, m.namespace_for(self.settings, name))
@@ -122,19 +144,31 @@ class KubernetesRuntime(Runtime):
         data = self._secret(name)
         if not data:
             return None
-        return Credentials(user=data["MARIADB_USER"], password=data["MARIADB_PASSWORD"],
-                           database=data["MARIADB_DATABASE"])
+        return Credentials(
+            user=data["MARIADB_USER"], password=data["MARIADB_PASSWORD"], database=data["MARIADB_DATABASE"]
+        )
 
     def admin(self, name: str) -> AdminAccess:
         data = self._secret(name)
         if not data:
             raise ServerNotFound(f"no server {name!r} in Kubernetes")
-        return AdminAccess(host=f"{m.DB_NAME}.{m.namespace_for(self.settings, name)}.svc.cluster.local",
-                           port=m.DB_PORT, user="root", password=data["MARIADB_ROOT_PASSWORD"])
+        return AdminAccess(
+            host=f"{m.DB_NAME}.{m.namespace_for(self.settings, name)}.svc.cluster.local",
+            port=m.DB_PORT,
+            user="root",
+            password=data["MARIADB_ROOT_PASSWORD"],
+        )
 
     # -- lifecycle ---------------------------------------------------------------------
-    def start(self, name: str, image: str, *, profile: Profile, credentials: Credentials | None = None,
-              labels: dict[str, str] | None = None) -> Endpoint:
+    def start(
+        self,
+        name: str,
+        image: str,
+        *,
+        profile: Profile,
+        credentials: Credentials | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> Endpoint:
         current = self.get(name)
         if current and current.state in ("running", "starting") and current.image == image:
             return current
@@ -149,8 +183,9 @@ class KubernetesRuntime(Runtime):
         root = old.get("MARIADB_ROOT_PASSWORD") or secrets.token_urlsafe(24)
         for obj in m.all_objects(self.settings, t, creds, root, env_id=name):
             self.api.apply(obj)
-        return self.get(name) or Endpoint(name=name, image=image, host="", port=m.DB_PORT,
-                                          state="starting", profile=profile)
+        return self.get(name) or Endpoint(
+            name=name, image=image, host="", port=m.DB_PORT, state="starting", profile=profile
+        )
 
     def wait_ready(self, name: str, timeout: float = 120.0) -> Endpoint:
         """Until the database pod is Ready: its readiness probe runs a real query."""
@@ -164,8 +199,10 @@ class KubernetesRuntime(Runtime):
             if pod and _ready(pod):
                 return self.get(name)  # type: ignore[return-value]
             time.sleep(0.5)
-        raise ServerFailed(f"database of {name!r} not ready after {timeout:.0f} s: {_why_not_ready(pod)}; "
-                           f"see `kubectl -n {ns} describe pod -l app.kubernetes.io/name={m.DB_NAME}`")
+        raise ServerFailed(
+            f"database of {name!r} not ready after {timeout:.0f} s: {_why_not_ready(pod)}; "
+            f"see `kubectl -n {ns} describe pod -l app.kubernetes.io/name={m.DB_NAME}`"
+        )
 
     def stop(self, name: str, timeout: float = 600.0) -> None:
         ns_obj = self._namespace(name)
@@ -186,8 +223,10 @@ class KubernetesRuntime(Runtime):
             raise ServerNotFound(f"no server {name!r} in Kubernetes")
         # Renewing the redo log needs one more start of the stopped breeder with other server
         # arguments; until the pod path does that, a breed on this runtime fails closed.
-        raise ServerFailed(f"breeder {name!r}: sealing (a fresh redo log before the forensic gate) is not "
-                           "available on the kubernetes runtime yet; breed with runtime = \"local\"")
+        raise ServerFailed(
+            f"breeder {name!r}: sealing (a fresh redo log before the forensic gate) is not "
+            'available on the kubernetes runtime yet; breed with runtime = "local"'
+        )
 
     def remove(self, name: str) -> None:
         ns = m.namespace_for(self.settings, name)
