@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import random
 import re
 import threading
 import zlib
@@ -25,15 +24,16 @@ import pymysql
 
 from anonymization.engine import _TEXT_TYPES, EMAIL_RE, IBAN_RE, PHONE_RE, connect, may_hold_pii, schema
 from anonymization.forensic import Needles
-from anonymization.freetext import Phrases, name_pair
+from anonymization.freetext import Phrases
 from anonymization.keyed import derive, hmac_hex, pads, set_pads_sql, sql_hmac
+from anonymization.originals import SAMPLE, needles_of, phrases_of, sample
 from anonymization.rules import DICT_STRATEGIES, Rules, check_against_schema
 from anonymization.strategies import Dictionaries
 from phoenix.db import AdminAccess, quote
 from phoenix.errors import GateFailed
 
 _DICT_KINDS = set(DICT_STRATEGIES)
-_SAMPLE = 200
+_SAMPLE = SAMPLE
 T = TypeVar("T")
 R = TypeVar("R")
 _NAME_PATTERNS = {
@@ -197,115 +197,6 @@ def _pii_columns(conn, sch) -> dict[tuple[str, str], str]:
     return found
 
 
-_INT_TYPES = {"tinyint", "smallint", "mediumint", "int", "bigint"}
-
-
-def _sample(
-    conn: pymysql.Connection, t: str, c: str, cols: dict, n: int = _SAMPLE, expr: str | None = None
-) -> list[tuple]:
-    """About `_SAMPLE` random non-NULL values of column c of table t (the table itself, or
-    the sample of its original rows a restore kept, see inline.py). With an integer
-    primary key, by point lookups of random keys (no scan: ORDER BY RAND() read and sorted
-    whole tables, 9 s of a 1 GB cycle); else, or when the keys are too sparse, the full
-    random sort."""
-    what = expr or f"{quote(c)}"
-    keys = [r[4] for r in _q(conn, f"SHOW KEYS FROM {quote(t)} WHERE Key_name = 'PRIMARY'")]
-    if len(keys) == 1 and cols[keys[0]][0] in _INT_TYPES:
-        pk = keys[0]
-        lo, hi = _q(conn, f"SELECT MIN({quote(pk)}), MAX({quote(pk)}) FROM {quote(t)}")[0]
-        if lo is not None:
-            rng = random.Random(f"{t}.{c}.{n}")  # deterministic: the same sample for the same data
-            ids = sorted({rng.randint(lo, hi) for _ in range(2 * n)})
-            rows = _q(
-                conn,
-                f"SELECT {what} FROM {quote(t)} WHERE {quote(pk)} IN ({','.join(map(str, ids))}) "
-                f"AND {what} IS NOT NULL LIMIT {n}",
-            )
-            if len(rows) >= n // 2:
-                return list(rows)
-    return list(_q(conn, f"SELECT {what} FROM {quote(t)} WHERE {what} IS NOT NULL ORDER BY RAND(42) LIMIT {n}"))
-
-
-# Strategies whose originals identify a person on their own: the forensic gate searches the
-# image's bytes for a sample of them (single words such as first names or cities do not).
-IDENTIFYING = {"email", "phone", "iban", "street", "name"}
-NEEDLES_PER_COLUMN = 500
-
-
-def _needles(conn, sch: dict, rules: Rules, originals: dict[str, str], fakes: set[str]) -> Needles:
-    """A sample of identifying originals per ruled column (full names from first + last name
-    columns too), without the values the engine itself may write: dictionary entries (and
-    parts of one), pairs of first and last name entries, addresses in the pseudonyms' own
-    e-mail domain."""
-    needles = Needles()
-    own_domain = "@" + rules.email_domain.lower()
-    # A pseudonym may contain an original ("rue de Clément" inside the fake "54, rue de Clément"):
-    # those are found in the bytes without being a leak.
-    fake_text = "\n".join(sorted(fakes))
-
-    def add(value, column: str) -> None:
-        text = str(value).strip()
-        if text and text not in fake_text and not text.lower().endswith(own_domain):
-            needles.add(text, column)
-
-    for t, trule in rules.tables.items():
-        if t not in sch or trule.truncate:
-            continue
-        src = originals.get(t, t)
-        cols = trule.columns
-        for c, crule in cols.items():
-            if c not in sch[t]:
-                continue
-            if crule.strategy in IDENTIFYING:
-                for (v,) in _sample(conn, src, c, sch[t], NEEDLES_PER_COLUMN):
-                    add(v, f"{t}.{c}")
-            elif crule.strategy == "scrub":
-                for (v,) in _sample(conn, src, c, sch[t], NEEDLES_PER_COLUMN):
-                    for rx in (EMAIL_RE, PHONE_RE, IBAN_RE):
-                        for m in rx.findall(str(v)):
-                            add(m, f"{t}.{c} (inside the text)")
-            for path, sub in crule.paths.items():
-                if sub.strategy in IDENTIFYING:
-                    expr = f"JSON_UNQUOTE(JSON_EXTRACT({quote(c)}, '{path}'))"
-                    for (v,) in _sample(conn, src, c, sch[t], NEEDLES_PER_COLUMN, expr):
-                        add(v, f"{t}.{c}{path.removeprefix('$')}")
-        first = next((c for c, r in cols.items() if r.strategy == "first_name" and c in sch[t]), None)
-        last = next((c for c, r in cols.items() if r.strategy == "last_name" and c in sch[t]), None)
-        if first and last:
-            expr = f"CONCAT({quote(first)}, ' ', {quote(last)})"
-            for (v,) in _sample(conn, src, first, sch[t], NEEDLES_PER_COLUMN, expr):
-                f, _, la = str(v).partition(" ")
-                if not (f in fakes and la in fakes):
-                    add(v, f"{t}.{first} + {last}")
-    needles.discard_inside(fakes)
-    return needles
-
-
-def _phrases(conn, sch: dict, rules: Rules, originals: dict[str, str], fakes: set[str]) -> Phrases:
-    """A sample of original full names (first + last name columns, `name` columns), e-mails
-    and phones, without values the engine itself may write (as for the needles)."""
-    out = Phrases()
-    own_domain = "@" + rules.email_domain.lower()
-    for t, trule in rules.tables.items():
-        if t not in sch or trule.truncate:
-            continue
-        src, pair = originals.get(t, t), name_pair(trule)
-        if pair and all(c in sch[t] for c in pair):
-            for (v,) in _sample(
-                conn, src, pair[0], sch[t], _SAMPLE, f"CONCAT({quote(pair[0])}, ' ', {quote(pair[1])})"
-            ):
-                f, _, la = str(v).partition(" ")
-                if not (f in fakes and la in fakes):
-                    out.add(str(v), f"{t}.{pair[0]} + {pair[1]}")
-        for c, r in trule.columns.items():
-            if r.strategy in ("name", "email", "phone") and c in sch[t]:
-                for (v,) in _sample(conn, src, c, sch[t]):
-                    text = str(v).strip()
-                    if text not in fakes and not text.lower().endswith(own_domain):
-                        out.add(text, f"{t}.{c}")
-    return out
-
-
 def take_baseline(
     admin: AdminAccess, database: str, rules: Rules, key: bytes, originals: dict[str, str] | None = None
 ) -> Baseline:
@@ -329,8 +220,8 @@ def take_baseline(
             ).values.values()
             for v in vals
         }
-        base.needles = _needles(conn, sch, rules, originals, fakes)
-        base.phrases = _phrases(conn, sch, rules, originals, fakes)
+        base.needles = needles_of(conn, sch, rules, originals, fakes)
+        base.phrases = phrases_of(conn, sch, rules, originals, fakes)
         for (t, c), _kind in _pii_columns(conn, sch).items():
             if sch[t][c][0] in ("date", "datetime"):
                 continue  # dates repeat across rows; date_shift never keeps a row's own date
@@ -338,7 +229,7 @@ def take_baseline(
             crule = rule.columns.get(c) if rule else None
             if crule is not None and not crule.changes:
                 continue  # explicitly kept: not personal data
-            for (v,) in _sample(conn, originals.get(t, t), c, sch[t]):
+            for (v,) in sample(conn, originals.get(t, t), c, sch[t]):
                 text = v.isoformat() if hasattr(v, "isoformat") else str(v)
                 if crule is not None and crule.strategy == "scrub":
                     for rx in (EMAIL_RE, PHONE_RE, IBAN_RE):
