@@ -13,8 +13,10 @@ suite on each):
 - `start` is idempotent: a server of that name running on that image is returned as
   it is. A server has a stored account once `credentials` were given; `start` without
   them keeps the stored one.
-- `stop` is a slow shutdown and keeps everything else (state, credentials, the image
-  attached or its volume bound): `start` again serves the same data. Idempotent.
+- `stop` is a slow shutdown and keeps the server's state and credentials: `start` again
+  serves the same data. Idempotent. The local runtime keeps the image attached; the
+  Kubernetes one releases its volume (PVC and PV), so the image can be re-cloned (reset)
+  or snapshotted while the namespace and its Secret stay.
 - `remove` stops, forgets the server and its runtime resources, releases the image
   (detached / volume released) and never removes the image itself. Idempotent.
 - `seal` (breeders only) renews what the server's files record beyond the live data.
@@ -128,8 +130,8 @@ class Runtime(ABC):
 
     @abstractmethod
     def stop(self, name: str, timeout: float = 600.0) -> None:
-        """Slow shutdown (innodb_fast_shutdown=0); keeps state, credentials and the image
-        attached (volume bound). Idempotent; a no-op for an unknown name."""
+        """Slow shutdown (innodb_fast_shutdown=0); keeps state and credentials (see the module
+        docstring for the image). Idempotent; a no-op for an unknown name."""
 
     @abstractmethod
     def seal(self, name: str, timeout: float = 600.0) -> None:

@@ -24,10 +24,13 @@ def test_no_secret_in_the_environ_of_an_environment_server_or_the_prefect_server
             from phoenix.names import env_id
 
             pid = rt.get(env_id("faults/environ")).pid
-        for p in (pid, prefect_server["pid"]):
+        from infra.local import prefect as local_prefect
+
+        server = local_prefect.status(settings)["pid"]  # now: other tests restart the server mid-session
+        for p in (pid, server):
             environ = environ_of(p)
             assert not [k for k in SECRETS if k in environ], (p, sorted(environ))
-        assert environ_of(prefect_server["pid"]).get("PREFECT_SERVER_ANALYTICS_ENABLED") == "false"
+        assert environ_of(server).get("PREFECT_SERVER_ANALYTICS_ENABLED") == "false"
         from infra.local import worker
 
         running = worker.status(settings)

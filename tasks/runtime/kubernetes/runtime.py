@@ -216,7 +216,9 @@ class KubernetesRuntime(Runtime):
             if time.monotonic() > deadline:
                 raise ServerFailed(f"database of {name!r} did not stop within {timeout:.0f} s")
             time.sleep(0.5)
-        # The volume stays bound (as a local server's image stays attached): `remove` releases it.
+        # The volume is released too (PVC, then PV): a reset re-clones the image under the same
+        # namespace and credentials, and a breeder's image is snapshotted, only once no PV names it.
+        self._release_volume(ns)
 
     def seal(self, name: str, timeout: float = 600.0) -> None:
         if self._namespace(name) is None:
@@ -227,6 +229,12 @@ class KubernetesRuntime(Runtime):
             f"breeder {name!r}: sealing (a fresh redo log before the forensic gate) is not "
             'available on the kubernetes runtime yet; breed with runtime = "local"'
         )
+
+    def _release_volume(self, ns: str) -> None:
+        self.api.delete(*_PVC, m.PVC_NAME, ns)
+        self.api.wait_gone(*_PVC, m.PVC_NAME, ns)
+        self.api.delete(*_PV, ns)
+        self.api.wait_gone(*_PV, ns)
 
     def remove(self, name: str) -> None:
         ns = m.namespace_for(self.settings, name)
