@@ -116,8 +116,8 @@ def test_second_spawn_of_the_same_name_changes_nothing(spawned, k8s, kube_settin
     name, eid, ns, info = spawned
     core, apps = client.CoreV1Api(k8s), client.AppsV1Api(k8s)
     _wait(lambda: core.read_persistent_volume(ns).status.phase == "Bound", what="PV bound")
+    _wait(lambda: core.read_namespaced_persistent_volume_claim("data", ns).status.phase == "Bound", what="PVC bound")
     _wait(lambda: apps.read_namespaced_deployment("mariadb", ns).status.ready_replicas == 1, what="deployment ready")
-    time.sleep(1)  # let the controllers settle their status writes
 
     def versions():
         return {"ns": core.read_namespace(ns).metadata.resource_version,
@@ -127,7 +127,14 @@ def test_second_spawn_of_the_same_name_changes_nothing(spawned, k8s, kube_settin
                 "dep": apps.read_namespaced_deployment("mariadb", ns).metadata.generation,
                 "svc": core.read_namespaced_service("mariadb", ns).metadata.resource_version}
 
-    before = versions()
+    # The controllers write status (binding, protection finalizers) on their own schedule; a loaded
+    # machine delays them. Compare against a state that held still for 2 s, not against a guess.
+    def settled():
+        first = versions()
+        time.sleep(2)
+        return first if versions() == first else None
+
+    before = _wait(settled, what="the controllers' status writes to settle")
     again = envs.spawn(kube_settings, storage_rbd, kube_runtime, name, ttl="2h")
     # the same environment; only its expiry restarted (a re-spawn extends it, in storage metadata)
     assert again.expires_at >= info.expires_at
