@@ -12,7 +12,7 @@ from typing import Any
 import pymysql
 
 from anonymization import freetext
-from anonymization.rules import Rules
+from anonymization.rules import ColumnRule, Rules
 from anonymization.strategies import Dictionaries
 from phoenix.db import quote
 
@@ -40,6 +40,7 @@ class TextScrub:
     """Needs the engine's conn, rules, schema, keys, dicts, inlined, texts and _exec."""
 
     conn: pymysql.Connection
+    conns: list[pymysql.Connection]
     rules: Rules
     schema: dict
     keys: dict[str, bytes]
@@ -49,6 +50,9 @@ class TextScrub:
     texts_seconds: float
 
     def _exec(self, sql: str, args=None) -> None: ...
+
+    def _expr(self, rule: ColumnRule, v: str) -> str:
+        raise NotImplementedError  # the engine's
 
     def _drop_captures(self) -> None:
         for capture in sorted(set(self.inlined.texts.values())):
@@ -61,11 +65,10 @@ class TextScrub:
             assert self.dicts is not None
             t0 = time.monotonic()
             self.texts = freetext.build(
-                self.conn,
+                self.conns,
                 self.rules,
                 self.schema,
-                self.keys,
-                self.dicts,
+                lambda strategy, v: self._expr(ColumnRule(strategy), v),
                 self.inlined.texts,
                 self.inlined.tables,
                 skip_names=os.environ.get("PHOENIX_FAULT_SCRUB_SKIP_NAMES") == "1",

@@ -125,7 +125,8 @@ class Engine(TextScrub):
         check: bool = True,
         inlined: Inlined | None = None,
     ) -> None:
-        self.conns, self.rules, self.key = conns, rules, key
+        # A copy: the caller's list also gets the side session, which must never write slices here.
+        self.conns, self.rules, self.key = list(conns), rules, key
         self.conn = conns[0]  # DDL, scrubbing and small queries; all of them write slices
         self.schema = schema(self.conn)
         if check:  # off while a restore is still creating the tables (inline.py)
