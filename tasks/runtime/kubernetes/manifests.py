@@ -261,12 +261,9 @@ def network_policy(settings: Settings, t: Target) -> dict:
     }
 
 
-def app_objects(settings: Settings, t: Target, env_id: str) -> list[dict]:
-    """The optional application: Deployment + Service + Ingress at `<id>.<base_domain>`,
-    with the database connection in its environment (the password from the Secret)."""
-    k = settings.kubernetes
-    sel = {"app.kubernetes.io/name": APP_NAME, "phoenix.io/server": t.namespace}
-    env = [
+def _app_env(settings: Settings) -> list[dict]:
+    """The database connection for the application; the password by reference to the Secret."""
+    return [
         {"name": "DB_HOST", "value": DB_NAME},
         {"name": "DB_PORT", "value": str(DB_PORT)},
         *(
@@ -277,9 +274,33 @@ def app_objects(settings: Settings, t: Target, env_id: str) -> list[dict]:
                 ("DB_PASSWORD", "MARIADB_PASSWORD"),
             )
         ),
-        *({"name": n, "value": v} for n, v in sorted(k.app_env.items())),
+        *({"name": n, "value": v} for n, v in sorted(settings.kubernetes.app_env.items())),
     ]
-    host = f"{env_id}.{k.base_domain}"
+
+
+def _ingress(t: Target, host: str) -> dict:
+    backend = {"service": {"name": APP_NAME, "port": {"number": 80}}}
+    path = {"path": "/", "pathType": "Prefix", "backend": backend}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": _meta(APP_NAME, t),
+        "spec": {"rules": [{"host": host, "http": {"paths": [path]}}]},
+    }
+
+
+def app_objects(settings: Settings, t: Target, env_id: str) -> list[dict]:
+    """The optional application: Deployment + Service + Ingress at `<id>.<base_domain>`,
+    with the database connection in its environment (the password from the Secret)."""
+    k = settings.kubernetes
+    sel = {"app.kubernetes.io/name": APP_NAME, "phoenix.io/server": t.namespace}
+    container = {
+        "name": APP_NAME,
+        "image": k.app_image,
+        "env": _app_env(settings),
+        "ports": [{"name": "http", "containerPort": k.app_port}],
+    }
+    pod = {"automountServiceAccountToken": False, "containers": [container]}
     return [
         {
             "apiVersion": "apps/v1",
@@ -288,20 +309,7 @@ def app_objects(settings: Settings, t: Target, env_id: str) -> list[dict]:
             "spec": {
                 "replicas": 1,
                 "selector": {"matchLabels": sel},
-                "template": {
-                    "metadata": {"labels": {**sel, **MANAGED_BY}},
-                    "spec": {
-                        "automountServiceAccountToken": False,
-                        "containers": [
-                            {
-                                "name": APP_NAME,
-                                "image": k.app_image,
-                                "env": env,
-                                "ports": [{"name": "http", "containerPort": k.app_port}],
-                            }
-                        ],
-                    },
-                },
+                "template": {"metadata": {"labels": {**sel, **MANAGED_BY}}, "spec": pod},
             },
         },
         {
@@ -310,27 +318,7 @@ def app_objects(settings: Settings, t: Target, env_id: str) -> list[dict]:
             "metadata": _meta(APP_NAME, t),
             "spec": {"selector": sel, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
         },
-        {
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "Ingress",
-            "metadata": _meta(APP_NAME, t),
-            "spec": {
-                "rules": [
-                    {
-                        "host": host,
-                        "http": {
-                            "paths": [
-                                {
-                                    "path": "/",
-                                    "pathType": "Prefix",
-                                    "backend": {"service": {"name": APP_NAME, "port": {"number": 80}}},
-                                }
-                            ]
-                        },
-                    }
-                ]
-            },
-        },
+        _ingress(t, f"{env_id}.{k.base_domain}"),
     ]
 
 
