@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import typer
 from rich.console import Console
@@ -96,6 +97,22 @@ def _cells(*values: object) -> list[Text]:
     return [Text(str(v)) for v in values]
 
 
+def relative(iso: str, now: datetime | None = None) -> str:
+    """`in 2h 59m` / `expired 5m ago`: what an operator asks of an expiry (the table also
+    keeps the timestamp; `--json` only the timestamp)."""
+    try:
+        when = datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    secs = int((when - (now or datetime.now(UTC))).total_seconds())
+    left = abs(secs)
+    parts = [(left // 86400, "d"), (left % 86400 // 3600, "h"), (left % 3600 // 60, "m")]
+    text = " ".join([f"{n}{u}" for n, u in parts if n][:2]) or f"{left}s"  # two units are enough
+    return f"in {text}" if secs > 0 else f"expired {text} ago"
+
+
 def listing_tables(gens: list[dict], envs: list[dict]) -> tuple[Table, Table]:
     """The two tables of `phoenix ls`; every value from the catalog is shown literally."""
     # "UNVERIFIED" is never cropped: it is the column an operator must not miss on a narrow terminal
@@ -107,7 +124,8 @@ def listing_tables(gens: list[dict], envs: list[dict]) -> tuple[Table, Table]:
                   "passed" if g["verified"] else "[bold red]UNVERIFIED[/]")
     e = Table("environment", "id", "generation", "address", "state", "expires", "used", title="environments")
     for x in envs:
-        e.add_row(*_cells(x["name"], x["id"], x["generation"], f"{x['host']}:{x['port']}", x["state"], x["expires_at"],
+        e.add_row(*_cells(x["name"], x["id"], x["generation"], f"{x['host']}:{x['port']}", x["state"],
+                          f"{relative(x['expires_at'])} ({x['expires_at']})" if x["expires_at"] else "",
                           f"{(x['used_bytes'] or 0) / 1e6:,.1f} MB"))
     return t, e
 
