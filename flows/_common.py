@@ -4,16 +4,35 @@ what makes a run findable in the Prefect UI (its name from the parameters, its t
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 
 from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from phoenix.config import Settings, get_settings
+from phoenix.errors import PhoenixError
 from tasks import environments
 from tasks.runtime.base import Runtime
 from tasks.runtime.factory import open_runtime
 from tasks.storage import Storage, open_storage
+
+
+class _Diagnosed(logging.Filter):
+    """A PhoenixError is a diagnosis, not a crash: the engine's "Encountered exception" record
+    keeps its one line and loses the traceback (on the console and in the run's logs in the
+    UI). Any other exception keeps it: that is a bug to see."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, PhoenixError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+for _name in ("prefect.flow_runs", "prefect.task_runs"):
+    if not any(isinstance(f, _Diagnosed) for f in logging.getLogger(_name).filters):
+        logging.getLogger(_name).addFilter(_Diagnosed())
 
 
 @contextlib.contextmanager

@@ -57,22 +57,48 @@ def _use_local_prefect() -> None:
             os.environ.setdefault(key, value)
 
 
+def _unreachable_prefect(exc: BaseException) -> bool:
+    """Whether a flow run started in-process failed because its Prefect API did not answer
+    (Prefect raises a bare RuntimeError for it, the httpx error as its cause or context)."""
+    import httpx
+
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, httpx.TransportError) or "Failed to reach API" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def main() -> None:
     try:
+        if not {"--help", "-h"} & set(sys.argv[1:]):
+            from phoenix.config import get_settings
+
+            get_settings()  # a bad config is exit 2 before any command starts a run
         _use_local_prefect()
         app()
     except PhoenixError as err:
         print(f"phoenix: error: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
-    except Exception as exc:  # a database error a command did not map: one line, never the value
+    except Exception as exc:  # errors a command did not map: one line, never a value
         import pymysql
 
         from phoenix.db import describe_mysql
+        from phoenix.errors import RunFailed
 
-        if not isinstance(exc, pymysql.MySQLError):
-            raise
-        print(f"phoenix: error: database: {describe_mysql(exc)}", file=sys.stderr)
-        sys.exit(1)
+        if isinstance(exc, pymysql.MySQLError):
+            print(f"phoenix: error: database: {describe_mysql(exc)}", file=sys.stderr)
+            sys.exit(1)
+        if _unreachable_prefect(exc):
+            url = os.environ.get("PREFECT_API_URL", "(unset: the stack's)")
+            err = RunFailed(f"the Prefect API at {url} is not reachable: check PREFECT_API_URL and that "
+                            "the server runs (`phoenix stack up`)")
+            print(f"phoenix: error: {err}", file=sys.stderr)
+            sys.exit(err.exit_code)
+        raise
     except KeyboardInterrupt:
         print("phoenix: interrupted", file=sys.stderr)
         sys.exit(130)

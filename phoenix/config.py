@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from phoenix.errors import ConfigError
+from phoenix.names import TTL_PATTERN
 
 _STRICT = ConfigDict(extra="forbid")
 
@@ -105,7 +106,7 @@ class Settings(BaseSettings):
     # Anonymize a mysqldump-format dump's rows while they are restored (anonymization/inline.py);
     # false: restore first, then rewrite every table (the only way for other sources).
     anonymize_inline: bool = True
-    default_ttl: str = "8h"
+    default_ttl: str = Field(default="8h", pattern=TTL_PATTERN)  # e.g. 30m, 8h, 3d
     # Image size for a breeder (and so every golden); sparse, only written blocks count.
     image_size: str = "20G"
     anon_key: SecretStr | None = None
@@ -205,6 +206,9 @@ def _describe(err: ValidationError) -> str:
     if first["type"] == "extra_forbidden":
         return f"unknown configuration key '{key}': remove it or check the spelling (see phoenix.example.toml)"
     ctx = first.get("ctx") or {}
+    if ctx.get("pattern") == TTL_PATTERN:
+        return (f"configuration key '{key}': {first.get('input')!r} is not a ttl; expected a number and a unit "
+                "(s, m, h, d, w), e.g. 30m, 8h, 3d")
     if "expected" in ctx:
         return f"configuration key '{key}': {first.get('input')!r} is not accepted; expected {ctx['expected']}"
     return f"configuration key '{key}': {first['msg']}"

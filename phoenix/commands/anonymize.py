@@ -84,7 +84,7 @@ def _gate_image(image: str, rules: Path | None, source: Path | None) -> None:
     from anonymization.sampling import baseline_from_dump
     from phoenix.config import get_settings
     from tasks.audit import ADVICE, audit
-    from tasks.sources.restore import dump_blocks
+    from tasks.sources.restore import check_source, dump_blocks
     from tasks.storage import open_storage
 
     settings = get_settings()
@@ -92,6 +92,7 @@ def _gate_image(image: str, rules: Path | None, source: Path | None) -> None:
     if dump is None or "://" in str(dump) or not dump.is_file():
         raise ConfigError(f"phoenix gate --image: {'no dump' if dump is None else repr(str(dump))} to sample "
                           "originals from: pass --source FILE (.sql, .sql.gz, .sql.zst) or set `source` to one")
+    check_source(str(dump))  # not a dump at all: exit 2, as `breed` says it
     ruleset = load_rules(rules or settings.rules_path)  # its e-mail domain: pseudonyms are not leaks
     # Only the needles are used here, not the keyed hashes: the audit needs no anonymization key.
     baseline = baseline_from_dump(dump_blocks(dump), ruleset, os.urandom(32))
