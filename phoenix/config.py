@@ -207,8 +207,10 @@ def _describe(err: ValidationError) -> str:
         return f"unknown configuration key '{key}': remove it or check the spelling (see phoenix.example.toml)"
     ctx = first.get("ctx") or {}
     if ctx.get("pattern") == TTL_PATTERN:
-        return (f"configuration key '{key}': {first.get('input')!r} is not a ttl; expected a number and a unit "
-                "(s, m, h, d, w), e.g. 30m, 8h, 3d")
+        return (
+            f"configuration key '{key}': {first.get('input')!r} is not a ttl; expected a number and a unit "
+            "(s, m, h, d, w), e.g. 30m, 8h, 3d"
+        )
     if "expected" in ctx:
         return f"configuration key '{key}': {first.get('input')!r} is not accepted; expected {ctx['expected']}"
     return f"configuration key '{key}': {first['msg']}"
