@@ -33,11 +33,20 @@ _TTL = re.compile(TTL_PATTERN)
 _UNIT = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
+# Environments are disposable: a branch that lives longer than a quarter gets re-spawned
+# (which restarts the ttl). Also keeps `99999999d` from overflowing datetime (year 275 000).
+MAX_TTL = timedelta(days=90)
+
+
 def parse_ttl(ttl: str) -> timedelta:
     m = _TTL.match(str(ttl).strip())
     if not m or int(m.group(1)) == 0:
         raise InvalidTTL(f"ttl {ttl!r}: use a number and a unit, e.g. 30m, 8h, 2d")
-    return timedelta(**{_UNIT[m.group(2)]: int(m.group(1))})
+    n = int(m.group(1))
+    if len(m.group(1)) > 7 or timedelta(**{_UNIT[m.group(2)]: n}) > MAX_TTL:
+        raise InvalidTTL(f"ttl {ttl!r} is longer than the longest allowed, {MAX_TTL.days}d: use at most 90d "
+                         "(a re-spawn restarts the ttl)")
+    return timedelta(**{_UNIT[m.group(2)]: n})
 
 
 def ascii_slug(text: str) -> str:

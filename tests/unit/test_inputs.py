@@ -35,6 +35,14 @@ def test_a_bad_ttl_is_one_line_exit_2():
     assert err.value.exit_code == 2 and "30m" in str(err.value)
 
 
+@pytest.mark.parametrize("ttl", ["99999999d", "999999d", "91d", "13w", "99999999999999999999s"])
+def test_a_ttl_beyond_90_days_is_refused_not_an_overflow(ttl):
+    with pytest.raises(InvalidTTL) as err:  # 99999999d raised OverflowError; 999999d meant year 4764
+        parse_ttl(ttl)
+    assert err.value.exit_code == 2 and "90d" in str(err.value)
+    assert parse_ttl("90d") == timedelta(days=90)
+
+
 def test_settings_name_the_bad_key_and_sizes_parse():
     with pytest.raises(ConfigError) as err:
         load_settings(storage="floppy")
