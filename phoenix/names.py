@@ -44,8 +44,10 @@ def parse_ttl(ttl: str) -> timedelta:
         raise InvalidTTL(f"ttl {ttl!r}: use a number and a unit, e.g. 30m, 8h, 2d")
     n = int(m.group(1))
     if len(m.group(1)) > 7 or timedelta(**{_UNIT[m.group(2)]: n}) > MAX_TTL:
-        raise InvalidTTL(f"ttl {ttl!r} is longer than the longest allowed, {MAX_TTL.days}d: use at most 90d "
-                         "(a re-spawn restarts the ttl)")
+        raise InvalidTTL(
+            f"ttl {ttl!r} is longer than the longest allowed, {MAX_TTL.days}d: use at most 90d "
+            "(a re-spawn restarts the ttl)"
+        )
     return timedelta(**{_UNIT[m.group(2)]: n})
 
 
