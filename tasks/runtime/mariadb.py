@@ -8,6 +8,7 @@ started them; the pid file is the handle to find them again.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -153,8 +154,7 @@ class MariaDBServer:
         ]
         res = subprocess.run(cmd, capture_output=True, text=True, env=daemon_env())
         if res.returncode != 0:
-            tail = (res.stderr or res.stdout).strip().splitlines()[-1:] or ["?"]
-            raise ServerFailed(f"initializing {self.datadir} failed: {tail[0]}")
+            raise ServerFailed(f"initializing {self.datadir} failed: {first_cause(res.stderr + res.stdout)}")
 
     def start(self, init_file: Path | None = None, extra_args: list[str] | None = None) -> int:
         """Start (idempotent: a live server is left alone) and return its pid."""
@@ -256,10 +256,26 @@ class MariaDBServer:
 
     def _last_error(self) -> str:
         try:
-            lines = [ln for ln in self.log_file.read_text(errors="replace").splitlines() if "[ERROR]" in ln]
-            return lines[-1].split("[ERROR]", 1)[1].strip() if lines else f"see {self.log_file}"
+            return first_cause(self.log_file.read_text(errors="replace")) or f"see {self.log_file}"
         except OSError:
             return f"see {self.log_file}"
+
+
+_OS_ERROR = re.compile(r"(?:failed with error|errno:?|Errcode:|OS error:?) ?(\d+)", re.IGNORECASE)
+
+
+def first_cause(log: str) -> str:
+    """The server's first [ERROR] line, not its last: that one is "Aborting", the first is
+    why (e.g. "preallocating … failed with error 28"); an OS errno gets its name."""
+    errors = [ln.split("[ERROR]", 1)[1].strip() for ln in log.splitlines() if "[ERROR]" in ln]
+    if not errors:
+        lines = log.strip().splitlines()
+        return lines[-1] if lines else ""
+    first = errors[0]
+    m = _OS_ERROR.search(first)
+    if m and 0 < int(m.group(1)) < 200:
+        first += f" ({os.strerror(int(m.group(1)))})"
+    return first
 
 
 def _reap(pid: int) -> None:
