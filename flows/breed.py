@@ -89,4 +89,5 @@ def breed(source: str | None = None, rules: str | None = None) -> dict:
     create_table_artifact(key="generations", table=[g.as_dict() for g in gens], description="generations after the cycle")
     log.info(f"published {report.golden}")
     return {"golden": report.golden, "steps": report.steps, "rows": report.rows, "removed": report.removed,
-            "forensic": report.forensic, "checksums": report.checksums}
+            "forensic": report.forensic, "checksums": report.checksums, "databases": report.databases,
+            "skipped": report.skipped}

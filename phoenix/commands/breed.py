@@ -29,6 +29,8 @@ def breed(
     total = sum(result["steps"].values())
     err.print(f"[green]published[/] {escape(result['golden'])} in {total:.1f}s "
               + " · ".join(f"{k} {v:.1f}s" for k, v in result["steps"].items()))
+    if result.get("skipped"):
+        err.print("system schemas in the dump, not restored: " + escape(", ".join(result["skipped"])))
 
 
 def register(app: typer.Typer) -> None:

@@ -52,7 +52,13 @@ class Cycle:
 
     @property
     def database(self) -> str:
+        """Where a dump that names no database is restored."""
         return self.settings.database
+
+    @property
+    def databases(self) -> list[str]:
+        """What the restore filled: the dump's own databases, or [database]."""
+        return list(self.results["restore"].databases)
 
 
 def _restore(c: Cycle):
@@ -72,9 +78,9 @@ PLAN: tuple[Step, ...] = (
     ("create_breeder", lambda c: s.create_breeder(c.storage, c.breeder, parse_size(c.settings.image_size))),
     ("start_server", lambda c: s.start_server(c.runtime, c.breeder)),
     ("restore", _restore),
-    ("anonymize", lambda c: s.anonymize_breeder(c.runtime, c.breeder, c.database, c.rules_path, c.key,
+    ("anonymize", lambda c: s.anonymize_breeder(c.runtime, c.breeder, c.databases, c.rules_path, c.key,
                                                 c.results["inline"])),
-    ("gate", lambda c: s.gate(c.runtime, c.breeder, c.database, c.results["anonymize"].rules, c.key,
+    ("gate", lambda c: s.gate(c.runtime, c.breeder, c.results["anonymize"].rules, c.key,
                               c.results["anonymize"].baseline)),
     ("stop_server", lambda c: s.stop_server(c.runtime, c.breeder)),
     ("seal", lambda c: s.seal(c.runtime, c.breeder)),
@@ -83,7 +89,7 @@ PLAN: tuple[Step, ...] = (
                                                 c.results["gate"].unscannable)),
     ("snapshot_breeder", lambda c: s.snapshot_breeder(c.storage, c.breeder)),
     ("clone_golden", lambda c: s.clone_golden(c.storage, c.breeder, c.golden,
-                                              c.results["forensic_gate"].bytes_scanned)),
+                                              c.results["forensic_gate"].bytes_scanned, c.databases)),
     ("publish", lambda c: s.publish(c.storage, c.golden, c.breeder)),
     ("remove_breeder", lambda c: s.remove_breeder(c.storage, c.runtime, c.breeder)),
     ("retire", lambda c: s.retire(c.storage, c.settings.keep_generations)),
@@ -109,6 +115,7 @@ def report(c: Cycle, error: BaseException | None = None, removed: list[str] | No
                       rules=c.rules_path, steps=dict(c.seconds), removed=list(removed or []) + list(r.get("retire") or []))
     if "restore" in r:
         rep.source_bytes = r["restore"].bytes_read
+        rep.databases, rep.skipped = list(r["restore"].databases), list(r["restore"].skipped)
     if "anonymize" in r:
         rep.anonymize_md, rep.rows = r["anonymize"].markdown, r["anonymize"].rows
     if "gate" in r:

@@ -1,0 +1,83 @@
+"""The databases a dump names itself (`mysqldump --databases a b`, `--all-databases`).
+
+Such a dump carries `CREATE DATABASE` and `USE` statements; its rows go where they say,
+not into the configured `database`. The restore keeps the names in the order the dump
+first uses them. The system schemas are not restored: `mysql` would replace the breeder's
+own accounts (and bring production's password hashes), the others are the server's.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+SYSTEM = ("mysql", "sys", "performance_schema", "information_schema")
+_VERSIONED = re.compile(rb"^/\*!\d+\s*")
+_USE = re.compile(rb"^USE `((?:[^`]|``)+)`\s*;?\s*$")
+_DDL = re.compile(rb"^(CREATE|DROP) (?:DATABASE|SCHEMA)\b[^`]*`((?:[^`]|``)+)`")
+
+Statements = Iterator[tuple[int, bytes]]
+
+
+def _name(quoted: bytes) -> str:
+    return quoted.decode().replace("``", "`")
+
+
+def _bare(stmt: bytes) -> bytes:
+    """The statement without mysqldump's leading versioned comment (`/*!40000 DROP …*/`)."""
+    return _VERSIONED.sub(b"", stmt.lstrip(), count=1)
+
+
+class Databases:
+    """Follows the dump's `USE`: which databases it holds (`names`), which system schemas it
+    skipped (`skipped`); `wrap` passes the statements on without those of system schemas."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.skipped: list[str] = []
+        self.current: str | None = None
+
+    def _note(self, db: str) -> None:
+        into = self.skipped if db.lower() in SYSTEM else self.names
+        if db not in into:
+            into.append(db)
+
+    def system(self) -> bool:
+        return self.current is not None and self.current.lower() in SYSTEM
+
+    def wrap(self, stmts: Statements) -> Statements:
+        for line, stmt in stmts:
+            bare = _bare(stmt)
+            m = _USE.match(bare)
+            if m:
+                self.current = _name(m.group(1))
+                self._note(self.current)
+                if self.system():
+                    continue
+                yield line, stmt
+                continue
+            m = _DDL.match(bare)
+            if m:
+                db = _name(m.group(2))
+                if m.group(1) == b"CREATE":
+                    self._note(db)
+                if db.lower() in SYSTEM:
+                    continue
+                yield line, stmt
+                continue
+            if not self.system():
+                yield line, stmt
+
+    def tap(self, blocks: Iterator[bytes]) -> Iterator[bytes]:
+        """For a dump the `mariadb` client restores whole: the names of its `USE` lines, as
+        the blocks pass (a line split across two blocks is joined first)."""
+        rest = b""
+        for block in blocks:
+            lines = (rest + block).split(b"\n")
+            rest = lines.pop()
+            for ln in lines:
+                if ln[:4].upper() == b"USE ":
+                    m = _USE.match(ln.strip())
+                    if m:
+                        self._note(_name(m.group(1)))
+            yield block
