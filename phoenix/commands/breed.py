@@ -17,10 +17,13 @@ def breed(
     """Restore → anonymize → gate → snapshot → clone → flatten → publish → retire."""
     from flows.breed import breed as breed_flow
     from phoenix.config import get_settings
+    from tasks.cycle import check_rules
     from tasks.sources.restore import check_source
 
-    if source or get_settings().source:  # not a dump at all: say so before a flow run starts
-        check_source(source or str(get_settings().source))
+    settings = get_settings()
+    if source or settings.source:  # not a dump at all, or rules that do not fit it: say so before a flow run starts
+        check_source(source or str(settings.source))
+        check_rules(source or str(settings.source), str(rules or settings.rules_path), settings.database)
     result = breed_flow(source=source, rules=rules)
     if as_json:
         print(json.dumps(result, default=str))

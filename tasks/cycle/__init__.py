@@ -23,7 +23,8 @@ from tasks.schema import Meta
 from tasks.sources.restore import describe
 from tasks.storage import Storage
 
-__all__ = ["PLAN", "STEPS", "Cycle", "CycleReport", "META_FORENSIC", "remove_leftovers", "report", "run"]
+__all__ = ["PLAN", "STEPS", "Cycle", "CycleReport", "META_FORENSIC", "check_rules", "remove_leftovers", "report",
+           "run"]
 
 META_FORENSIC = Meta.FORENSIC
 
@@ -66,6 +67,21 @@ def _restore(c: Cycle):
               if c.settings.anonymize_inline else None)
     c.results["inline"] = inline
     return s.restore_source(c.runtime, c.breeder, c.source, c.database, c.settings.restore_jobs, inline)
+
+
+def check_rules(source: str, rules_path: str, database: str) -> list[str]:
+    """Before a breeder exists: the rules parse, and fit the databases the source holds
+    (a dump's own, found in one read of it, else `database`); RulesError (exit 2) if not.
+    Returns those databases."""
+    from pathlib import Path
+
+    from anonymization import load_rules
+    from tasks.sources._databases import named_in
+
+    named = named_in(source) if Path(source).is_file() else None
+    databases = named[0] if named else [database]
+    load_rules(rules_path).split(databases)
+    return databases
 
 
 def _zero_free(c: Cycle) -> None:

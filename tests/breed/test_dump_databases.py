@@ -112,3 +112,65 @@ def _breed_report(golden: str) -> str:
         return ""
 
     return asyncio.run(read())
+
+
+MULTI_RULES = """\
+database: shopx
+tables:
+  customers:
+    columns: {email: email, first_name: first_name, last_name: last_name}
+databases:
+  crm:
+    tables:
+      contacts: {columns: {phone: phone}}
+"""
+
+
+def _crm(server) -> None:
+    rows = ", ".join(f"({i}, '+49 30 {7000000 + i * 37}')" for i in range(1, N + 1))
+    _sql(server, "CREATE DATABASE crm", "CREATE TABLE crm.contacts (id INT PRIMARY KEY, phone VARCHAR(30))",
+         f"INSERT INTO crm.contacts VALUES {rows}", "CREATE USER 'produser'@'%' IDENTIFIED BY 'not-for-breeders'")
+
+
+def test_an_all_databases_dump_breeds_every_database_but_the_system_schemas(mariadb, storage_local, tmp_path):
+    _shop(mariadb, "shopx")
+    _crm(mariadb)
+    dump = _dump(mariadb, tmp_path / "all.sql", "--all-databases")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(MULTI_RULES)
+    res = run_phoenix("breed", "--source", str(dump), "--rules", str(rules), "--json")
+    assert res.returncode == 0, res.stderr[-2500:]
+    result = json.loads(res.stdout.strip().splitlines()[-1])
+    assert result["databases"] == ["crm", "shopx"] and result["skipped"] == ["mysql"]
+    assert result["rows"]["shopx.customers"] == N and result["rows"]["crm.contacts"] == N
+    assert json.loads(storage_local.get_meta(result["golden"], Meta.DATABASES)) == ["crm", "shopx"]
+    report = _breed_report(result["golden"])
+    assert "- system schemas in the dump, not restored: `mysql`" in report
+    assert "## Anonymization of `crm`" in report and "## Anonymization of `shopx`" in report
+    info = _spawn("dbs-all", result["golden"])
+    try:
+        assert info["database"] == "crm" and info["databases"] == ["crm", "shopx"]
+        phones = {p for (p,) in _as_env(info, "crm", "SELECT phone FROM contacts")}
+        assert len(phones) > 1 and not any(p.startswith("+49 30 7") for p in phones)
+        emails = {e for (e,) in _as_env(info, "shopx", "SELECT email FROM customers")}
+        assert len(emails) == N and not any(e.startswith("kunde.") for e in emails)
+        # production's accounts did not come along: the breeder's own `mysql` schema is kept
+        assert _as_env(info, "crm", "SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES "
+                       "WHERE GRANTEE LIKE '%produser%'") == [(0,)]
+    finally:
+        run_phoenix("teardown", "dbs-all")
+
+
+def test_rules_naming_a_database_the_dump_lacks_fail_in_one_line_and_publish_nothing(mariadb, storage_local,
+                                                                                      tmp_path):
+    _shop(mariadb, "shopx")
+    dump = _dump(mariadb, tmp_path / "shopx.sql", "--databases", "shopx")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES + "  billing.invoices: {columns: {iban: iban}}\n")
+    before = catalog.latest(storage_local)
+    res = run_phoenix("breed", "--source", str(dump), "--rules", str(rules))
+    assert res.returncode == 2, res.stderr[-2000:]
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith("phoenix: error: ") and "rules.yaml:4: database 'billing' is not in the source" in last
+    assert "(it holds: shopx)" in last and "Traceback" not in res.stderr
+    assert catalog.latest(storage_local) == before and catalog.images(storage_local, catalog.BREEDER) == []
