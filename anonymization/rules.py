@@ -110,6 +110,11 @@ class Rules:
         tables = {**(self.tables if home else {}), **self.databases.get(database, {})}
         return replace(self, tables=tables, database=database, databases={})
 
+    def of(self, database: str) -> Rules:
+        """The rules of one database named on its own (`phoenix anonymize --dsn …/db`): its
+        qualified tables, and the unqualified ones unless `database:` names another."""
+        return self.for_database(database, self.database in (None, database))
+
     def everything(self) -> Rules:
         """All tables of all databases (keyed `db.table`): what the key pads and
         dictionaries of one restore must cover."""

@@ -75,3 +75,11 @@ def test_rules_without_databases_keep_todays_shape(tmp_path):
 def test_an_unknown_key_in_a_database_section_is_refused(tmp_path):
     with pytest.raises(RulesError, match=r"rules.yaml:3: database a: unknown key 'colums'"):
         _rules(tmp_path, "databases:\n  a:\n    colums: {}\n")
+
+
+def test_one_database_named_on_its_own_gets_its_qualified_and_the_unqualified_rules(tmp_path):
+    r = _rules(tmp_path)
+    assert sorted(r.of("shop").tables) == ["customers"] and sorted(r.of("crm").tables) == ["contacts"]
+    plain = _rules(tmp_path, "tables:\n  customers: {columns: {email: email}}\n  crm.contacts: {truncate: true}\n")
+    assert sorted(plain.of("anything").tables) == ["customers"] and sorted(plain.of("crm").tables) == [
+        "contacts", "customers"]
