@@ -26,6 +26,10 @@ def _name(quoted: bytes) -> str:
     return quoted.decode().replace("``", "`")
 
 
+def _quote(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
 def _bare(stmt: bytes) -> bytes:
     """The statement without mysqldump's leading versioned comment (`/*!40000 DROP …*/`)."""
     return _VERSIONED.sub(b"", stmt.lstrip(), count=1)
@@ -39,6 +43,7 @@ class Databases:
         self.names: list[str] = []
         self.skipped: list[str] = []
         self.current: str | None = None
+        self._created: set[str] = set()
 
     def _note(self, db: str) -> None:
         into = self.skipped if db.lower() in SYSTEM else self.names
@@ -57,6 +62,9 @@ class Databases:
                 self._note(self.current)
                 if self.system():
                     continue
+                if self.current not in self._created:  # `mysqldump --no-create-db` writes USE only
+                    self._created.add(self.current)
+                    yield line, f"CREATE DATABASE IF NOT EXISTS {_quote(self.current)}".encode()
                 yield line, stmt
                 continue
             m = _DDL.match(bare)
@@ -64,6 +72,7 @@ class Databases:
                 db = _name(m.group(2))
                 if m.group(1) == b"CREATE":
                     self._note(db)
+                    self._created.add(db)
                 if db.lower() in SYSTEM:
                     continue
                 yield line, stmt

@@ -147,6 +147,9 @@ def test_an_all_databases_dump_breeds_every_database_but_the_system_schemas(mari
     report = _breed_report(result["golden"])
     assert "- system schemas in the dump, not restored: `mysql`" in report
     assert "## Anonymization of `crm`" in report and "## Anonymization of `shopx`" in report
+    crm, shop = report.split("## Anonymization of `crm`")[1].split("## Anonymization of `shopx`")
+    assert "| contacts | 120 |" in crm and "| customers | 120 |" in shop.split("## GDPR gate")[0]
+    assert "rows rewritten during the restore" in crm and "rows rewritten during the restore" in shop  # inline in both
     info = _spawn("dbs-all", result["golden"])
     try:
         assert info["database"] == "crm" and info["databases"] == ["crm", "shopx"]

@@ -27,6 +27,9 @@ def test_system_schemas_are_left_out_and_named():
     assert dbs.names == ["crm", "shopx"] and dbs.skipped == ["mysql"]  # `sys` only dropped, never used
     assert not any(b"global_priv" in s or b"`mysql`" in s or b"`sys`" in s for s in out)
     assert out[0] == ALL[0] and out[-1] == ALL[-1] and b"INSERT INTO `contacts` VALUES (1)" in out
+    # `shopx` is only USEd (as with --no-create-db): it is created first
+    assert out[-3:-1] == [b"CREATE DATABASE IF NOT EXISTS `shopx`", b"USE `shopx`"]
+    assert sum(s.startswith(b"CREATE DATABASE") for s in out) == 2
 
 
 def test_the_names_are_found_in_a_stream_whose_lines_cross_block_boundaries(tmp_path):
