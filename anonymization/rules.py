@@ -100,10 +100,6 @@ class Rules:
                         out.add(r.strategy.split(":", 1)[1])
         return out
 
-    def named(self) -> bool:
-        """Whether the rules name any database themselves."""
-        return bool(self.database or self.databases)
-
     def for_database(self, database: str, home: bool) -> Rules:
         """The rules of one database, as the engine and the gate take them: its qualified
         tables, and the unqualified ones if it is the home database."""

@@ -8,7 +8,9 @@ own accounts (and bring production's password hashes), the others are the server
 
 from __future__ import annotations
 
+import functools
 import itertools
+import os
 import re
 from collections.abc import Iterator
 
@@ -100,7 +102,15 @@ class Databases:
 def named_in(path: str) -> tuple[list[str], list[str]] | None:
     """The databases a dump file names (and the system schemas among them), read without
     restoring anything — None if its head names none (no `CREATE DATABASE`/`USE`). One pass
-    over the decompressed dump, so the rules are checked before a breeder exists."""
+    over the decompressed dump, so the rules are checked before a breeder exists; once per
+    process and file version (the CLI checks, then the flow it runs in-process again)."""
+    st = os.stat(path)
+    names = _named_in(os.path.realpath(path), st.st_size, st.st_mtime_ns)
+    return None if names is None else (list(names[0]), list(names[1]))
+
+
+@functools.lru_cache(maxsize=8)
+def _named_in(path: str, _size: int, _mtime_ns: int) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
     from tasks.sources.restore import dump_blocks
 
     blocks = dump_blocks(path)
@@ -114,4 +124,4 @@ def named_in(path: str) -> tuple[list[str], list[str]] | None:
     dbs = Databases()
     for _ in dbs.tap(itertools.chain([head], blocks)):
         pass
-    return dbs.names, dbs.skipped
+    return tuple(dbs.names), tuple(dbs.skipped)

@@ -69,7 +69,7 @@ def test_a_table_given_twice_is_refused(tmp_path):
 
 def test_rules_without_databases_keep_todays_shape(tmp_path):
     r = _rules(tmp_path, "tables:\n  customers: {columns: {email: email}}\n")
-    assert list(r.tables) == ["customers"] and r.databases == {} and not r.named()
+    assert list(r.tables) == ["customers"] and r.databases == {} and r.database is None
 
 
 def test_an_unknown_key_in_a_database_section_is_refused(tmp_path):
