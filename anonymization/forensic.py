@@ -80,6 +80,11 @@ class Needles:
     def __len__(self) -> int:
         return len(self._values)
 
+    def update(self, other: Needles) -> None:
+        """Add another set's originals (a breeder's databases are sampled one by one)."""
+        for raw, column in other._values.items():
+            self._values.setdefault(raw, column)
+
     def __repr__(self) -> str:  # never the values
         return f"<Needles: {len(self._values)} originals in memory>"
 

@@ -45,6 +45,7 @@ from phoenix.db import AdminAccess, quote
 SAMPLE_EVERY = 16
 _INSERT = re.compile(rb"^((?:INSERT|REPLACE)(?: IGNORE)?) INTO `((?:[^`]|``)+)`( \([^)]*\))? VALUES\s*")
 _COLUMN = re.compile(rb"`((?:[^`]|``)+)`")
+_USE = re.compile(rb"^USE `((?:[^`]|``)+)`\s*$")
 
 Statements = Iterator[tuple[int, bytes]]
 
@@ -53,11 +54,11 @@ def sample_table(table: str) -> str:
     return f"_phx_orig_{table}"
 
 
-class Inline:
-    """The restore-side half of the anonymization of one breeder database."""
+class _Database:
+    """What the restore does to one database: its rules, and what it did there."""
 
-    def __init__(self, admin: AdminAccess, database: str, rules: Rules, key: bytes) -> None:
-        self.admin, self.database, self.rules, self.key = admin, database, rules, key
+    def __init__(self, name: str, rules: Rules) -> None:
+        self.name, self.rules = name, rules
         self.eligible = {
             t: cols for t, r in rules.tables.items() if not r.truncate and not r.delete_where and (cols := set_based(r))
         }
@@ -66,16 +67,57 @@ class Inline:
         )
         self.done = Inlined()
         self.samples: set[str] = set()
+        self.schema: dict[str, dict[str, tuple[str, int | None]]] = {}
+        self.heads: dict[tuple[bytes, str, bytes], tuple[bytes, bytes, bytes | None]] = {}
+        self.count: dict[str, int] = {}
+
+
+class Inline:
+    """The restore-side half of the anonymization of a breeder: of `database`, or of each
+    database the dump names (`USE`), each with its part of the rules (`Rules.for_database`;
+    the home database of unqualified tables is the rules' `database:` or the first one)."""
+
+    def __init__(self, admin: AdminAccess, database: str, rules: Rules, key: bytes) -> None:
+        self.admin, self.database, self.rules, self.key = admin, database, rules, key
+        self.home = rules.database
+        self.dbs: dict[str, _Database] = {}
+        self._current: _Database | None = None  # the dump's last USE; before any, `database`
         self._engine: Engine | None = None
-        self._heads: dict[tuple[bytes, str, bytes], tuple[bytes, bytes, bytes | None]] = {}
-        self._count: dict[str, int] = {}
+
+    def _db(self, name: str) -> _Database:
+        if name not in self.dbs:
+            self.home = self.home or name
+            self.dbs[name] = _Database(name, self.rules.for_database(name, name == self.home))
+        return self.dbs[name]
+
+    # what was done: in `database`, or in the only database a dump named
+    def _main(self) -> _Database:
+        return self.dbs.get(self.database) or (next(iter(self.dbs.values())) if self.dbs else self._db(self.database))
+
+    @property
+    def done(self) -> Inlined:
+        return self._main().done
+
+    @property
+    def samples(self) -> set[str]:
+        return self._main().samples
+
+    def done_in(self, database: str) -> Inlined | None:
+        return self.dbs[database].done if database in self.dbs else None
+
+    def samples_in(self, database: str) -> set[str]:
+        return self.dbs[database].samples if database in self.dbs else set()
 
     # -- used by the restore ------------------------------------------------------------------
     def open(self) -> list[tuple[str, tuple]]:
         """Start (one connection, the dictionaries); the session statements every restore
-        connection runs first: the family keys' pads, as parameters (never in a statement)."""
+        connection runs first: the family keys' pads, as parameters (never in a statement),
+        for the rules of every database at once."""
         if self._engine is None:
-            self._engine = Engine([connect(self.admin, self.database)], self.rules, self.key, check=False)
+            # On information_schema (it always exists and holds no base table): each table's
+            # schema is read in its own database (`_head`), whichever the dump names.
+            conn = connect(self.admin, "information_schema")
+            self._engine = Engine([conn], self.rules.everything(), self.key, check=False)
             self._engine.prepare()
         return self._engine.pad_statements()
 
@@ -84,36 +126,44 @@ class Inline:
             self._engine.conn.close()
             self._engine = None
 
-    def keys_held(self, keys: dict[str, list[str]]) -> None:
+    def keys_held(self, keys: dict[tuple[str | None, str], list[str]]) -> None:
         """The key definitions the restore held back: the engine adds them after."""
-        self.done.keys = keys
+        for (db, table), defs in keys.items():
+            self._db(db or self.database).done.keys[table] = defs
 
-    def holds(self, table: str) -> bool:
+    def holds(self, table: str, database: str | None = None) -> bool:
         """Whether the restore leaves this table's keys to the engine."""
-        return table in self.done.tables
+        d = self.dbs.get(database or self.database)
+        return d is not None and table in d.done.tables
 
     def wrap(self, stmts: Statements) -> Statements:
         for line, stmt in stmts:
-            m = _INSERT.match(stmt)
-            table = m.group(2).decode().replace("``", "`") if m else None
-            if m is None or table not in self.eligible:
+            u = _USE.match(stmt.strip().rstrip(b";").rstrip())
+            if u:
+                self._current = self._db(u.group(1).decode().replace("``", "`"))
                 yield line, stmt
                 continue
-            n = self._count[table] = self._count.get(table, 0) + 1
+            m = _INSERT.match(stmt)
+            table = m.group(2).decode().replace("``", "`") if m else None
+            d = self._current or self._db(self.database) if m else None
+            if m is None or d is None or table not in d.eligible:
+                yield line, stmt
+                continue
+            n = d.count[table] = d.count.get(table, 0) + 1
             if n % SAMPLE_EVERY == 1 or SAMPLE_EVERY == 1:
-                yield from self._sample(line, stmt, table, m)
-            head, tail, capture = self._head(m.group(1), table, m.group(3) or b"")
-            self.done.tables.add(table)
+                yield from self._sample(d, line, stmt, table, m)
+            head, tail, capture = self._head(d, m.group(1), table, m.group(3) or b"")
+            d.done.tables.add(table)
             yield line, head + b"VALUES " + stmt[m.end() :] + tail
             if capture is not None:
-                yield from self._capture(line, table, capture, stmt[m.end() :])
+                yield from self._capture(d, line, table, capture, stmt[m.end() :])
 
-    def _capture(self, line: int, table: str, head: bytes, values: bytes) -> Statements:
+    def _capture(self, d: _Database, line: int, table: str, head: bytes, values: bytes) -> Statements:
         """The originals of the columns the text dictionary needs (see the module's doc)."""
         target = capture_table(table)
-        if table not in self.done.texts:
-            self.done.texts[table] = target
-            cols = ", ".join(f"{quote(c)}" for c in self.capture[table])
+        if table not in d.done.texts:
+            d.done.texts[table] = target
+            cols = ", ".join(f"{quote(c)}" for c in d.capture[table])
             yield line, f"DROP TABLE IF EXISTS {quote(target)}".encode()
             yield line, f"CREATE TABLE {quote(target)} ENGINE=MyISAM SELECT {cols} FROM {quote(table)} LIMIT 0".encode()
         yield (
@@ -122,47 +172,52 @@ class Inline:
             + b"VALUES "
             + values
             + b") SELECT "
-            + ", ".join(f"{quote(c)}" for c in self.capture[table]).encode()
+            + ", ".join(f"{quote(c)}" for c in d.capture[table]).encode()
             + b" FROM _phx_rows",
         )
 
-    def _sample(self, line: int, stmt: bytes, table: str, m: re.Match) -> Statements:
+    def _sample(self, d: _Database, line: int, stmt: bytes, table: str, m: re.Match) -> Statements:
         sample = sample_table(table)
-        if sample not in self.samples:
-            self.samples.add(sample)
+        if sample not in d.samples:
+            d.samples.add(sample)
             yield line, f"CREATE TABLE {quote(sample)} LIKE {quote(table)}".encode()
         yield line, stmt[: m.start(2)] + sample.encode() + stmt[m.end(2) :]
 
-    def _head(self, verb: bytes, table: str, listed: bytes) -> tuple[bytes, bytes, bytes | None]:
+    def _head(self, d: _Database, verb: bytes, table: str, listed: bytes) -> tuple[bytes, bytes, bytes | None]:
         """`INSERT INTO t (cols) WITH _phx_rows(cols) AS (` and `) SELECT … FROM _phx_rows t`,
         and the head of the capture statement (None: nothing to capture)."""
-        if (verb, table, listed) not in self._heads:
+        if (verb, table, listed) not in d.heads:
             eng = self._engine
             assert eng is not None, "Inline.open() first"
-            eng.schema[table] = schema(eng.conn)[table]  # created by the restore just now
-            cols = [c.decode().replace("``", "`") for c in _COLUMN.findall(listed)] or list(eng.schema[table])
+            eng.conn.select_db(d.name)
+            d.schema[table] = schema(eng.conn)[table]  # created by the restore just now
+            eng.schema = d.schema  # the engine's SQL for this database's table
+            cols = [c.decode().replace("``", "`") for c in _COLUMN.findall(listed)] or list(d.schema[table])
             names = ", ".join("`" + c.replace("`", "``") + "`" for c in cols)
-            select = eng.select_list(table, self.eligible[table], cols)
+            select = eng.select_list(table, d.eligible[table], cols)
             capture = None
-            if table in self.capture and all(c in cols for c in self.capture[table]):
-                captured = ", ".join(f"{quote(c)}" for c in self.capture[table])
+            if table in d.capture and all(c in cols for c in d.capture[table]):
+                captured = ", ".join(f"{quote(c)}" for c in d.capture[table])
                 capture = (
                     f"INSERT INTO {quote(capture_table(table))} ({captured}) WITH _phx_rows({names}) AS (".encode()
                 )
-            self._heads[(verb, table, listed)] = (
+            d.heads[(verb, table, listed)] = (
                 verb + f" INTO {quote(table)} ({names}) WITH _phx_rows({names}) AS (".encode(),
                 f") SELECT {select} FROM _phx_rows t".encode(),
                 capture,
             )
-        return self._heads[(verb, table, listed)]
+        return d.heads[(verb, table, listed)]
 
     # -- used by the anonymize step -----------------------------------------------------------
-    def drop_samples(self) -> None:
+    def drop_samples(self, database: str | None = None) -> None:
         """The originals' sample tables go as soon as the baseline has read them."""
-        conn = connect(self.admin, self.database)
+        d = self.dbs.get(database) if database else self._main()
+        if d is None:
+            return
+        conn = connect(self.admin, d.name)
         try:
             with conn.cursor() as cur:
-                for sample in sorted(self.samples):
+                for sample in sorted(d.samples):
                     cur.execute(f"DROP TABLE IF EXISTS {quote(sample)}")
         finally:
             conn.close()

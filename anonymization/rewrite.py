@@ -185,6 +185,65 @@ def _fk_defs(conn: pymysql.Connection, t: str) -> list[tuple[str, str]]:
     return [(m.group(2).replace("``", "`"), m.group(1)) for m in map(_FK_LINE.match, _show_create(conn, t)) if m]
 
 
+# MySQL character sets a trigger's client may have used -> the codec its text is sent in.
+_CODECS = {"utf8mb4": "utf-8", "utf8mb3": "utf-8", "utf8": "utf-8", "latin1": "cp1252", "ascii": "ascii"}
+
+
+@dataclass
+class Trigger:
+    """A trigger as SHOW CREATE TRIGGER gives it: its statement (DEFINER included) and the
+    session it was created in, which it keeps (it runs with that sql_mode)."""
+
+    name: str
+    ddl: str
+    sql_mode: str
+    client: str  # character_set_client
+    collation: str  # collation_connection
+
+
+def _triggers(conn: pymysql.Connection, t: str) -> list[Trigger]:
+    out = []
+    for (n,) in _q(
+        conn,
+        "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = DATABASE() "
+        "AND EVENT_OBJECT_TABLE = %s ORDER BY ACTION_ORDER",
+        (t,),
+    ):
+        row = _q(conn, f"SHOW CREATE TRIGGER {quote(n)}")[0]
+        out.append(Trigger(n, row[2], row[1], row[3], row[4]))
+    return out
+
+
+def create_trigger(conn: pymysql.Connection, tr: Trigger) -> None:
+    """Re-create a trigger in the session it was made in: the engine's own session would give
+    it utf8mb4 and the server's default sql_mode (STRICT_ALL_TABLES, TRADITIONAL … lost)."""
+    codec = _CODECS.get(tr.client.lower())
+    client, collation = (tr.client, tr.collation) if codec else ("utf8mb4", "utf8mb4_general_ci")
+    _q(
+        conn,
+        "SET @phx_m = @@SESSION.sql_mode, @phx_c = @@SESSION.character_set_client, "
+        "@phx_l = @@SESSION.collation_connection",
+    )
+    _q(
+        conn,
+        "SET SESSION sql_mode = %s, character_set_client = %s, collation_connection = %s",
+        (tr.sql_mode, client, collation),
+    )
+    try:
+        conn.query(tr.ddl.encode(codec or "utf-8"))  # bytes in the trigger's own client character set
+    finally:
+        _q(conn, "SET SESSION sql_mode = @phx_m, character_set_client = @phx_c, collation_connection = @phx_l")
+
+
+def _pending_table(conn: pymysql.Connection) -> None:
+    _q(
+        conn,
+        f"CREATE TABLE IF NOT EXISTS {quote(PENDING)} (seq INT AUTO_INCREMENT PRIMARY KEY, kind VARCHAR(8) NOT NULL, "
+        "tbl VARCHAR(64) NOT NULL, name VARCHAR(64) NOT NULL, ddl LONGTEXT NOT NULL, "
+        "sql_mode TEXT NULL, client VARCHAR(64) NULL, collation VARCHAR(64) NULL) ENGINE=InnoDB",  # a trigger's session
+    )
+
+
 def recover(conn: pymysql.Connection) -> None:
     """Put back what an interrupted swap had taken away (see `_put_in_place`): every
     recorded foreign key or trigger that is missing is re-created, then the record goes.
@@ -193,7 +252,15 @@ def recover(conn: pymysql.Connection) -> None:
     if not _q(conn, "SHOW TABLES LIKE %s", (PENDING,)):
         return
     _q(conn, f"DROP TABLE IF EXISTS {quote(OLD)}")
-    for kind, tbl, name, ddl in _q(conn, f"SELECT kind, tbl, name, ddl FROM {quote(PENDING)} ORDER BY seq"):
+    # a record an older version left has no trigger sessions
+    _q(
+        conn,
+        f"ALTER TABLE {quote(PENDING)} ADD COLUMN IF NOT EXISTS sql_mode TEXT NULL, "
+        "ADD COLUMN IF NOT EXISTS client VARCHAR(64) NULL, ADD COLUMN IF NOT EXISTS collation VARCHAR(64) NULL",
+    )
+    for kind, tbl, name, ddl, mode, client, coll in _q(
+        conn, f"SELECT kind, tbl, name, ddl, sql_mode, client, collation FROM {quote(PENDING)} ORDER BY seq"
+    ):
         if kind == "fk":
             if not _q(
                 conn,
@@ -207,18 +274,16 @@ def recover(conn: pymysql.Connection) -> None:
             "SELECT 1 FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME = %s",
             (name,),
         ):
-            _q(conn, ddl)
+            if mode is None:  # recorded by an older version: its session is not known
+                _q(conn, ddl)
+            else:
+                create_trigger(conn, Trigger(name, ddl, mode, client, coll))
     _q(conn, f"DROP TABLE {quote(PENDING)}")
 
 
-def _put_in_place(conn: pymysql.Connection, t: str) -> None:
-    """RENAME-swap the scratch copy in. Foreign keys pointing at `t` from other tables
-    are dropped first (InnoDB would re-point them at the renamed-away table) and
-    re-added after; like `t`'s own foreign keys (which CREATE TABLE LIKE did not copy)
-    they are added with foreign_key_checks=0: in place, no copy, no validation scan
-    (the scratch holds the same primary keys). Before anything is taken away, the keys
-    and triggers to put back are written to the table `_phx_pending`: if the run dies
-    in between, the next run's `recover()` re-creates whatever is missing."""
+def record(conn: pymysql.Connection, t: str) -> tuple[dict[str, list[tuple[str, str]]], list, list[Trigger]]:
+    """What a swap of `t` takes away, written to `_phx_pending` before anything is: the
+    foreign keys pointing at it from other tables, its own, and its triggers."""
     refs = _q(
         conn,
         "SELECT TABLE_NAME, CONSTRAINT_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE "
@@ -231,32 +296,36 @@ def _put_in_place(conn: pymysql.Connection, t: str) -> None:
         defs = dict(_fk_defs(conn, child))
         incoming.setdefault(child, []).append((name, defs[name]))
     own = _fk_defs(conn, t)
-    triggers = [
-        (n, _q(conn, f"SHOW CREATE TRIGGER {quote(n)}")[0][2])
-        for (n,) in _q(
-            conn,
-            "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = DATABASE() "
-            "AND EVENT_OBJECT_TABLE = %s ORDER BY ACTION_ORDER",
-            (t,),
-        )
-    ]
+    triggers = _triggers(conn, t)
     pending = (
-        [("fk", child, n, d) for child, fks in incoming.items() for n, d in fks]
-        + [("fk", t, n, d) for n, d in own]
-        + [("trigger", t, n, d) for n, d in triggers]
+        [("fk", child, n, d, None, None, None) for child, fks in incoming.items() for n, d in fks]
+        + [("fk", t, n, d, None, None, None) for n, d in own]
+        + [("trigger", t, tr.name, tr.ddl, tr.sql_mode, tr.client, tr.collation) for tr in triggers]
     )
     if pending:
-        _q(
-            conn,
-            f"CREATE TABLE IF NOT EXISTS {quote(PENDING)} (seq INT AUTO_INCREMENT PRIMARY KEY, kind VARCHAR(8) NOT NULL, "
-            "tbl VARCHAR(64) NOT NULL, name VARCHAR(64) NOT NULL, ddl LONGTEXT NOT NULL) ENGINE=InnoDB",
-        )
+        _pending_table(conn)
         with conn.cursor() as cur:
-            cur.executemany(f"INSERT INTO {quote(PENDING)} (kind, tbl, name, ddl) VALUES (%s, %s, %s, %s)", pending)
+            cur.executemany(
+                f"INSERT INTO {quote(PENDING)} (kind, tbl, name, ddl, sql_mode, client, collation) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                pending,
+            )
+    return incoming, own, triggers
+
+
+def _put_in_place(conn: pymysql.Connection, t: str) -> None:
+    """RENAME-swap the scratch copy in. Foreign keys pointing at `t` from other tables
+    are dropped first (InnoDB would re-point them at the renamed-away table) and
+    re-added after; like `t`'s own foreign keys (which CREATE TABLE LIKE did not copy)
+    they are added with foreign_key_checks=0: in place, no copy, no validation scan
+    (the scratch holds the same primary keys). Before anything is taken away, the keys
+    and triggers to put back are written to the table `_phx_pending` (`record`): if the
+    run dies in between, the next run's `recover()` re-creates whatever is missing."""
+    incoming, own, triggers = record(conn, t)
     try:
         # Triggers are dropped while the table changes (so nothing fires) and re-created on the new table.
-        for n, _ in triggers:
-            _q(conn, f"DROP TRIGGER {quote(n)}")
+        for tr in triggers:
+            _q(conn, f"DROP TRIGGER {quote(tr.name)}")
         for child, fks in incoming.items():  # metadata only
             _q(conn, f"ALTER TABLE {quote(child)} " + ", ".join(f"DROP FOREIGN KEY {quote(n)}" for n, _ in fks))
         auto = _q(
@@ -273,10 +342,10 @@ def _put_in_place(conn: pymysql.Connection, t: str) -> None:
             _q(conn, f"ALTER TABLE {quote(t)} AUTO_INCREMENT = {int(auto)}")
         for child, fks in incoming.items():
             _q(conn, f"ALTER TABLE {quote(child)} " + ", ".join(f"ADD {d}" for _, d in fks))
-        for _, ddl in triggers:
-            _q(conn, ddl)
+        for tr in triggers:
+            create_trigger(conn, tr)
     except BaseException:
         recover(conn)  # whatever was taken away comes back (the table may still be the original)
         raise
-    if pending:
+    if incoming or own or triggers:
         _q(conn, f"DROP TABLE {quote(PENDING)}")

@@ -13,13 +13,20 @@
           locale: keep                               # explicitly not personal data
       sessions: {truncate: true}
       audit_log: {delete_where: "created_at < NOW() - INTERVAL 90 DAY"}
+      crm.contacts:                                  # `db.table`: a table of another database
+        columns: {phone: phone}
+    databases:                                       # or a section per database
+      billing:
+        tables:
+          invoices: {columns: {iban: iban}}
+    database: shop    # the database unqualified tables are in (default: the dump's only one)
 
 Errors name the file, the line, the table and the column, and what is wrong.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -43,7 +50,8 @@ STRATEGIES = DICT_STRATEGIES | {
 }
 _TABLE_KEYS = {"columns", "truncate", "delete_where"}
 _COLUMN_KEYS = {"strategy", "args", "where", "json"}
-_TOP_KEYS = {"locale", "key_env", "email_domain", "tables", "database"}
+_TOP_KEYS = {"locale", "key_env", "email_domain", "tables", "database", "databases"}
+_DATABASE_KEYS = {"tables"}
 
 
 @dataclass
@@ -78,8 +86,10 @@ class Rules:
     locales: list[str]
     key_env: str
     email_domain: str
-    tables: dict[str, TableRule]
-    database: str | None = None
+    tables: dict[str, TableRule]  # unqualified: the tables of the home database (`database`)
+    database: str | None = None  # the top-level `database:` key
+    databases: dict[str, dict[str, TableRule]] = field(default_factory=dict)  # `db.table` and `databases:`
+    lines: dict[str, int] = field(default_factory=dict)  # database -> line where the rules first name it
 
     def faker_providers(self) -> set[str]:
         out = set()
@@ -89,6 +99,46 @@ class Rules:
                     if r.strategy.startswith("faker:"):
                         out.add(r.strategy.split(":", 1)[1])
         return out
+
+    def for_database(self, database: str, home: bool) -> Rules:
+        """The rules of one database, as the engine and the gate take them: its qualified
+        tables, and the unqualified ones if it is the home database."""
+        tables = {**(self.tables if home else {}), **self.databases.get(database, {})}
+        return replace(self, tables=tables, database=database, databases={})
+
+    def of(self, database: str) -> Rules:
+        """The rules of one database named on its own (`phoenix anonymize --dsn …/db`): its
+        qualified tables, and the unqualified ones unless `database:` names another."""
+        return self.for_database(database, self.database in (None, database))
+
+    def everything(self) -> Rules:
+        """All tables of all databases (keyed `db.table`): what the key pads and
+        dictionaries of one restore must cover."""
+        tables = {**self.tables, **{f"{d}.{t}": r for d, ts in self.databases.items() for t, r in ts.items()}}
+        return replace(self, tables=tables, databases={})
+
+    def split(self, databases: list[str]) -> dict[str, Rules]:
+        """The rules of each database a source holds, checked first: a database the rules
+        name that is not there, or unqualified tables with no home database, is a
+        RulesError (exit 2) naming the line — before anything is anonymized."""
+        home = self.database or (databases[0] if len(databases) == 1 else None)
+        held = ", ".join(databases) or "none"
+        for db in [*([self.database] if self.database else []), *self.databases]:
+            if db not in databases:
+                raise RulesError(
+                    f"{self.path}:{self.lines.get(db, 0)}: database {db!r} is not in the source (it holds: {held}); "
+                    "fix the name in the rules or dump that database too"
+                )
+        if self.tables and home is None:
+            first = next(iter(self.tables.values()))
+            raise RulesError(
+                f"{self.path}:{first.line}: table {first.name!r} names no database and the source holds several "
+                f"({held}); write it as `<database>.{first.name}` or set `database:` at the top level"
+            )
+        for t, rule in self.tables.items():
+            if home is not None and t in self.databases.get(home, {}):
+                raise RulesError(f"{self.path}:{rule.line}: table {home}.{t} has two rules; keep one")
+        return {db: self.for_database(db, db == home) for db in databases}
 
 
 def _fail(path: Path, node: yaml.Node | None, where: str, what: str) -> RulesError:
@@ -206,27 +256,7 @@ def load_rules(path: str | Path) -> Rules:
     for loc in locales:
         if loc not in AVAILABLE_LOCALES:
             raise _fail(path, locales_node, "locale", f"unknown Faker locale {loc!r}")
-    tables: dict[str, TableRule] = {}
-    if "tables" not in top:
-        raise RulesError(f"{path}: no 'tables' section; nothing would be anonymized")
-    for tk, tv in _mapping(path, top["tables"], "tables"):
-        tname = _scalar(path, tk, "tables")
-        rule = TableRule(name=tname, line=tk.start_mark.line + 1)
-        for k, v in _mapping(path, tv, f"table {tname}"):
-            key = _scalar(path, k, f"table {tname}")
-            if key not in _TABLE_KEYS:
-                raise _fail(
-                    path, k, f"table {tname}", f"unknown key {key!r}; expected {', '.join(sorted(_TABLE_KEYS))}"
-                )
-            if key == "truncate":
-                rule.truncate = _scalar(path, v, f"table {tname}").lower() in ("true", "yes", "1")
-            elif key == "delete_where":
-                rule.delete_where = _scalar(path, v, f"table {tname}")
-            else:
-                for ck, cv in _mapping(path, v, f"table {tname}"):
-                    cname = _scalar(path, ck, f"table {tname}")
-                    rule.columns[cname] = _column(path, cv, f"table {tname}, column {cname}")
-        tables[tname] = rule
+    tables, databases, lines = _tables(path, top)
     return Rules(
         path=str(path),
         locales=locales,
@@ -234,7 +264,65 @@ def load_rules(path: str | Path) -> Rules:
         email_domain=_scalar(path, top["email_domain"], "email_domain") if "email_domain" in top else "example.invalid",
         tables=tables,
         database=_scalar(path, top["database"], "database") if "database" in top else None,
+        databases=databases,
+        lines=lines,
     )
+
+
+def _tables(path: Path, top: dict[str, yaml.Node]) -> tuple[dict, dict, dict]:
+    """Unqualified tables, tables per database (`db.table` keys, `databases:` sections),
+    and the line where each database is first named."""
+    if "tables" not in top and "databases" not in top:
+        raise RulesError(f"{path}: no 'tables' section; nothing would be anonymized")
+    tables: dict[str, TableRule] = {}
+    databases: dict[str, dict[str, TableRule]] = {}
+    lines: dict[str, int] = {}
+    if "database" in top:
+        lines[_scalar(path, top["database"], "database")] = top["database"].start_mark.line + 1
+    for tk, tv in _mapping(path, top["tables"], "tables") if "tables" in top else []:
+        tname = _scalar(path, tk, "tables")
+        db, dot, bare = tname.partition(".")
+        if dot and db and bare:  # `db.table`
+            lines.setdefault(db, tk.start_mark.line + 1)
+            _add(path, tk, databases.setdefault(db, {}), _table(path, bare, tk, tv), tname)
+        else:
+            _add(path, tk, tables, _table(path, tname, tk, tv), tname)
+    for dk, dv in _mapping(path, top["databases"], "databases") if "databases" in top else []:
+        db = _scalar(path, dk, "databases")
+        lines.setdefault(db, dk.start_mark.line + 1)
+        for k, v in _mapping(path, dv, f"database {db}"):
+            key = _scalar(path, k, f"database {db}")
+            if key not in _DATABASE_KEYS:
+                raise _fail(
+                    path, k, f"database {db}", f"unknown key {key!r}; expected {', '.join(sorted(_DATABASE_KEYS))}"
+                )
+            for tk, tv in _mapping(path, v, f"database {db}, tables"):
+                tname = _scalar(path, tk, f"database {db}, tables")
+                _add(path, tk, databases.setdefault(db, {}), _table(path, tname, tk, tv), f"{db}.{tname}")
+    return tables, databases, lines
+
+
+def _add(path: Path, node: yaml.Node, into: dict[str, TableRule], rule: TableRule, shown: str) -> None:
+    if rule.name in into:
+        raise _fail(path, node, "tables", f"table {shown} has two rules; keep one")
+    into[rule.name] = rule
+
+
+def _table(path: Path, tname: str, tk: yaml.Node, tv: yaml.Node) -> TableRule:
+    rule = TableRule(name=tname, line=tk.start_mark.line + 1)
+    for k, v in _mapping(path, tv, f"table {tname}"):
+        key = _scalar(path, k, f"table {tname}")
+        if key not in _TABLE_KEYS:
+            raise _fail(path, k, f"table {tname}", f"unknown key {key!r}; expected {', '.join(sorted(_TABLE_KEYS))}")
+        if key == "truncate":
+            rule.truncate = _scalar(path, v, f"table {tname}").lower() in ("true", "yes", "1")
+        elif key == "delete_where":
+            rule.delete_where = _scalar(path, v, f"table {tname}")
+        else:
+            for ck, cv in _mapping(path, v, f"table {tname}"):
+                cname = _scalar(path, ck, f"table {tname}")
+                rule.columns[cname] = _column(path, cv, f"table {tname}, column {cname}")
+    return rule
 
 
 def check_against_schema(rules: Rules, schema: dict[str, dict[str, tuple[str, int | None]]]) -> None:

@@ -65,7 +65,8 @@ def announce(settings: Settings, info: environments.EnvInfo, what: str) -> None:
     md = "\n".join([
         f"# Environment `{info.name}`", "",
         "| | |", "|---|---|",
-        f"| host | `{info.host}` |", f"| port | `{info.port}` |", f"| database | `{info.database}` |",
+        f"| host | `{info.host}` |", f"| port | `{info.port}` |",
+        f"| database | `{info.database}`" + "".join(f", `{d}`" for d in info.databases[1:]) + " |",
         f"| user | `{info.user}` |", f"| generation | `{info.generation}` |", f"| expires | {info.expires_at} |",
         "", "The password is not shown here. Whoever may read it gets it with:", "",
         f"```sh\n{password_hint(settings, info.id)}\n```",

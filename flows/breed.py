@@ -63,6 +63,7 @@ def breed(source: str | None = None, rules: str | None = None) -> dict:
                           "in phoenix.toml — a dump, a mydumper directory or a mysql:// URL")
     check_source(source)  # not a dump at all: exit 2 now, before a breeder exists
     rules_path = str(rules or settings.rules_path)
+    cycle.check_rules(source, rules_path, settings.database)  # a rule for a database the dump lacks: exit 2 now
     key = settings.anon_key_bytes()
     log = get_run_logger()
     with _one_cycle(settings.home_dir):
@@ -89,4 +90,5 @@ def breed(source: str | None = None, rules: str | None = None) -> dict:
     create_table_artifact(key="generations", table=[g.as_dict() for g in gens], description="generations after the cycle")
     log.info(f"published {report.golden}")
     return {"golden": report.golden, "steps": report.steps, "rows": report.rows, "removed": report.removed,
-            "forensic": report.forensic, "checksums": report.checksums}
+            "forensic": report.forensic, "checksums": report.checksums, "databases": report.databases,
+            "skipped": report.skipped}

@@ -9,6 +9,7 @@ environment, and the reaper never removes one that is being spawned.
 from __future__ import annotations
 
 import contextlib
+import json
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -42,6 +43,7 @@ class EnvInfo:
     state: str = "running"
     created: str = ""
     used_bytes: int | None = None
+    databases: tuple[str, ...] = ()  # every database the account has: `database` first, then the dump's others
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -59,6 +61,7 @@ def _info(storage: Storage, runtime: Runtime, eid: str, with_usage: bool = False
     return EnvInfo(name=meta.get(META_ENV, eid), id=eid, generation=meta.get(META_GEN, ""),
                    host=ep.host if ep else "", port=ep.port if ep else 0,
                    user=creds.user if creds else "", database=creds.database if creds else "",
+                   databases=tuple(creds.databases) if creds else (),
                    expires_at=meta.get(META_EXPIRES, ""), state=ep.state if ep else "no server",
                    created=meta.get(META_CREATED, ""), used_bytes=storage.usage(image) if with_usage else None)
 
@@ -95,7 +98,8 @@ def spawn(settings: Settings, storage: Storage, runtime: Runtime, name: str, gen
             storage.clone(gen, BASE_SNAPSHOT, image)
             for k, v in meta.items():
                 storage.set_meta(image, k, v)
-            _start(runtime, eid, image, Credentials.generate(settings.database), meta)
+            main, *others = _databases(storage, gen) or [settings.database]
+            _start(runtime, eid, image, Credentials.generate(main, others=tuple(others)), meta)
         except BaseException:
             # a failed spawn leaves no half environment
             with contextlib.suppress(Exception):
@@ -105,6 +109,12 @@ def spawn(settings: Settings, storage: Storage, runtime: Runtime, name: str, gen
                 storage.remove(image)
             raise
         return _info(storage, runtime, eid)
+
+
+def _databases(storage: Storage, gen: str) -> list[str]:
+    """The databases the golden holds (its metadata; none recorded: the configured one)."""
+    raw = storage.get_meta(gen, Meta.DATABASES)
+    return [str(d) for d in json.loads(raw)] if raw else []
 
 
 def _teardown_locked(storage: Storage, runtime: Runtime, eid: str) -> bool:

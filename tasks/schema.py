@@ -30,6 +30,7 @@ class Meta(StrEnum):
     CREATED = "phoenix.created"  # ISO-8601 UTC
     OWNER = "phoenix.owner"  # breeder: host:pid of its cycle
     FORENSIC = "phoenix.forensic"  # golden: "passed <ISO time> <bytes scanned>" once the forensic gate passed
+    DATABASES = "phoenix.databases"  # golden: JSON list of the databases it holds, the first the main one
     ENV = "phoenix.env"  # env: the name the user gave
     GENERATION = "phoenix.generation"  # env: the golden it was cloned from
     EXPIRES = "phoenix.expires"  # env: ISO-8601 UTC

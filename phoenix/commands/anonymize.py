@@ -36,7 +36,7 @@ def anonymize_cmd(
 
     admin, db = parse_dsn(dsn)
     key = get_settings().anon_key_bytes()
-    ruleset = load_rules(rules)
+    ruleset = load_rules(rules).of(db)  # its `db.table` rules, and the unqualified ones
     err = Console(stderr=True)
     report = anonymize(admin, db, ruleset, key, progress=lambda t, d, n: err.print(f"[dim]{escape(t)}[/] {d:,}/{n:,}"))
     Console().print(report.to_markdown(), markup=False)
@@ -71,7 +71,7 @@ def _gate_dsn(dsn: str, rules: Path, source: Path | None) -> None:
 
     admin, db = parse_dsn(dsn)
     key = get_settings().anon_key_bytes()
-    ruleset = load_rules(rules)
+    ruleset = load_rules(rules).of(db)
     baseline = baseline_from_dump(dump_blocks(source), ruleset, key) if source else None
     result = run_gate(admin, db, ruleset, key, baseline)
     Console().print(result.to_markdown(), markup=False)

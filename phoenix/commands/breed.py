@@ -17,10 +17,13 @@ def breed(
     """Restore → anonymize → gate → snapshot → clone → flatten → publish → retire."""
     from flows.breed import breed as breed_flow
     from phoenix.config import get_settings
+    from tasks.cycle import check_rules
     from tasks.sources.restore import check_source
 
-    if source or get_settings().source:  # not a dump at all: say so before a flow run starts
-        check_source(source or str(get_settings().source))
+    settings = get_settings()
+    if source or settings.source:  # not a dump at all, or rules that do not fit it: say so before a flow run starts
+        check_source(source or str(settings.source))
+        check_rules(source or str(settings.source), str(rules or settings.rules_path), settings.database)
     result = breed_flow(source=source, rules=rules)
     if as_json:
         print(json.dumps(result, default=str))
@@ -29,6 +32,8 @@ def breed(
     total = sum(result["steps"].values())
     err.print(f"[green]published[/] {escape(result['golden'])} in {total:.1f}s "
               + " · ".join(f"{k} {v:.1f}s" for k, v in result["steps"].items()))
+    if result.get("skipped"):
+        err.print("system schemas in the dump, not restored: " + escape(", ".join(result["skipped"])))
 
 
 def register(app: typer.Typer) -> None:

@@ -48,7 +48,9 @@ def spawn(
     password = password_of(info["id"])  # read here, on the user's terminal only; never a flow result
     if as_json:
         keys = ("name", "id", "generation", "host", "port", "user", "password", "database", "expires_at")
-        print(json.dumps({k: (password if k == "password" else info[k]) for k in keys}))
+        out = {k: (password if k == "password" else info[k]) for k in keys}
+        out["databases"] = list(info.get("databases") or [info["database"]])  # added: every database it holds
+        print(json.dumps(out))
         return
     _err.print(f"[green]environment[/] {escape(info['name'])} ({info['id']}) from {escape(info['generation'])}, "
                f"expires {info['expires_at']}")

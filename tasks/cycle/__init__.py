@@ -23,7 +23,8 @@ from tasks.schema import Meta
 from tasks.sources.restore import describe
 from tasks.storage import Storage
 
-__all__ = ["PLAN", "STEPS", "Cycle", "CycleReport", "META_FORENSIC", "remove_leftovers", "report", "run"]
+__all__ = ["PLAN", "STEPS", "Cycle", "CycleReport", "META_FORENSIC", "check_rules", "remove_leftovers", "report",
+           "run"]
 
 META_FORENSIC = Meta.FORENSIC
 
@@ -52,7 +53,13 @@ class Cycle:
 
     @property
     def database(self) -> str:
+        """Where a dump that names no database is restored."""
         return self.settings.database
+
+    @property
+    def databases(self) -> list[str]:
+        """What the restore filled: the dump's own databases, or [database]."""
+        return list(self.results["restore"].databases)
 
 
 def _restore(c: Cycle):
@@ -60,6 +67,21 @@ def _restore(c: Cycle):
               if c.settings.anonymize_inline else None)
     c.results["inline"] = inline
     return s.restore_source(c.runtime, c.breeder, c.source, c.database, c.settings.restore_jobs, inline)
+
+
+def check_rules(source: str, rules_path: str, database: str) -> list[str]:
+    """Before a breeder exists: the rules parse, and fit the databases the source holds
+    (a dump's own, found in one read of it, else `database`); RulesError (exit 2) if not.
+    Returns those databases."""
+    from pathlib import Path
+
+    from anonymization import load_rules
+    from tasks.sources._databases import named_in
+
+    named = named_in(source) if Path(source).is_file() else None
+    databases = named[0] if named else [database]
+    load_rules(rules_path).split(databases)
+    return databases
 
 
 def _zero_free(c: Cycle) -> None:
@@ -72,9 +94,9 @@ PLAN: tuple[Step, ...] = (
     ("create_breeder", lambda c: s.create_breeder(c.storage, c.breeder, parse_size(c.settings.image_size))),
     ("start_server", lambda c: s.start_server(c.runtime, c.breeder)),
     ("restore", _restore),
-    ("anonymize", lambda c: s.anonymize_breeder(c.runtime, c.breeder, c.database, c.rules_path, c.key,
+    ("anonymize", lambda c: s.anonymize_breeder(c.runtime, c.breeder, c.databases, c.rules_path, c.key,
                                                 c.results["inline"])),
-    ("gate", lambda c: s.gate(c.runtime, c.breeder, c.database, c.results["anonymize"].rules, c.key,
+    ("gate", lambda c: s.gate(c.runtime, c.breeder, c.results["anonymize"].rules, c.key,
                               c.results["anonymize"].baseline)),
     ("stop_server", lambda c: s.stop_server(c.runtime, c.breeder)),
     ("seal", lambda c: s.seal(c.runtime, c.breeder)),
@@ -83,7 +105,7 @@ PLAN: tuple[Step, ...] = (
                                                 c.results["gate"].unscannable)),
     ("snapshot_breeder", lambda c: s.snapshot_breeder(c.storage, c.breeder)),
     ("clone_golden", lambda c: s.clone_golden(c.storage, c.breeder, c.golden,
-                                              c.results["forensic_gate"].bytes_scanned)),
+                                              c.results["forensic_gate"].bytes_scanned, c.databases)),
     ("publish", lambda c: s.publish(c.storage, c.golden, c.breeder)),
     ("remove_breeder", lambda c: s.remove_breeder(c.storage, c.runtime, c.breeder)),
     ("retire", lambda c: s.retire(c.storage, c.settings.keep_generations)),
@@ -109,6 +131,7 @@ def report(c: Cycle, error: BaseException | None = None, removed: list[str] | No
                       rules=c.rules_path, steps=dict(c.seconds), removed=list(removed or []) + list(r.get("retire") or []))
     if "restore" in r:
         rep.source_bytes = r["restore"].bytes_read
+        rep.databases, rep.skipped = list(r["restore"].databases), list(r["restore"].skipped)
     if "anonymize" in r:
         rep.anonymize_md, rep.rows = r["anonymize"].markdown, r["anonymize"].rows
     if "gate" in r:

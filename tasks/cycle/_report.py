@@ -27,10 +27,17 @@ class CycleReport:
     forensic: dict = field(default_factory=dict)
     checksums: dict[str, int] = field(default_factory=dict)
     removed: list[str] = field(default_factory=list)
+    databases: list[str] = field(default_factory=list)  # what the restore filled
+    skipped: list[str] = field(default_factory=list)  # system schemas in the dump, not restored
 
     def to_markdown(self) -> str:
         lines = [f"# Breed {self.stamp}", "", f"- source: `{self.source}` ({_mb(self.source_bytes)})",
-                 f"- golden: `{self.golden}`", f"- rules: `{self.rules}`", "", "| step | seconds |", "|---|---:|"]
+                 f"- golden: `{self.golden}`", f"- rules: `{self.rules}`"]
+        if self.databases:
+            lines.append("- databases: " + ", ".join(f"`{d}`" for d in self.databases))
+        if self.skipped:
+            lines.append("- system schemas in the dump, not restored: " + ", ".join(f"`{d}`" for d in self.skipped))
+        lines += ["", "| step | seconds |", "|---|---:|"]
         lines += [f"| {k} | {v:.2f} |" for k, v in self.steps.items()]
         lines += [f"| **total** | **{sum(self.steps.values()):.2f}** |", "", "## Rows", "", "| table | rows |",
                   "|---|---:|"]

@@ -11,19 +11,19 @@ learned; the flow builds the report. None is cached or its result persisted
 from __future__ import annotations
 
 import functools
+import json
 import os
 import socket
 import time
-from dataclasses import dataclass
-from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
-from phoenix.db import connect, database_errors, quote
-from phoenix.errors import ForensicFailed, GateFailed
+from phoenix.db import database_errors
+from phoenix.errors import ForensicFailed
 from tasks import catalog
 from tasks.catalog import BREEDER, BREEDING, GOLDEN, PUBLISHED
+from tasks.cycle._anonymize import Anonymized, Gated, anonymize_breeder, gate
 from tasks.cycle._faults import skipped
 from tasks.runtime.base import Runtime
 from tasks.schema import BASE_SNAPSHOT, BREEDER_SNAPSHOT, Meta
@@ -32,21 +32,7 @@ from tasks.storage import Storage
 
 META_CREATED, META_FORENSIC, META_KIND, META_STATE = Meta.CREATED, Meta.FORENSIC, Meta.KIND, Meta.STATE
 _step = functools.partial(task, cache_policy=NONE, persist_result=False)
-
-
-@dataclass
-class Anonymized:
-    rules: Any
-    baseline: Any  # anonymization.Baseline: its needles are originals, in memory only
-    markdown: str
-    rows: dict[str, int]
-
-
-@dataclass
-class Gated:
-    markdown: str
-    checksums: dict[str, int]  # what a clone must serve unchanged after the seal
-    unscannable: list[str]  # tables the forensic gate could not read (it fails on them by name)
+__all__ = ["Anonymized", "Gated", "anonymize_breeder", "gate"]  # steps 3 and 4, per database (_anonymize.py)
 
 
 @_step(name="1 create breeder image")
@@ -84,69 +70,16 @@ def restore_source(runtime: Runtime, name: str, source: str, database: str, jobs
             log.info(f"restore {pct}{done / 1e6:,.0f} MB at {rate / 1e6:,.1f} MB/s"
                      + (f", ETA {eta:.0f}s" if eta is not None else ""))
 
-    log.info(f"restoring {describe(source)} into database {database!r}")
+    log.info(f"restoring {describe(source)} (into database {database!r} unless the dump names its own)")
     with database_errors("restore"):
         report = restore(source, runtime.admin(name), database, progress, jobs=jobs, inline=inline)
-    if inline is not None and inline.done.tables:
-        log.info(f"anonymized on the way in: {', '.join(sorted(inline.done.tables))}")
+    log.info(f"restored database(s) {', '.join(report.databases)}"
+             + (f"; system schemas skipped: {', '.join(report.skipped)}" if report.skipped else ""))
+    for db in report.databases if inline is not None else []:
+        done = inline.done_in(db)
+        if done is not None and done.tables:
+            log.info(f"anonymized on the way in ({db}): {', '.join(sorted(done.tables))}")
     return report
-
-
-@_step(name="3 anonymize")
-def anonymize_breeder(runtime: Runtime, name: str, database: str, rules_path: str, key: bytes,
-                      inline=None) -> Anonymized:
-    from anonymization import anonymize, load_rules, take_baseline
-    from anonymization.inline import originals
-
-    log = get_run_logger()
-    rules = load_rules(rules_path)
-    admin = runtime.admin(name)
-    baseline = None
-
-    def take() -> None:  # before any rewrite, beside the held-key builds
-        nonlocal baseline
-        baseline = take_baseline(admin, database, rules, key, originals(inline.samples) if inline else None)
-        if inline is not None:
-            inline.drop_samples()
-
-    with database_errors("anonymize"):
-        result = anonymize(admin, database, rules, key, inlined=inline.done if inline else None, before=take,
-                           progress=lambda table, done, total: log.info(f"anonymize {table}: {done:,}/{total:,} rows"))
-    if baseline is not None:  # pseudonyms the scrub wrote into texts are not surviving originals
-        baseline.exclude(getattr(result, "written", set()))
-    return Anonymized(rules, baseline, result.to_markdown(), dict(getattr(result, "rows", {}) or {}))
-
-
-@_step(name="4 GDPR gate")
-def gate(runtime: Runtime, name: str, database: str, rules, key: bytes, baseline) -> Gated:
-    """The SQL gate (GateFailed, exit 4, with its findings); then what the next steps need."""
-    from anonymization import run_gate
-    from anonymization.forensic import unscannable_tables
-
-    admin = runtime.admin(name)
-    with database_errors("GDPR gate"):
-        result = run_gate(admin, database, rules, key, baseline)
-    try:
-        result.raise_if_failed()
-    except GateFailed as exc:
-        exc.markdown = result.to_markdown()  # type: ignore[attr-defined]  # for the failed cycle's report
-        raise
-    conn = connect(admin, database)
-    try:
-        return Gated(result.to_markdown(), _checksums(conn), unscannable_tables(conn, [database]))
-    finally:
-        conn.close()
-
-
-def _checksums(conn) -> dict[str, int]:
-    with conn.cursor() as cur:
-        cur.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
-                    "AND TABLE_TYPE = 'BASE TABLE' ORDER BY 1")
-        tables = [t for (t,) in cur.fetchall()]
-        if not tables:
-            return {}
-        cur.execute("CHECKSUM TABLE " + ", ".join(quote(t) for t in tables))
-        return {t.split(".", 1)[1]: int(c or 0) for t, c in cur.fetchall()}
 
 
 @_step(name="5 slow shutdown")
@@ -194,9 +127,10 @@ def snapshot_breeder(storage: Storage, name: str) -> None:
 
 
 @_step(name="7 clone + flatten golden")
-def clone_golden(storage: Storage, breeder: str, golden: str, scanned: int) -> None:
+def clone_golden(storage: Storage, breeder: str, golden: str, scanned: int, databases: list[str]) -> None:
     if not storage.exists(golden):
         storage.clone(breeder, BREEDER_SNAPSHOT, golden)
+    storage.set_meta(golden, Meta.DATABASES, json.dumps(databases))
     storage.set_meta(golden, META_KIND, GOLDEN)
     storage.set_meta(golden, META_STATE, BREEDING)
     storage.set_meta(golden, META_CREATED, catalog.utc_iso())

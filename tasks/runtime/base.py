@@ -67,11 +67,16 @@ class Credentials:
 
     user: str
     password: str = field(repr=False)
-    database: str
+    database: str  # the main one: what clients connect to
+    others: tuple[str, ...] = ()  # further databases the account has all rights on (a dump's own)
 
     @classmethod
-    def generate(cls, database: str, user: str = "app") -> Credentials:
-        return cls(user=user, password=secrets.token_urlsafe(24), database=database)
+    def generate(cls, database: str, user: str = "app", others: tuple[str, ...] = ()) -> Credentials:
+        return cls(user=user, password=secrets.token_urlsafe(24), database=database, others=others)
+
+    @property
+    def databases(self) -> list[str]:
+        return [self.database, *(d for d in self.others if d != self.database)]
 
 
 @dataclass(frozen=True)
@@ -121,7 +126,7 @@ class Runtime(ABC):
     ) -> Endpoint:
         """Start a server named `name` on storage image `image` (attaching it if the
         runtime needs a filesystem). With `credentials`, the server gets that account
-        (created or its password reset) with all rights on its database. Idempotent:
+        (created or its password reset) with all rights on its databases. Idempotent:
         a running server of that name is returned as it is."""
 
     @abstractmethod

@@ -136,14 +136,19 @@ class LocalRuntime(Runtime):
                 write_private(
                     rundir / "credentials.json",
                     json.dumps(
-                        {"user": credentials.user, "password": credentials.password, "database": credentials.database}
+                        {
+                            "user": credentials.user,
+                            "password": credentials.password,
+                            "database": credentials.database,
+                            "others": list(credentials.others),
+                        }
                     ),
                 )
             creds = self.credentials(name)
             init_file = None
             if creds is not None:
                 init_file = rundir / "init.sql"
-                write_private(init_file, init_sql(creds.user, creds.password, creds.database))
+                write_private(init_file, init_sql(creds.user, creds.password, creds.databases))
             server.start(init_file=init_file)
             return self._endpoint(state)
 
@@ -227,7 +232,12 @@ class LocalRuntime(Runtime):
             data = json.loads((self._dir(name) / "credentials.json").read_text())
         except (FileNotFoundError, ValueError):
             return None
-        return Credentials(user=data["user"], password=data["password"], database=data["database"])
+        return Credentials(
+            user=data["user"],
+            password=data["password"],
+            database=data["database"],
+            others=tuple(data.get("others", ())),
+        )
 
     def admin(self, name: str) -> AdminAccess:
         return self._server(self._require(name)).admin()

@@ -286,13 +286,14 @@ def _reap(pid: int) -> None:
         pass
 
 
-def init_sql(credentials_user: str, password: str, database: str) -> str:
-    """SQL for --init-file: the environment's account with all rights on its database.
+def init_sql(credentials_user: str, password: str, databases: str | list[str]) -> str:
+    """SQL for --init-file: the environment's account with all rights on its databases.
     Written to a 0600 file by the runtime; never logged."""
     pw = password.replace("\\", "\\\\").replace("'", "\\'")
+    dbs = [databases] if isinstance(databases, str) else databases
     return (
-        f"CREATE DATABASE IF NOT EXISTS {quote(database)};\n"
-        f"CREATE USER IF NOT EXISTS '{credentials_user}'@'%' IDENTIFIED BY '{pw}';\n"
+        "".join(f"CREATE DATABASE IF NOT EXISTS {quote(db)};\n" for db in dbs)
+        + f"CREATE USER IF NOT EXISTS '{credentials_user}'@'%' IDENTIFIED BY '{pw}';\n"
         f"ALTER USER '{credentials_user}'@'%' IDENTIFIED BY '{pw}';\n"
-        f"GRANT ALL PRIVILEGES ON {quote(database)}.* TO '{credentials_user}'@'%';\n"
+        + "".join(f"GRANT ALL PRIVILEGES ON {quote(db)}.* TO '{credentials_user}'@'%';\n" for db in dbs)
     )

@@ -67,22 +67,23 @@ def split_create(stmt: bytes) -> tuple[bytes, list[bytes]]:
 class Deferral:
     """Pass statements on with the keys moved behind each table's rows.
 
-    `hold(table)` is asked at the table's marker: True keeps its keys in `held` for the
-    caller instead of adding them."""
+    `hold(table, database)` is asked at the table's marker (`database`: the one the dump's
+    last USE named, None without one): True keeps its keys in `held` for the caller
+    instead of adding them."""
 
-    def __init__(self, hold: Callable[[str], bool] = lambda _t: False) -> None:
+    def __init__(self, hold: Callable[[str, str | None], bool] = lambda _t, _d: False) -> None:
         self.hold = hold
         # (database named by the dump's last USE, if any; table) -> key definitions
         self.pending: dict[tuple[str | None, str], list[str]] = {}
-        self.held: dict[str, list[str]] = {}
+        self.held: dict[tuple[str | None, str], list[str]] = {}
         self._db: str | None = None
 
     def _release(self, key: tuple[str | None, str], line: int) -> Statements:
         defs = self.pending.pop(key, None)
         if not defs:
             return
-        if key[0] is None and self.hold(key[1]):
-            self.held[key[1]] = defs
+        if self.hold(key[1], key[0]):
+            self.held[key] = defs
         else:
             yield line, add_keys_sql(key[1], defs, key[0]).encode()
 

@@ -21,7 +21,7 @@ import tempfile
 import time
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Protocol
 from urllib.parse import urlparse
@@ -29,6 +29,7 @@ from urllib.parse import urlparse
 from phoenix.config import get_settings
 from phoenix.db import AdminAccess, client_binary, quote, redact
 from phoenix.errors import RestoreError, SourceInvalid
+from tasks.sources._databases import Databases
 
 Progress = Callable[[int, int | None, float, float | None], None]  # done, total, bytes/s, eta s
 _BLOCK = 1 << 20
@@ -49,6 +50,9 @@ class RestoreReport:
     bytes_read: int
     seconds: float
     database: str | None  # None when the dump names its own databases
+    # The databases restored: the dump's own (in the order it uses them), else [database].
+    databases: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # system schemas the dump held, not restored
 
 
 def describe(source: str) -> str:
@@ -63,9 +67,9 @@ def restore(source: str, admin: AdminAccess, database: str, progress: Progress |
             jobs: int = 1, inline: RowRewriter | None = None) -> RestoreReport:
     """Restore `source` (path to .sql/.sql.gz/.sql.zst, mydumper dir, or mysql:// URL).
     With `jobs` > 1, a mysqldump-format file is restored over that many connections.
-    With `inline`, such a file's rows are anonymized on the way in when the dump does not
-    name its own databases (`inline.done` says which tables were; the rest is left to
-    the anonymize step)."""
+    With `inline`, such a file's rows are anonymized on the way in (`inline.done` says which
+    tables were; the rest is left to the anonymize step). A dump that names its databases
+    (`CREATE DATABASE`/`USE`) restores into them, without the system schemas."""
     progress = progress or (lambda *_: None)
     check_source(source)
     if source.startswith(("mysql://", "mariadb://")):
@@ -133,14 +137,15 @@ class RowRewriter(Protocol):
     def open(self) -> list[tuple[str, tuple]]:
         """Start; the session statements (with parameters) every restore connection runs first."""
 
-    def holds(self, table: str) -> bool:
-        """Whether the restore leaves this table's secondary and foreign keys to the caller."""
+    def holds(self, table: str, database: str | None = None) -> bool:
+        """Whether the restore leaves this table's secondary and foreign keys to the caller
+        (`database`: the one the dump's last USE named, None without one)."""
 
     def wrap(self, stmts: Iterator[tuple[int, bytes]]) -> Iterator[tuple[int, bytes]]:
         """The statements to run instead, each with its dump line."""
 
-    def keys_held(self, keys: dict[str, list[str]]) -> None:
-        """The key definitions the restore held back, per table."""
+    def keys_held(self, keys: dict[tuple[str | None, str], list[str]]) -> None:
+        """The key definitions the restore held back, per (database or None, table)."""
 
     def close(self) -> None: ...
 
@@ -232,21 +237,27 @@ def _restore_dump(path: Path, admin: AdminAccess, database: str, progress: Progr
             first += block
             if len(first) >= _BLOCK:
                 break
-        target = None if _NAMES_DB.search(first) else database
+        named = bool(_NAMES_DB.search(first))
+        target = None if named else database
         if target:
             _ensure_database(admin, target)
         tail = [b""]
         stream = _reporting(raw, total, itertools.chain([first], blocks), progress, t0, tail)
         dumped = _from_dump_tool(first)
-        if (jobs > 1 or inline) and dumped:
-            _load_parallel(path, stream, admin, target, jobs, inline if target else None)
+        dbs = Databases()
+        # A dump that names its databases goes statement by statement: the system schemas are left out.
+        if (jobs > 1 or inline or named) and dumped:
+            _load_parallel(path, stream, admin, target, jobs, inline, dbs)
         else:
-            _load_client(path, raw, stream, admin, target)
+            _load_client(path, raw, dbs.tap(stream) if named else stream, admin, target)
     if dumped and b"-- Dump completed" not in tail[0]:
         raise RestoreError(f"{path}: the dump has no '-- Dump completed' trailer: it was cut short (truncated file)")
+    if named and not dbs.names:
+        raise RestoreError(f"{path}: the dump holds no database besides the system schemas "
+                           f"({', '.join(dbs.skipped) or 'none'}); dump the application's databases")
     secs = time.monotonic() - t0
     progress(total, total, total / max(secs, 1e-6), 0.0)
-    return RestoreReport(str(path), "dump", total, secs, target)
+    return RestoreReport(str(path), "dump", total, secs, target, dbs.names if named else [database], dbs.skipped)
 
 
 def _reporting(raw: BinaryIO, total: int, blocks: Iterator[bytes], progress: Progress, t0: float,
@@ -266,16 +277,16 @@ def _reporting(raw: BinaryIO, total: int, blocks: Iterator[bytes], progress: Pro
 
 
 def _load_parallel(path: Path, stream: Iterator[bytes], admin: AdminAccess, target: str | None, jobs: int,
-                   inline: RowRewriter | None) -> None:
+                   inline: RowRewriter | None, dbs: Databases) -> None:
     from tasks.sources._keys import Deferral
     from tasks.sources._parallel import StatementError, load
 
     if inline is None:
         deferral = Deferral()
-        transform, init = deferral.wrap, []
+        transform, init = (lambda s: deferral.wrap(dbs.wrap(s))), []
     else:
         deferral = Deferral(hold=inline.holds)
-        transform, init = (lambda s: inline.wrap(deferral.wrap(s))), inline.open()
+        transform, init = (lambda s: inline.wrap(deferral.wrap(dbs.wrap(s)))), inline.open()
     try:
         load(stream, admin, target, jobs, transform, init)
     except StatementError as exc:
@@ -343,7 +354,7 @@ def _restore_live(url: str, admin: AdminAccess, database: str, progress: Progres
         raise RestoreError(f"source {describe(url)}: mysqldump failed: {_client_error(dump.stderr.read())}")
     if client.wait() != 0:
         raise RestoreError(f"source {describe(url)}: restore failed: {_client_error(_stderr(client))}")
-    return RestoreReport(describe(url), "live", done, time.monotonic() - t0, database)
+    return RestoreReport(describe(url), "live", done, time.monotonic() - t0, database, [database])
 
 
 # -- a mydumper directory, restored in parallel with myloader ------------------------------------
@@ -361,4 +372,4 @@ def _restore_mydumper(path: Path, admin: AdminAccess, database: str) -> RestoreR
     res = subprocess.run(args, capture_output=True)
     if res.returncode != 0:
         raise RestoreError(f"source {path}: myloader failed: {_client_error(res.stderr)}")
-    return RestoreReport(str(path), "mydumper", size, time.monotonic() - t0, database)
+    return RestoreReport(str(path), "mydumper", size, time.monotonic() - t0, database, [database])

@@ -135,15 +135,28 @@ def test_the_statements_carry_no_key_material(mariadb, shop_dump):
     assert all(p not in stmt and p.hex().encode() not in stmt.lower() for _, stmt in out for p in secrets)
 
 
-def test_a_dump_that_names_its_databases_is_not_inlined(mariadb, tmp_path):
-    """Rules apply to the configured database: a dump with `USE` keeps its own, restored as is."""
+def test_a_dump_that_names_its_databases_is_inlined_into_them_as_a_rewrite_would(mariadb, tmp_path):
+    """A dump with `USE src` restores into `src`, not the configured database, and its rows
+    are pseudonymized on the way in there: the same result as a rewrite after the restore.
+    (Before, inline anonymization was silently off for such dumps.)"""
     (tmp_path / "rules.yaml").write_text(MEMBER_RULES)
     rules = load_rules(tmp_path / "rules.yaml")
     q(mariadb, None, "CREATE DATABASE src")
     q(mariadb, "src", *MEMBER_SCHEMA)
     dump = mysqldump(mariadb, tmp_path / "named.sql", "--databases", "src")
-    before = contents(mariadb, "src")
-    q(mariadb, None, "DROP DATABASE src", "CREATE DATABASE app")
-    il = Inline(mariadb.admin(), "app", rules, KEY)
-    restore(str(dump), mariadb.admin(), "app", jobs=2, inline=il)
-    assert il.done.tables == set() and contents(mariadb, "src") == before
+    admin = mariadb.admin()
+    results = {}
+    for inline in (False, True):
+        q(mariadb, None, "DROP DATABASE src")
+        il = Inline(admin, "app", rules, KEY) if inline else None
+        report = restore(str(dump), admin, "app", jobs=2, inline=il)
+        assert report.databases == ["src"] and report.database is None
+        samples = il.samples_in("src") if il else set()
+        take_baseline(admin, "src", rules, KEY, originals(samples) if samples else None)
+        if il:
+            il.drop_samples("src")
+        anonymize(admin, "src", rules, KEY, workers=2, inlined=il.done_in("src") if il else None)
+        results[inline] = contents(mariadb, "src"), (il.done_in("src").tables if il else set())
+    assert results[True][1] and results[True][1] <= {"members", "parents", "children"}
+    assert results[True][0] == results[False][0]
+    assert not q(mariadb, None, "SHOW DATABASES LIKE 'app'")  # nothing went to the configured one

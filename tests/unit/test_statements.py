@@ -30,7 +30,7 @@ def test_keys_leave_create_table_and_come_back_after_the_rows():
     # The AUTO_INCREMENT column's key must stay; the last kept line loses its comma.
     assert defs == [b"UNIQUE KEY `u` (`p`,`id`)", b"CONSTRAINT `fk` FOREIGN KEY (`p`) REFERENCES `x` (`id`)"]
     assert b"  KEY `by_n` (`n`)\n) ENGINE" in stripped
-    held = Deferral(hold=lambda t: t == "held")
+    held = Deferral(hold=lambda t, _db: t == "held")
     out = [s for _, s in held.wrap(iter([
         (1, create), (2, b"INSERT INTO `t` VALUES (1,1,1)"), (3, b"/*!40000 ALTER TABLE `t` ENABLE KEYS */"),
         (4, create.replace(b"`t`", b"`held`", 1)), (5, b"CREATE TABLE `plain` (`id` int)"),
@@ -38,4 +38,4 @@ def test_keys_leave_create_table_and_come_back_after_the_rows():
     assert out[:3] == [stripped, b"INSERT INTO `t` VALUES (1,1,1)", b"/*!40000 ALTER TABLE `t` ENABLE KEYS */"]
     assert out[3] == b"ALTER TABLE `t` ADD " + b", ADD ".join(defs)
     assert out[-1] == b"ALTER TABLE `nomarker` ADD " + b", ADD ".join(defs)  # no marker: at the end
-    assert held.held == {"held": [d.decode() for d in defs]} and not any(b"`held` ADD" in s for s in out)
+    assert held.held == {(None, "held"): [d.decode() for d in defs]} and not any(b"`held` ADD" in s for s in out)

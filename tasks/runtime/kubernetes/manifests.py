@@ -36,14 +36,10 @@ _RESOURCES = {
     "environment": {"requests": {"cpu": "50m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
 }
 
-# Runs in the database container: install a datadir on a fresh (breeder) image, write the
-# init file from the Secret's variables (so the account exists with the Secret's password
-# on every start, also on a clone of a golden), then become mariadbd.
-_ENTRYPOINT = r"""set -eu
-D=%(datadir)s
-if [ ! -d "$D/mysql" ]; then mkdir -p "$D"; chown mysql:mysql "$D"; mariadb-install-db --user=mysql --datadir="$D" --skip-test-db >/dev/null; fi
-umask 077
-cat > /tmp/phoenix-init.sql <<EOF
+# The init file, from the Secret's variables: root and the environment's account, with all
+# rights on its database and on each of MARIADB_OTHER_DATABASES (one a line: a dump's own).
+INIT_FILE = r"""umask 077
+cat > %(init)s <<EOF
 CREATE USER IF NOT EXISTS 'root'@'%%' IDENTIFIED BY '$MARIADB_ROOT_PASSWORD';
 ALTER USER 'root'@'%%' IDENTIFIED BY '$MARIADB_ROOT_PASSWORD';
 GRANT ALL ON *.* TO 'root'@'%%' WITH GRANT OPTION;
@@ -52,9 +48,27 @@ CREATE USER IF NOT EXISTS '$MARIADB_USER'@'%%' IDENTIFIED BY '$MARIADB_PASSWORD'
 ALTER USER '$MARIADB_USER'@'%%' IDENTIFIED BY '$MARIADB_PASSWORD';
 GRANT ALL ON \`$MARIADB_DATABASE\`.* TO '$MARIADB_USER'@'%%';
 EOF
-chown mysql /tmp/phoenix-init.sql
-exec mariadbd --user=mysql --datadir="$D" --init-file=/tmp/phoenix-init.sql "$@"
+if [ -n "${MARIADB_OTHER_DATABASES:-}" ]; then
+  printf '%%s\n' "$MARIADB_OTHER_DATABASES" | sed 's/`/``/g' | while IFS= read -r db; do
+    [ -n "$db" ] || continue
+    printf 'CREATE DATABASE IF NOT EXISTS `%%s`;\nGRANT ALL ON `%%s`.* TO '"'"'%%s'"'"'@'"'"'%%%%'"'"';\n' \
+      "$db" "$db" "$MARIADB_USER" >> %(init)s
+  done
+fi
 """
+# Runs in the database container: install a datadir on a fresh (breeder) image, write the
+# init file (so the account exists with the Secret's password on every start, also on a
+# clone of a golden), then become mariadbd.
+_ENTRYPOINT = (
+    r"""set -eu
+D=%(datadir)s
+if [ ! -d "$D/mysql" ]; then mkdir -p "$D"; chown mysql:mysql "$D"; mariadb-install-db --user=mysql --datadir="$D" --skip-test-db >/dev/null; fi
+"""
+    + INIT_FILE
+    + r"""chown mysql %(init)s
+exec mariadbd --user=mysql --datadir="$D" --init-file=%(init)s "$@"
+"""
+)
 # The readiness probe runs a real query as the environment's own user.
 _PROBE = 'MYSQL_PWD="$MARIADB_PASSWORD" mariadb -h127.0.0.1 -u"$MARIADB_USER" "$MARIADB_DATABASE" -e "SELECT 1"'
 
@@ -129,6 +143,7 @@ def secret(t: Target, creds: Credentials, root_password: str) -> dict:
             "MARIADB_PASSWORD": creds.password,
             "MARIADB_DATABASE": creds.database,
             "MARIADB_ROOT_PASSWORD": root_password,
+            **({"MARIADB_OTHER_DATABASES": "\n".join(creds.others)} if creds.others else {}),
         },
     }
 
@@ -191,7 +206,12 @@ def deployment(settings: Settings, t: Target, replicas: int = 1) -> dict:
     container = {
         "name": DB_NAME,
         "image": settings.kubernetes.db_image,
-        "command": ["sh", "-c", _ENTRYPOINT % {"datadir": DATADIR}, "phoenix-entrypoint"],
+        "command": [
+            "sh",
+            "-c",
+            _ENTRYPOINT % {"datadir": DATADIR, "init": "/tmp/phoenix-init.sql"},
+            "phoenix-entrypoint",
+        ],
         "args": [*_mariadbd_args(t.profile)],
         "envFrom": [{"secretRef": {"name": SECRET_NAME}}],
         "ports": [{"name": "mysql", "containerPort": DB_PORT}],

@@ -145,7 +145,10 @@ class KubernetesRuntime(Runtime):
         if not data:
             return None
         return Credentials(
-            user=data["MARIADB_USER"], password=data["MARIADB_PASSWORD"], database=data["MARIADB_DATABASE"]
+            user=data["MARIADB_USER"],
+            password=data["MARIADB_PASSWORD"],
+            database=data["MARIADB_DATABASE"],
+            others=tuple(data.get("MARIADB_OTHER_DATABASES", "").splitlines()),
         )
 
     def admin(self, name: str) -> AdminAccess:
@@ -177,7 +180,12 @@ class KubernetesRuntime(Runtime):
         t = self._target(name, image, profile, labels or {})
         old = self._secret(name) or {}
         if credentials is None and old:
-            creds = Credentials(old["MARIADB_USER"], old["MARIADB_PASSWORD"], old["MARIADB_DATABASE"])
+            creds = Credentials(
+                old["MARIADB_USER"],
+                old["MARIADB_PASSWORD"],
+                old["MARIADB_DATABASE"],
+                tuple(old.get("MARIADB_OTHER_DATABASES", "").splitlines()),
+            )
         else:
             creds = credentials or Credentials.generate(self.settings.database)
         root = old.get("MARIADB_ROOT_PASSWORD") or secrets.token_urlsafe(24)
