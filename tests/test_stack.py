@@ -69,6 +69,27 @@ def test_ceph_up_is_healthy_and_down_leaves_no_process(throwaway):
     assert not any(pid_alive(p) for p in info["pids"].values())
 
 
+def test_down_stops_the_servers_of_its_home_first_and_leaves_nothing(throwaway):
+    """After `make demo` (two environments running) `stack down` stopped Prefect, then failed to
+    unmount btrfs ("target is busy") with the servers still running on the pool."""
+    from infra.local import stack
+    from tasks.runtime.local import LocalRuntime
+
+    info = btrfs.up(throwaway)
+    with open_storage(throwaway) as st:
+        st.create("env-held", 256 << 20)
+        rt = LocalRuntime(throwaway, st)
+        rt.start("held", "env-held", profile="environment")
+        pid = rt.wait_ready("held").pid
+    assert pid and pid_alive(pid)
+    said: list[str] = []
+    stack.down(throwaway, progress=said.append)
+    assert not pid_alive(pid) and any("stopped 1 (held)" in m for m in said), said
+    assert btrfs.status(throwaway) is None and info["mount"] not in _mounts()
+    out = subprocess.run(["losetup", "-j", info["file"]], capture_output=True, text=True).stdout
+    assert out.strip() == ""
+
+
 def test_status_json_shape_and_bad_config_is_one_line():
     env = {**os.environ}
     res = subprocess.run([str(REPO / ".venv/bin/phoenix"), "stack", "status", "--json"], capture_output=True,

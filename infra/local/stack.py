@@ -82,6 +82,14 @@ def up(settings: Settings, *, ceph: bool = False, kubernetes: bool = False,
 
 
 def down(settings: Settings, progress=print) -> None:
+    """Everything `up` started, and first the servers of this home's environments and
+    breeders: they hold the pool busy (the clones stay; `phoenix spawn NAME` starts one again)."""
+    from tasks.runtime.local import stop_all
+
+    if settings.runtime == "local":
+        stopped = stop_all(settings)
+        if stopped:
+            progress(f"servers: stopped {len(stopped)} ({', '.join(stopped)}); their clones stay, a spawn starts them again")
     for name in reversed(PARTS):
         mod = _part(name)
         if mod is None:

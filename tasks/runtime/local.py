@@ -268,3 +268,21 @@ def _port_taken(log: Path) -> bool:
     except OSError:
         return False
     return "Address already in use" in text or "Bind on TCP/IP port" in text
+
+
+def stop_all(settings: Settings, timeout: float = 600.0) -> list[str]:
+    """Stop (slow shutdown) every server of this home, of either backend; returns their
+    names. For `stack down`: a running server holds its clone's mount busy. Their clones
+    and state stay: a re-spawn of the name starts the server again."""
+    root = settings.home_dir / "runtime"
+    stopped = []
+    for d in sorted(root.iterdir()) if root.is_dir() else []:
+        try:
+            state = json.loads((d / "server.json").read_text())
+        except (FileNotFoundError, NotADirectoryError, ValueError):
+            continue
+        server = MariaDBServer(Path(state["datadir"]), d, state["port"], state["profile"])
+        if server.running():
+            server.stop(timeout)
+            stopped.append(state["name"])
+    return stopped
