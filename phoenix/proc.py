@@ -5,6 +5,7 @@ and the local stack alike."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from pathlib import Path
 from typing import NamedTuple
@@ -78,3 +79,10 @@ def pid_alive(pid: int | None) -> bool:
             return f.read().split(") ", 1)[1][0] != "Z"
     except OSError:
         return False
+
+
+def die_at(point: str, configured: str | None) -> None:
+    """Fault injection for the crash tests (`fault_kill_after`, never set in production):
+    SIGKILL this process right at `point` when it is the configured one — a crashed worker."""
+    if configured == point:
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -18,6 +18,7 @@ from phoenix.config import Settings
 from phoenix.errors import EnvironmentNotFound
 from phoenix.locks import file_lock
 from phoenix.names import env_id, image_name, parse_ttl
+from phoenix.proc import die_at
 from tasks import catalog
 from tasks.runtime.base import Credentials, Runtime
 from tasks.schema import BASE_SNAPSHOT, Kind, Meta
@@ -82,6 +83,8 @@ def spawn(settings: Settings, storage: Storage, runtime: Runtime, name: str, gen
             # refuse before throwing the old clone away, not after
             catalog.require_verified(storage, catalog.resolve(storage, generation), allow_unverified)
             _teardown_locked(storage, runtime, eid)
+        if storage.exists(image) and _half(storage, runtime, eid):
+            _teardown_locked(storage, runtime, eid)  # a spawn that died midway: cloned anew below
         if storage.exists(image):  # it exists already, whatever its generation: found, not cloned
             # A re-spawn (every push of the branch) restarts the clock, as GitLab's auto_stop_in does.
             storage.set_meta(image, META_EXPIRES, catalog.utc_iso(catalog.now_utc() + lifetime))
@@ -92,14 +95,19 @@ def spawn(settings: Settings, storage: Storage, runtime: Runtime, name: str, gen
         gen = catalog.resolve(storage, generation)
         catalog.require_verified(storage, gen, allow_unverified)  # before anything is cloned
         now = catalog.now_utc()
-        meta = {META_KIND: catalog.ENV, META_ENV: name, META_GEN: gen, META_CREATED: catalog.utc_iso(now),
-                META_EXPIRES: catalog.utc_iso(now + lifetime)}
+        meta = {META_ENV: name, META_GEN: gen, META_CREATED: catalog.utc_iso(now),
+                META_EXPIRES: catalog.utc_iso(now + lifetime), META_KIND: catalog.ENV}  # the kind last: see _half
         try:
+            # Killed between any two of these, the clone is half (`_half`): the reaper removes
+            # it and a re-spawn of the name clones it anew.
             storage.clone(gen, BASE_SNAPSHOT, image)
+            die_at("spawn:clone", settings.fault_kill_after)
             for k, v in meta.items():
                 storage.set_meta(image, k, v)
+            die_at("spawn:meta", settings.fault_kill_after)
             main, *others = _databases(storage, gen) or [settings.database]
             _start(runtime, eid, image, Credentials.generate(main, others=tuple(others)), meta)
+            die_at("spawn:start", settings.fault_kill_after)
         except BaseException:
             # a failed spawn leaves no half environment
             with contextlib.suppress(Exception):
@@ -109,6 +117,14 @@ def spawn(settings: Settings, storage: Storage, runtime: Runtime, name: str, gen
                 storage.remove(image)
             raise
         return _info(storage, runtime, eid)
+
+
+def _half(storage: Storage, runtime: Runtime, eid: str) -> bool:
+    """An environment's clone whose spawn died before it was complete: its metadata not all
+    written (its kind is written last), or no account made for it (the runtime writes the
+    credentials before it starts the server). Such a clone belongs to nobody."""
+    meta = storage.list_meta(image_name(eid))
+    return meta.get(META_KIND) != catalog.ENV or runtime.credentials(eid) is None
 
 
 def _databases(storage: Storage, gen: str) -> list[str]:
@@ -188,7 +204,8 @@ class ReapReport:
 def reap(settings: Settings, storage: Storage, runtime: Runtime, now: datetime | None = None) -> ReapReport:
     now = now or catalog.now_utc()
     rep = ReapReport([], [], [], [], [], [])
-    images = set(catalog.images(storage, Kind.ENV))
+    # Half clones too (a spawn killed before its metadata was written): named as environments.
+    images = set(catalog.images(storage, Kind.ENV)) | {i for i in storage.list() if i.startswith(image_name(""))}
     for image in sorted(images):
         eid = image.removeprefix("env-")
         with env_lock(settings.home_dir, eid, wait=False) as free:
@@ -197,7 +214,10 @@ def reap(settings: Settings, storage: Storage, runtime: Runtime, now: datetime |
             meta = storage.list_meta(image)
             expires = meta.get(META_EXPIRES)
             ep = runtime.get(eid)
-            if expires and datetime.fromisoformat(expires) <= now:
+            if _half(storage, runtime, eid):
+                _teardown_locked(storage, runtime, eid)
+                rep.orphan_clones.append(image)
+            elif expires and datetime.fromisoformat(expires) <= now:
                 _teardown_locked(storage, runtime, eid)
                 rep.expired.append(meta.get(META_ENV, eid))
             elif ep is None:

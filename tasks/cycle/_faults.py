@@ -4,15 +4,14 @@ kill the cycle after a step, skip a clean-up step, plant originals on the stoppe
 from __future__ import annotations
 
 import os
-import signal
 
 from phoenix.config import get_settings
+from phoenix.proc import die_at
 
 
 def checkpoint(step: str) -> None:
     """PHOENIX_FAULT_KILL_AFTER=<step>: SIGKILL right after that step, exactly like a crashed worker."""
-    if get_settings().fault_kill_after == step:
-        os.kill(os.getpid(), signal.SIGKILL)
+    die_at(step, get_settings().fault_kill_after)
 
 
 def skipped(step: str) -> bool:
