@@ -4,6 +4,7 @@ and the local stack alike."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -29,15 +30,22 @@ def run(
 ) -> str:
     """Run a command; on failure raise `error` with one line: what failed and the tool's last word."""
     try:
-        res = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        raise error(f"{what} timed out after {timeout:.0f}s") from None
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     except FileNotFoundError:
         raise error(f"{what} failed: {args[0]} is not installed (run `make install`)") from None
-    if res.returncode != 0:
-        detail = (res.stderr or res.stdout).strip().splitlines()
-        raise error(f"{what} failed: {detail[-1] if detail else res.returncode}")
-    return res.stdout
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        # Not subprocess.run: it waits for the killed child, and one stuck in the kernel on a
+        # stalled OSD (an umount, a loop detach) never ends — that wait is left behind here.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.communicate(timeout=5)
+        raise error(f"{what} timed out after {timeout:.0f}s") from None
+    if proc.returncode != 0:
+        detail = (err or out).strip().splitlines()
+        raise error(f"{what} failed: {detail[-1] if detail else proc.returncode}")
+    return out
 
 
 class Mount(NamedTuple):

@@ -9,7 +9,6 @@ recreates the cluster) or bluestore on a sparse file when more space is wanted.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import time
@@ -232,4 +231,4 @@ def _release_attachments(settings: Settings) -> None:
                     subprocess.run(["losetup", "-d", line.split(":", 1)[0]], capture_output=True)
             subprocess.run(["fusermount3", "-u", "-z", mnt], capture_output=True)
             subprocess.run(["umount", "-l", mnt], capture_output=True)
-    os.sync()
+    # No host-wide sync here: each umount wrote its own filesystem back.

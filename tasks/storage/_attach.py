@@ -11,7 +11,6 @@ fuse → loop → mount, and on detach umount → loop → fuse.
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -110,7 +109,8 @@ class FuseAttacher:
         with self._locked(image):
             mnt = self.mnt_dir / image
             if mount_source(mnt) is not None:
-                os.sync()
+                # umount writes this filesystem back itself; a host-wide sync also waited for
+                # every other stalled mount on the host (another stack's OSD), past any timeout.
                 _run(["umount", str(mnt)], f"unmounting image {image!r} (a server still running on it?)")
             fuse = self.fuse_dir / image
             if mount_source(fuse) is not None:
