@@ -155,11 +155,12 @@ class TextDictionary:
 class Phrases:
     """Sampled originals in clear, for the SQL gate's search inside free text. Memory only."""
 
-    __slots__ = ("_values", "_auto")
+    __slots__ = ("_values", "_auto", "_for")
 
     def __init__(self) -> None:
         self._values: dict[str, str] = {}
         self._auto: _Automaton | None = None
+        self._for: tuple[int, int] = (0, -1)
 
     def add(self, value: str, column: str) -> None:
         if len(value) >= MIN_CHARS:
@@ -176,11 +177,17 @@ class Phrases:
         raise TypeError("Phrases hold original values and are never serialized")
 
     def count(self, text: str, exclude: set[str]) -> int:
-        """How many sampled originals occur in `text` (values in `exclude` do not count)."""
-        if self._auto is None:
-            self._auto = _Automaton(list(self._values))
+        """How many sampled originals occur in `text`, not counting values in `exclude` (the
+        pseudonyms written into texts) nor an original inside one of them: those are searched
+        too, and the leftmost-longest match wins — "Angel Smith", another row's original, inside
+        the written "Jose Angel Smith" is no survivor (the 1 GB shop's one false finding)."""
+        if self._auto is None or self._for != (id(exclude), len(exclude)):
+            extra = [w for w in exclude if w not in self._values and len(w) >= MIN_CHARS]
+            self._auto, self._for = _Automaton(list(self._values) + extra), (id(exclude), len(exclude))
         patterns = self._auto._patterns
-        return sum(1 for i, _s, _e in self._auto.matches(text) if patterns[i] not in exclude)
+        return sum(
+            1 for i, _s, _e in self._auto.matches(text) if patterns[i] in self._values and patterns[i] not in exclude
+        )
 
 
 # Originals and their pseudonyms travel as few long strings, not one row each: pymysql

@@ -54,3 +54,17 @@ def test_discarded_values_are_not_searched():
     assert n.discard(["Jonathan Smith"]) >= 1
     result = scan([Extent("f", 0, b"Jonathan Smith")], n)
     assert result.passed
+
+
+def test_an_original_inside_a_written_pseudonym_is_no_survivor_in_text():
+    """At 1 GB the scrub wrote the fake "Jose Angel Smith"; "Angel Smith" is another row's
+    original account holder: the SQL gate counted it as a surviving original."""
+    from anonymization.freetext import Phrases
+
+    phrases = Phrases()
+    phrases.add("Angel Smith", "payments.account_holder")
+    written = {"Jose Angel Smith"}
+    assert phrases.count("Thanks, Jose Angel Smith (jose@example.invalid)", written) == 0
+    assert phrases.count("Thanks, Angel Smith.", written) == 1
+    assert phrases.count("Jose Angel Smith and Angel Smith", written) == 1
+    assert phrases.count("Thanks, Jose Angel Smith", set()) == 1  # nothing written: it counts
