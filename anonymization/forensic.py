@@ -29,10 +29,11 @@ _MAX_FINDINGS = 50
 class Needles:
     """Original values to search for, each with the column it came from. In memory only."""
 
-    __slots__ = ("_values",)
+    __slots__ = ("_values", "_allowed")
 
     def __init__(self) -> None:
         self._values: dict[bytes, str] = {}
+        self._allowed: set[bytes] = set()  # pseudonyms written into texts, searched alongside
 
     def add(self, value: str, column: str) -> bool:
         """Add an original (as stored: UTF-8, and Latin-1 where that differs); False if too short."""
@@ -49,11 +50,15 @@ class Needles:
         return True
 
     def discard(self, values: Iterable[str]) -> int:
-        """Drop values that are not leaks when found (pseudonyms the engine itself wrote)."""
+        """Drop values that are not leaks when found (pseudonyms the engine itself wrote), and
+        remember them: an original found inside one of them where it stands is no leak either
+        ("Angel Smith", another row's original, inside the written "Jose Angel Smith")."""
         n = 0
         for v in values:
             for raw in {v.encode("utf-8"), v.encode("latin-1", errors="ignore")}:
                 n += self._values.pop(raw, None) is not None
+                if len(raw) >= MIN_BYTES:
+                    self._allowed.add(raw)
         return n
 
     def discard_inside(self, texts: Iterable[str]) -> int:
@@ -84,6 +89,7 @@ class Needles:
         """Add another set's originals (a breeder's databases are sampled one by one)."""
         for raw, column in other._values.items():
             self._values.setdefault(raw, column)
+        self._allowed |= other._allowed
 
     def __repr__(self) -> str:  # never the values
         return f"<Needles: {len(self._values)} originals in memory>"
@@ -94,6 +100,10 @@ class Needles:
     def items(self) -> tuple[list[bytes], list[str]]:
         """The originals as stored bytes, and the column of each (for the scan, and fault injection only)."""
         return list(self._values), list(self._values.values())
+
+    def allowed(self) -> list[bytes]:
+        """The written pseudonyms that are not themselves originals."""
+        return [a for a in self._allowed if a not in self._values]
 
 
 @dataclass(frozen=True)
@@ -173,11 +183,17 @@ def scan(extents: Iterable, needles: Needles, target: str = "") -> ForensicResul
             result.bytes_scanned += len(ext.data)
         result.seconds = time.monotonic() - t0
         return result
-    automaton = ahocorasick_rs.BytesAhoCorasick(patterns, matchkind=ahocorasick_rs.MATCHKIND_LEFTMOST_FIRST)
+    # The written pseudonyms are searched too, and the leftmost-longest match wins: an original
+    # inside one of them is consumed by it, not reported; matches of them are not findings.
+    n_needles = len(patterns)
+    patterns = patterns + needles.allowed()
+    automaton = ahocorasick_rs.BytesAhoCorasick(patterns, matchkind=ahocorasick_rs.MATCHKIND_LEFTMOST_LONGEST)
     keep = max(len(p) for p in patterns) - 1
     place, end, tail = None, 0, b""
 
     def found(where: str, offset: int, idx: int) -> None:
+        if idx >= n_needles:
+            return
         if len(result.findings) < _MAX_FINDINGS:
             result.findings.append(Finding(where, offset, columns[idx]))
         else:
@@ -189,12 +205,16 @@ def scan(extents: Iterable, needles: Needles, target: str = "") -> ForensicResul
         if ext.place != place or ext.offset != end:
             place, tail = ext.place, b""
         data = ext.data
+        covered = 0  # this chunk's bytes up to here belong to a pseudonym that spans the seam
         if tail:  # the seam: only matches that start in the previous chunk and end in this one
             for idx, start, stop in automaton.find_matches_as_indexes(tail + data[:keep]):
                 if start < len(tail) < stop:
                     found(ext.place, ext.offset - len(tail) + start, idx)
+                    if idx >= n_needles:
+                        covered = stop - len(tail)
         for idx, start, _stop in automaton.find_matches_as_indexes(data):
-            found(ext.place, ext.offset + start, idx)
+            if start >= covered:
+                found(ext.place, ext.offset + start, idx)
         result.bytes_scanned += len(data)
         end = ext.offset + len(data)
         tail = data[-keep:] if keep else b""

@@ -68,3 +68,17 @@ def test_an_original_inside_a_written_pseudonym_is_no_survivor_in_text():
     assert phrases.count("Thanks, Angel Smith.", written) == 1
     assert phrases.count("Jose Angel Smith and Angel Smith", written) == 1
     assert phrases.count("Thanks, Jose Angel Smith", set()) == 1  # nothing written: it counts
+
+
+def test_an_original_inside_a_written_pseudonym_is_no_leak_in_the_bytes():
+    """The 1 GB shop's forensic findings: originals inside pseudonyms the scrub wrote."""
+    n = _needles("Angel Smith", "Ada Derek")
+    n.discard(["Jose Angel Smith"])  # written into a text: not an original, and searched alongside
+    inside = scan([Extent("t.ibd", 0, b"\x00Thanks, Jose Angel Smith (x)\x00")], n)
+    assert inside.passed and inside.values == 2
+    alone = scan([Extent("t.ibd", 0, b"\x00Jose Angel Smith, Angel Smith and Ada Derek\x00")], n)
+    assert [f.offset for f in alone.findings] == [19, 35]  # the two originals outside it
+    border = scan([Extent("t.ibd", 0, b"xx Jose Ang"), Extent("t.ibd", 11, b"el Smith yy")], n)
+    assert border.passed  # across a chunk border too
+    seam = scan([Extent("t.ibd", 0, b"xx Jose "), Extent("t.ibd", 8, b"Angel Smith yy")], n)
+    assert seam.passed  # the original starts the second chunk, inside the pseudonym that spans the seam
