@@ -58,7 +58,7 @@ def test_spawn_serves_the_golden_and_writes_are_isolated(backend, published, nam
     gen = published(backend)
     a, b = _spawn_json(names("a"), backend), _spawn_json(names("b"), backend)
     assert a["generation"] == gen and set(a) == {"name", "id", "generation", "host", "port", "user", "password",
-                                                  "database", "expires_at"}
+                                                  "database", "databases", "expires_at"}  # fields only ever added
     assert a["password"] != b["password"] and a["port"] != b["port"]
     assert _q(a, "SELECT COUNT(*) FROM customers") == _q(b, "SELECT COUNT(*) FROM customers")
     _q(a, "UPDATE customers SET first_name = 'only-in-a' WHERE id = 1")
