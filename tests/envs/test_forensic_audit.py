@@ -177,6 +177,9 @@ def test_ci_spawn_passes_allow_unverified_to_the_deployment(settings, prefect_se
     worker.up(settings)
     gen, old, name = bred("local"), f"golden-{unique}", f"{unique}-ci"
     _copy_golden(storage_local, gen, old)
+    # The newest, so the worker's scheduled reap (every 300 s: retire beyond the 2 newest) cannot
+    # remove it between the two runs — it did once ("generation … does not exist").
+    storage_local.set_meta(old, META_CREATED, catalog.utc_iso())
     try:
         res = run_phoenix("ci", "spawn", name, "--generation", old, "--ttl", "1h", timeout=300)
         assert res.returncode == 5 and "has not passed the forensic gate" in _last_line(res)
