@@ -30,6 +30,7 @@ from anonymization.keyed import hmac_hex
 from anonymization.rules import Rules, TableRule
 from anonymization.strategies import Dictionaries, email_input, py_dict, py_email, py_phone
 from phoenix.db import quote
+from phoenix.errors import AnonymizationError
 
 # Strategies whose originals are searched inside text (with first_name + last_name pairs).
 IN_TEXT = ("name", "email", "phone", "street", "iban")
@@ -228,7 +229,9 @@ def _fetch(conn: pymysql.Connection, sql: str) -> list[tuple[str, str]]:
         cur.execute(sql)
         chunks = cur.fetchall()
     if any(bad for _, bad in chunks):  # a separator inside a value: never guess where it ends
-        raise ValueError("an original holds a control character the dictionary uses as separator")
+        raise AnonymizationError(
+            "free-text dictionary: an original holds a control character (0x1e or 0x1f) used as its separator; remove it from the source or rule the column `keep`"
+        )
     return [tuple(item.split(_US, 1)) for chunk, _ in chunks if chunk for item in chunk.split(_RS)]
 
 
