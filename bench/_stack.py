@@ -17,11 +17,9 @@ def isolate(home: Path, prefect_port: int, mon_port: int) -> None:
 
 
 def stop(home: Path) -> None:
-    """Stop every server the benchmark started, then its stack."""
-    from infra.local import read_pid, stack, stop_pid
+    """Stop the benchmark's stack; `down` stops every server of the home first."""
+    from infra.local import stack
     from phoenix.config import get_settings
 
     get_settings.cache_clear()
-    for pid_file in (home / "runtime").glob("*/mysqld.pid"):
-        stop_pid(read_pid(pid_file), group=False)
     stack.down(get_settings(), progress=lambda _m: None)

@@ -2,12 +2,14 @@
 
 Shared by the local runtime (environments, breeders) and by tests and benchmarks that
 need a plain server. Servers run in their own session so they outlive the process that
-started them; the pid file is the handle to find them again.
+started them; `mysqld.child`, written by us and never by the server, is the handle to
+find them again (the server's own pid file is truncated and rewritten while it starts).
 """
 
 from __future__ import annotations
 
 import os
+import random
 import re
 import shutil
 import signal
@@ -91,10 +93,23 @@ def server_binary() -> str:
     raise ServerFailed("no mariadbd/mysqld found: run `make install` (installs Debian's mariadb-server)")
 
 
+# Below the kernel's ephemeral range (32768-60999 on Debian): a port picked there can be
+# taken as the local end of any outgoing connection before the server binds it, or before
+# a stopped environment starts again on the same port. 30000-32767 is Kubernetes' NodePort range.
+_PORTS = range(20000, 30000)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    for port in random.sample(_PORTS, 200):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise ServerFailed(
+        f"no free TCP port on 127.0.0.1 in {_PORTS.start}-{_PORTS.stop - 1}: stop servers you do not need"
+    )
 
 
 @dataclass
@@ -116,6 +131,10 @@ class MariaDBServer:
         return self.rundir / "mysqld.pid"
 
     @property
+    def child_file(self) -> Path:
+        return self.rundir / "mysqld.child"
+
+    @property
     def log_file(self) -> Path:
         return self.rundir / "mysqld.err"
 
@@ -131,10 +150,14 @@ class MariaDBServer:
         return AdminAccess(host=None, port=None, user="root", socket=self.socket)
 
     def pid(self) -> int | None:
-        try:
-            return int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
+        # The server truncates its pid file before writing it: read there, it can be empty
+        # for an instant while the server lives. The child file is replaced atomically.
+        for handle in (self.child_file, self.pid_file):
+            try:
+                return int(handle.read_text().strip())
+            except (OSError, ValueError):
+                continue
+        return None
 
     def running(self) -> bool:
         return pid_alive(self.pid())
@@ -170,7 +193,7 @@ class MariaDBServer:
             return self.pid()  # type: ignore[return-value]
         self.rundir.mkdir(parents=True, exist_ok=True)
         self.tmpdir.mkdir(parents=True, exist_ok=True)
-        self.pid_file.unlink(missing_ok=True)
+        self._forget()
         self.socket.unlink(missing_ok=True)
         args = [
             server_binary(),
@@ -193,8 +216,9 @@ class MariaDBServer:
             proc = subprocess.Popen(
                 args, stdin=devnull, stdout=out, stderr=out, start_new_session=True, env=daemon_env()
             )
-        # The pid file appears once the server is up; until then we know the child's pid.
-        self.pid_file.write_text(f"{proc.pid}\n")
+        tmp = self.child_file.with_suffix(".tmp")
+        tmp.write_text(f"{proc.pid}\n")
+        tmp.replace(self.child_file)
         return proc.pid
 
     def wait_ready(
@@ -225,7 +249,7 @@ class MariaDBServer:
         """Slow shutdown; idempotent. SIGKILL only after `timeout` (then crash recovery follows)."""
         pid = self.pid()
         if pid is None or not pid_alive(pid):
-            self.pid_file.unlink(missing_ok=True)
+            self._forget()
             return
         try:
             conn = pymysql.connect(unix_socket=str(self.socket), user="root", connect_timeout=2)
@@ -244,7 +268,7 @@ class MariaDBServer:
         if pid_alive(pid):
             os.kill(pid, signal.SIGKILL)
             raise ServerFailed(f"server on {self.datadir} did not shut down within {timeout:.0f}s and was killed")
-        self.pid_file.unlink(missing_ok=True)
+        self._forget()
 
     def seal(self, timeout: float = 600.0) -> None:
         """After the slow shutdown: start once more with the environment's redo log size
@@ -261,6 +285,10 @@ class MariaDBServer:
         for leftover in self.datadir.rglob("#sql*"):  # orphans of an interrupted ALTER
             if leftover.is_file():
                 leftover.unlink(missing_ok=True)
+
+    def _forget(self) -> None:
+        self.child_file.unlink(missing_ok=True)
+        self.pid_file.unlink(missing_ok=True)
 
     def _last_error(self) -> str:
         try:

@@ -168,3 +168,25 @@ def test_a_port_taken_by_another_process_moves_the_server_to_a_free_one(storage,
     squatter.close()
     assert ep.port != busy and len(picks) == 2
     assert _rows(ep, creds)[0] == (1, "one")
+
+
+def test_a_server_rewriting_its_pid_file_still_counts_as_running(storage, runtime, golden, unique):
+    # mariadbd truncates its pid file, then writes it, right after "Server socket created":
+    # a wait that read it in between took a starting server for a dead one (seen once in CI).
+    env = f"{unique}-e1"
+    storage.clone(golden, "base", env)
+    runtime.start(env, env, profile="environment", credentials=Credentials.generate("app"))
+    ep = runtime.wait_ready(env)
+    (runtime.root / env / "mysqld.pid").write_text("")
+    assert runtime.get(env).state == "running"
+    assert runtime.wait_ready(env).pid == ep.pid
+
+
+def test_ports_lie_below_the_kernels_ephemeral_range(storage, runtime, golden, unique):
+    # A port from the ephemeral range can become the local end of any outgoing connection
+    # between the pick and the server's bind, or while an environment is stopped.
+    low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+    env = f"{unique}-e1"
+    storage.clone(golden, "base", env)
+    runtime.start(env, env, profile="environment", credentials=Credentials.generate("app"))
+    assert runtime.wait_ready(env).port < low
