@@ -26,7 +26,8 @@ reaches a user, and no message holds a secret or an original value.
     │   └── KubernetesError             1  the API server refused a request
     │       └── KubernetesUnreachable   6
     ├── SourceError                     1  (tasks/sources)
-    │   └── RestoreError                1  where the dump broke
+    │   ├── RestoreError                1  where the dump broke
+    │   └── IncrementalUnsupported      1  a change an incremental cycle cannot apply (its position, why)
     ├── DatabaseError                   1  a statement failed (its message redacted)
     ├── AnonymizationError              1  (anonymization)
     │   ├── CollisionError              1  pseudonyms still collide in a unique key
@@ -163,6 +164,16 @@ class SourceInvalid(InvalidInput, SourceError):
 
 class RestoreError(SourceError):
     """The source could not be restored; the message says where it broke."""
+
+
+class IncrementalUnsupported(SourceError):
+    """An incremental cycle met what it cannot apply to the last golden (DDL, a table without
+    a primary key, a statement-format event, purged binary logs): `mode=auto` breeds in full
+    instead, `mode=incremental` fails. `position` is the binary-log event's, if one."""
+
+    def __init__(self, message: str, *, position: str | None = None) -> None:
+        super().__init__(message)
+        self.position = position
 
 
 class DatabaseError(PhoenixError):

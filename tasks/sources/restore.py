@@ -10,6 +10,7 @@ would otherwise restore "successfully" with tables missing.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import itertools
 import os
@@ -24,11 +25,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Protocol
-from urllib.parse import urlparse
 
-from phoenix.config import get_settings
+import pymysql
+
 from phoenix.db import AdminAccess, client_binary, quote, redact
 from phoenix.errors import RestoreError, SourceInvalid
+from tasks.sources import live
 from tasks.sources._databases import Databases
 
 Progress = Callable[[int, int | None, float, float | None], None]  # done, total, bytes/s, eta s
@@ -53,14 +55,12 @@ class RestoreReport:
     # The databases restored: the dump's own (in the order it uses them), else [database].
     databases: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # system schemas the dump held, not restored
+    position: str | None = None  # a live source's binary-log position of the copy (live.Position JSON)
 
 
 def describe(source: str) -> str:
     """The source as it may be logged: no password, ever."""
-    if source.startswith(("mysql://", "mariadb://")):
-        u = urlparse(source)
-        return f"{u.scheme}://{u.username or ''}@{u.hostname}{':' + str(u.port) if u.port else ''}{u.path}"
-    return source
+    return live.describe(source) if live.is_live(source) else source
 
 
 def restore(source: str, admin: AdminAccess, database: str, progress: Progress | None = None,
@@ -318,30 +318,29 @@ def _load_client(path: Path, raw: BinaryIO, stream: Iterator[bytes], admin: Admi
 
 # -- a live server, read with mysqldump ------------------------------------------------------
 def _restore_live(url: str, admin: AdminAccess, database: str, progress: Progress) -> RestoreReport:
-    u = urlparse(url)
-    if u.password:
-        raise RestoreError(f"source {describe(url)}: put the password in PHOENIX_SOURCE_PASSWORD, not in the URL")
-    src_db = u.path.lstrip("/")
-    if not src_db or not u.hostname:
-        raise RestoreError(f"source {describe(url)}: expected mysql://user@host[:port]/database")
+    """With row-based binary logging on the source, the dump also records the position of its
+    snapshot (`--master-data=2`, a comment): the golden keeps it for the next incremental cycle."""
+    src = live.parse(url)
     dump_bin = shutil.which("mariadb-dump") or shutil.which("mysqldump")
     if not dump_bin:
         raise RestoreError("mysqldump not found: install mariadb-client")
-    env = {**os.environ}
-    password = get_settings().source_password
-    if password is not None:
-        env["MYSQL_PWD"] = password.get_secret_value()
-    args = [dump_bin, f"--host={u.hostname}", f"--port={u.port or 3306}", f"--user={u.username or 'root'}",
+    env = {**os.environ, **({"MYSQL_PWD": src.password} if src.password is not None else {})}
+    args = [dump_bin, f"--host={src.host}", f"--port={src.port}", f"--user={src.user}",
             "--single-transaction", "--quick", "--routines", "--triggers", "--events", "--hex-blob",
-            "--no-tablespaces", "--max-allowed-packet=1G", src_db]
+            "--no-tablespaces", "--max-allowed-packet=1G"]
+    with contextlib.suppress(pymysql.MySQLError), contextlib.closing(src.connect()) as conn:
+        if live.not_ready(conn) is None:
+            args.append("--master-data=2")
     _ensure_database(admin, database)
     t0 = time.monotonic()
-    dump = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    dump = subprocess.Popen([*args, src.database], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     client = _client(admin, database)
-    done = 0
+    done, head = 0, b""
     try:
         assert dump.stdout is not None and client.stdin is not None
         while block := dump.stdout.read(_BLOCK):
+            if len(head) < _BLOCK:
+                head += block[:_BLOCK]
             client.stdin.write(block)
             done += len(block)
             progress(done, None, done / max(time.monotonic() - t0, 1e-6), None)
@@ -354,7 +353,9 @@ def _restore_live(url: str, admin: AdminAccess, database: str, progress: Progres
         raise RestoreError(f"source {describe(url)}: mysqldump failed: {_client_error(dump.stderr.read())}")
     if client.wait() != 0:
         raise RestoreError(f"source {describe(url)}: restore failed: {_client_error(_stderr(client))}")
-    return RestoreReport(describe(url), "live", done, time.monotonic() - t0, database, [database])
+    at = live.position_in_dump(head)
+    return RestoreReport(describe(url), "live", done, time.monotonic() - t0, database, [database],
+                         position=at.to_json() if at else None)
 
 
 # -- a mydumper directory, restored in parallel with myloader ------------------------------------
