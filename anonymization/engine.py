@@ -271,17 +271,22 @@ class Engine(TextScrub):
         sql_cols: dict[str, ColumnRule],
         columns: list[str] | None = None,
         overrides: dict[str, str] | None = None,
+        aliased: bool = False,
     ) -> str:
         """The pseudonymizing SELECT list over rows aliased `t` (all columns, or `columns`, in
-        order); `overrides` gives some columns' expressions outright."""
+        order); `overrides` gives some columns' expressions outright; `aliased`: each named
+        after its column."""
         self._nvar = 0
         overrides = overrides or {}
         return ", ".join(
-            overrides[c]
-            if c in overrides
-            else self._column_sql(t, c, sql_cols[c])
-            if c in sql_cols
-            else f"t.{quote(c)}"
+            (
+                overrides[c]
+                if c in overrides
+                else self._column_sql(t, c, sql_cols[c])
+                if c in sql_cols
+                else f"t.{quote(c)}"
+            )
+            + (f" AS {quote(c)}" if aliased else "")
             for c in (columns or self.schema[t])
         )
 

@@ -201,7 +201,7 @@ class Trigger:
     collation: str  # collation_connection
 
 
-def _triggers(conn: pymysql.Connection, t: str) -> list[Trigger]:
+def triggers_of(conn: pymysql.Connection, t: str) -> list[Trigger]:
     out = []
     for (n,) in _q(
         conn,
@@ -296,7 +296,7 @@ def record(conn: pymysql.Connection, t: str) -> tuple[dict[str, list[tuple[str, 
         defs = dict(_fk_defs(conn, child))
         incoming.setdefault(child, []).append((name, defs[name]))
     own = _fk_defs(conn, t)
-    triggers = _triggers(conn, t)
+    triggers = triggers_of(conn, t)
     pending = (
         [("fk", child, n, d, None, None, None) for child, fks in incoming.items() for n, d in fks]
         + [("fk", t, n, d, None, None, None) for n, d in own]

@@ -1,0 +1,283 @@
+"""Applying a source's row changes to an anonymized copy, each row pseudonymized by the
+same rule SQL as a full cycle (`Engine.select_list`, as inline.py uses it): a pseudonym
+is a keyed function of the original, so the copy ends as a full cycle of the same source
+state would make it.
+
+The session behaves as a replica's: foreign keys checked and their cascades done here
+(the source's binary log does not carry cascaded rows), unique keys checked, and no trigger
+fires — the rows a trigger changed on the source are in the log already; the copy's
+triggers are taken off for the apply and put back after (`close`). Per row event:
+
+    insert  INSERT INTO t (cols) SELECT <rule SQL> FROM (<rows as literals>) t [WHERE <kept>]
+    update  UPDATE t x JOIN (SELECT <rule SQL> … ) n ON x.<pk> = n.<pk> SET x.c = n.c, …
+    delete  DELETE x FROM t x JOIN (SELECT <rule SQL of the key> …) k ON x.<pk> = k.<pk>
+
+A key with a rule works because its pseudonym is deterministic. Consecutive events of one
+table and kind go as one statement. `truncate` tables are passed over; a `delete_where`
+filters the incoming rows (an update whose new row it drops deletes the old one). An
+update or delete that does not find its row means the copy and the source diverged: an
+AnonymizationError, never a silently different golden. What the rules cannot do row by row
+— a free-text scrub (its dictionary is built from whole tables), a primary key changed
+by an update, a table without one — is IncrementalUnsupported.
+
+Every changed row's original values also go, as they came, into `_phx_orig_<table>`
+(key-less MyISAM: no redo or undo log holds them), the gate's baseline is read from there
+and they are dropped before the breeder is stopped. A deleted row's bytes do not stay in
+its page: the breeder runs with `innodb_immediate_scrub_data_uncompressed` (tasks/runtime).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import pymysql
+from pymysql.constants import CLIENT
+
+from anonymization.engine import Engine, set_based
+from anonymization.inline import sample_table
+from anonymization.rewrite import Trigger, create_trigger, triggers_of
+from anonymization.rules import Rules
+from phoenix.db import AdminAccess, quote
+from phoenix.errors import AnonymizationError, IncrementalUnsupported
+
+BATCH = 500  # rows per statement
+
+
+@dataclass
+class Applied:
+    """What the apply did, per `db.table`: rows by kind. Holds no original value."""
+
+    rows: dict[str, dict[str, int]] = field(default_factory=dict)
+    staged: dict[str, set[str]] = field(default_factory=dict)  # db -> tables with staged originals
+
+    def count(self, db: str, table: str, kind: str, n: int) -> None:
+        per = self.rows.setdefault(f"{db}.{table}", {"insert": 0, "update": 0, "delete": 0})
+        per[kind] += n
+
+
+class Applier:
+    """One session on the breeder that applies changes in order (`apply`, then `commit`)."""
+
+    def __init__(self, admin: AdminAccess, rules: dict[str, Rules], key: bytes) -> None:
+        self.conn = pymysql.connect(
+            **admin.pymysql_kwargs(),
+            charset="utf8mb4",
+            autocommit=False,
+            client_flag=CLIENT.FOUND_ROWS,
+            read_timeout=3600,
+            write_timeout=3600,
+        )
+        self.rules = rules
+        self.engines: dict[str, Engine] = {}
+        for db, db_rules in rules.items():
+            self.conn.select_db(db)
+            eng = Engine([self.conn], db_rules, key)
+            eng.prepare()  # the family pads as session variables (the same key for every database)
+            self.engines[db] = eng
+        self._exec("SET SESSION foreign_key_checks = 1, unique_checks = 1, time_zone = '+00:00'")
+        self._triggers = self._hold_triggers()
+        self.done = Applied()
+        self._batch: tuple[str, str, str, list[str]] | None = None
+        self._rows: list = []
+        self._keys: set[tuple] = set()
+
+    def close(self) -> None:
+        """Puts the triggers back (also after a failure: the breeder stays consistent)."""
+        try:
+            for db, triggers in self._triggers.items():
+                self.conn.select_db(db)
+                for tr in triggers:
+                    create_trigger(self.conn, tr)
+        finally:
+            self.conn.close()
+
+    def _hold_triggers(self) -> dict[str, list[Trigger]]:
+        held: dict[str, list[Trigger]] = {}
+        for db in self.rules:
+            self.conn.select_db(db)
+            with self.conn.cursor() as cur:
+                cur.execute(
+                    "SELECT DISTINCT EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS "
+                    "WHERE EVENT_OBJECT_SCHEMA = DATABASE()"
+                )
+                tables = [t for (t,) in cur.fetchall()]
+            held[db] = [tr for t in tables for tr in triggers_of(self.conn, t)]
+            for tr in held[db]:
+                self._exec(f"DROP TRIGGER {quote(db)}.{quote(tr.name)}")
+        return held
+
+    def __enter__(self) -> Applier:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- the stream ----------------------------------------------------------------------------
+    def apply(self, database: str, table: str, kind: str, rows: Iterable) -> None:
+        eng = self.engines.get(database)
+        if eng is None:
+            return
+        if table not in eng.schema:
+            raise IncrementalUnsupported(
+                f"table {database}.{table} is not in the last golden: a table created since needs a full cycle"
+            )
+        trule = eng.rules.tables.get(table)
+        if trule is not None and trule.truncate:
+            return
+        if kind != "delete" and trule is not None and any(r.strategy == "scrub" for r in trule.columns.values()):
+            raise IncrementalUnsupported(
+                f"rows of {database}.{table} changed, and its free text is scrubbed: the "
+                "scrub's dictionary is built from whole tables, so it runs in a full cycle"
+            )
+        pk = self._pk(database, table)
+        for row in rows:
+            values = row[1] if kind == "update" else row
+            cols = list(values)
+            if set(cols) != set(eng.schema[table]):
+                raise IncrementalUnsupported(
+                    f"the columns of {database}.{table} in the binary log differ from the "
+                    "last golden's: its definition changed"
+                )
+            if kind == "update" and any(row[0][k] != row[1][k] for k in pk):
+                raise IncrementalUnsupported(f"an update of {database}.{table} changes its primary key")
+            ident = tuple(values[k] for k in pk)
+            if self._batch != (database, table, kind, cols) or len(self._rows) >= BATCH or ident in self._keys:
+                self.flush()
+                self._batch = (database, table, kind, cols)
+            self._rows.append(row)
+            self._keys.add(ident)
+
+    def flush(self) -> None:
+        if self._batch is None or not self._rows:
+            self._batch, self._rows, self._keys = None, [], set()
+            return
+        db, table, kind, cols = self._batch
+        rows, self._batch, self._rows, self._keys = self._rows, None, [], set()
+        images = [r[1] for r in rows] if kind == "update" else rows
+        self._stage(db, table, cols, images + ([r[0] for r in rows] if kind == "update" else []))
+        {"insert": self._insert, "update": self._update, "delete": self._delete}[kind](db, table, cols, images)
+        self.done.count(db, table, kind, len(rows))
+
+    def commit(self) -> None:
+        self.flush()
+        self.conn.commit()
+
+    # -- the statements ------------------------------------------------------------------------
+    def _insert(self, db: str, table: str, cols: list[str], rows: list[dict]) -> None:
+        eng, where = self.engines[db], self._kept(db, table)
+        select = eng.select_list(table, self._sql_cols(db, table), cols)
+        self._exec(
+            f"INSERT INTO {quote(db)}.{quote(table)} ({', '.join(map(quote, cols))}) "
+            f"SELECT {select} FROM ({self._literals(cols, rows)}) t" + (f" WHERE {where}" if where else "")
+        )
+
+    def _update(self, db: str, table: str, cols: list[str], rows: list[dict]) -> None:
+        pk, where = self._pk(db, table), self._kept(db, table)
+        target = f"{quote(db)}.{quote(table)}"
+        new = self._aliased(db, table, cols, rows) + (f" WHERE {where}" if where else "")
+        on = " AND ".join(f"x.{quote(k)} = n.{quote(k)}" for k in pk)
+        sets = ", ".join(f"x.{quote(c)} = n.{quote(c)}" for c in cols if c not in pk)
+        matched = self._exec(f"UPDATE {target} x JOIN ({new}) n ON {on} SET {sets}") if sets else len(rows)
+        if not where:
+            self._expect(matched, len(rows), "update", db, table)
+            return
+        # `delete_where`: the old row may have been dropped by it (then the new one comes in),
+        # or the new one is (then the old one goes).
+        self._exec(
+            f"INSERT INTO {target} ({', '.join(map(quote, cols))}) SELECT n.* FROM ({new}) n "
+            f"LEFT JOIN {target} x ON {on} WHERE x.{quote(pk[0])} IS NULL"
+        )
+        gone = self._aliased(db, table, pk, rows) + f" WHERE NOT ({where})"
+        self._exec(f"DELETE x FROM {target} x JOIN ({gone}) n ON {on}")
+
+    def _delete(self, db: str, table: str, cols: list[str], rows: list[dict]) -> None:
+        pk = self._pk(db, table)
+        target = f"{quote(db)}.{quote(table)}"
+        keys = self._aliased(db, table, pk, rows)
+        on = " AND ".join(f"x.{quote(k)} = n.{quote(k)}" for k in pk)
+        matched = self._exec(f"DELETE x FROM {target} x JOIN ({keys}) n ON {on}")
+        if not self._kept(db, table):
+            self._expect(matched, len(rows), "delete", db, table)
+
+    def _aliased(self, db: str, table: str, cols: list[str], rows: list[dict]) -> str:
+        """SELECT <rule SQL> AS <col>, … over the rows' literals (only `cols` of them)."""
+        eng = self.engines[db]
+        exprs = eng.select_list(table, self._sql_cols(db, table), cols, aliased=True)
+        return f"SELECT {exprs} FROM ({self._literals(list(rows[0]), rows)}) t"
+
+    def _literals(self, cols: list[str], rows: list[dict]) -> str:
+        first = ", ".join(f"{self._literal(rows[0][c])} AS {quote(c)}" for c in cols)
+        rest = [" UNION ALL SELECT " + ", ".join(self._literal(r[c]) for c in cols) for r in rows[1:]]
+        return "SELECT " + first + "".join(rest)
+
+    def _literal(self, v) -> str:
+        if isinstance(v, set):
+            v = ",".join(sorted(v))
+        elif isinstance(v, dict | list):
+            v = json.dumps(v)
+        return self.conn.literal(v)
+
+    def _stage(self, db: str, table: str, cols: list[str], rows: list[dict]) -> None:
+        if table not in self.engines[db].rules.tables:
+            return  # no rule: nothing personal to look for
+        self.stage_empty(db, table)
+        target = f"{quote(db)}.{quote(sample_table(table))}"
+        self._exec(f"INSERT INTO {target} ({', '.join(map(quote, cols))}) {self._literals(cols, rows)}")
+
+    def stage_empty(self, db: str, table: str) -> None:
+        """The (empty) stage of a table's originals, once."""
+        staged = self.done.staged.setdefault(db, set())
+        if table not in staged:
+            target = f"{quote(db)}.{quote(sample_table(table))}"
+            self._exec(f"DROP TABLE IF EXISTS {target}")
+            self._exec(f"CREATE TABLE {target} ENGINE=MyISAM SELECT * FROM {quote(db)}.{quote(table)} LIMIT 0")
+            staged.add(table)
+
+    def drop_staged(self) -> None:
+        for db, tables in self.done.staged.items():
+            for t in tables:
+                self._exec(f"DROP TABLE IF EXISTS {quote(db)}.{quote(sample_table(t))}")
+        self.conn.commit()
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _sql_cols(self, db: str, table: str) -> dict:
+        trule = self.engines[db].rules.tables.get(table)
+        return set_based(trule) if trule is not None else {}
+
+    def _kept(self, db: str, table: str) -> str | None:
+        trule = self.engines[db].rules.tables.get(table)
+        return f"NOT COALESCE(({trule.delete_where}), FALSE)" if trule is not None and trule.delete_where else None
+
+    def _pk(self, db: str, table: str) -> list[str]:
+        cache = self.__dict__.setdefault("_pks", {})
+        if (db, table) not in cache:
+            with self.conn.cursor() as cur:
+                cur.execute(f"SHOW KEYS FROM {quote(db)}.{quote(table)} WHERE Key_name = 'PRIMARY'")
+                cache[(db, table)] = [r[4] for r in sorted(cur.fetchall(), key=lambda r: r[3])]
+        if not cache[(db, table)]:
+            raise IncrementalUnsupported(
+                f"table {db}.{table} has no primary key: its changed rows cannot be found in the copy"
+            )
+        return cache[(db, table)]
+
+    def _exec(self, sql: str) -> int:
+        with self.conn.cursor() as cur:
+            try:
+                return cur.execute(sql)
+            except pymysql.IntegrityError as exc:  # its text quotes the row's values: not passed on
+                code = exc.args[0] if exc.args else "?"
+                what = "a unique key (two pseudonyms collide)" if code == 1062 else "a foreign key"
+                raise IncrementalUnsupported(
+                    f"a changed row breaks {what} in the copy (error {code}): a full cycle resolves what depends "
+                    "on other rows"
+                ) from None
+
+    @staticmethod
+    def _expect(matched: int, want: int, kind: str, db: str, table: str) -> None:
+        if matched != want:
+            raise AnonymizationError(
+                f"{kind} of {db}.{table} found {matched} of {want} rows in the copy: the last "
+                "golden and the source's binary log diverged; run a full cycle (mode=full)"
+            )
