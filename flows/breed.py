@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -50,11 +51,15 @@ def _stamp(storage) -> str:
 
 @flow(name="breed", description="Restore, anonymize, verify and publish a new golden generation.",
       flow_run_name=_run_name)
-def breed(source: str | None = None, rules: str | None = None) -> dict:
+def breed(source: str | None = None, rules: str | None = None,
+          mode: Literal["auto", "full", "incremental"] = "auto") -> dict:
     """Args:
         source: A dump (`.sql`, `.sql.gz`, `.sql.zst`), a mydumper directory or `mysql://user@host/db`;
             empty: the configured `source`.
         rules: The anonymization rules file (YAML); empty: the configured `rules`.
+        mode: `incremental` applies a live source's changes since the last golden to a clone of it;
+            `full` restores the whole source; `auto` is incremental where it can be, else full (the
+            report says why).
     """
     settings = get_settings()
     source = source or settings.source
@@ -72,7 +77,7 @@ def breed(source: str | None = None, rules: str | None = None) -> dict:
             tag_run(f"generation:{c.golden}")
             removed = cycle.remove_leftovers(storage, runtime)
             try:
-                cycle.run(c)
+                cycle.breed(c, mode)
             except BaseException as exc:
                 log.error(f"cycle {c.stamp} failed; removing its breeder and unpublished golden, `latest` unchanged")
                 with contextlib.suppress(Exception):  # the report of what ran, the failed gate's findings included
@@ -91,4 +96,5 @@ def breed(source: str | None = None, rules: str | None = None) -> dict:
     log.info(f"published {report.golden}")
     return {"golden": report.golden, "steps": report.steps, "rows": report.rows, "removed": report.removed,
             "forensic": report.forensic, "checksums": report.checksums, "databases": report.databases,
-            "skipped": report.skipped}
+            "skipped": report.skipped, "mode": report.mode, "reason": report.reason, "applied": report.applied,
+            "positions": report.positions}

@@ -31,6 +31,8 @@ class Meta(StrEnum):
     OWNER = "phoenix.owner"  # breeder: host:pid of its cycle
     FORENSIC = "phoenix.forensic"  # golden: "passed <ISO time> <bytes scanned>" once the forensic gate passed
     DATABASES = "phoenix.databases"  # golden: JSON list of the databases it holds, the first the main one
+    SOURCE = "phoenix.source"  # golden: the source it was bred from, as it may be shown (no password)
+    POSITION = "phoenix.position"  # golden: a live source's binary-log position of its copy (JSON)
     ENV = "phoenix.env"  # env: the name the user gave
     GENERATION = "phoenix.generation"  # env: the golden it was cloned from
     EXPIRES = "phoenix.expires"  # env: ISO-8601 UTC

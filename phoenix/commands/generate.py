@@ -27,5 +27,37 @@ def generate(
               f"({mb / secs:,.1f} MB/s)")
 
 
+def churn(
+    dsn: str = typer.Option(..., "--dsn", help="The running shop source: mysql://user:password@host:port/db "
+                            "(or ?unix_socket=PATH)."),
+    fraction: float = typer.Option(0.01, "--fraction", help="About this share of the customers is changed."),
+    seed: int = typer.Option(1, "--seed", help="Same seed and source, same changes."),
+    tickets: bool = typer.Option(False, "--tickets", help="Also open support tickets (free text)."),
+    as_json: bool = typer.Option(False, "--json", help="Print what was changed as JSON."),
+) -> None:
+    """Apply production-like changes to a running shop source (for incremental cycles)."""
+    import json
+
+    from phoenix.commands.anonymize import parse_dsn
+    from phoenix.db import connect, database_errors
+    from phoenix.errors import InvalidInput
+    from tasks.sources.churn import churn as _churn
+
+    if not 0 < fraction <= 1:
+        raise InvalidInput(f"--fraction {fraction}: expected a share above 0 and at most 1 (0.01 = 1 %)")
+    admin, db = parse_dsn(dsn)
+    with database_errors("churn"):
+        conn = connect(admin, db)
+        try:
+            done = _churn(conn, fraction, seed, tickets)
+        finally:
+            conn.close()
+    if as_json:
+        print(json.dumps({"counts": done.counts, "erased": done.erased}))
+    else:
+        Console(stderr=True).print("changed: " + ", ".join(f"{k} {v:,}" for k, v in done.counts.items()))
+
+
 def register(app: typer.Typer) -> None:
     app.command("generate")(generate)
+    app.command("churn")(churn)

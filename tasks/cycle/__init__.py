@@ -14,17 +14,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from phoenix.config import Settings, parse_size
+from tasks.cycle import _incremental as inc
 from tasks.cycle import _steps as s
 from tasks.cycle._faults import checkpoint, plant
+from tasks.cycle._incremental import Plan, choose
 from tasks.cycle._report import CycleReport
 from tasks.cycle._steps import remove_leftovers
 from tasks.runtime.base import Runtime
 from tasks.schema import Meta
+from tasks.sources.live import Position
 from tasks.sources.restore import describe
 from tasks.storage import Storage
 
-__all__ = ["PLAN", "STEPS", "Cycle", "CycleReport", "META_FORENSIC", "check_rules", "remove_leftovers", "report",
-           "run"]
+__all__ = ["INCREMENTAL_PLAN", "PLAN", "STEPS", "Cycle", "CycleReport", "META_FORENSIC", "Plan", "breed",
+           "check_rules", "choose", "remove_leftovers", "report", "run"]
 
 META_FORENSIC = Meta.FORENSIC
 
@@ -40,6 +43,7 @@ class Cycle:
     source: str
     rules_path: str
     key: bytes = field(repr=False)
+    plan: Plan = field(default_factory=lambda: Plan("full", "mode=full"))
     results: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -58,8 +62,21 @@ class Cycle:
 
     @property
     def databases(self) -> list[str]:
-        """What the restore filled: the dump's own databases, or [database]."""
-        return list(self.results["restore"].databases)
+        """What the restore filled (the dump's own databases, or [database]); incremental:
+        the last golden's."""
+        return list(self.results["restore"].databases) if "restore" in self.results else list(self.plan.databases)
+
+    @property
+    def anonymized(self):
+        """Step 3's result: the anonymization (full) or the apply (incremental)."""
+        return self.results.get("anonymize") or self.results["apply"]
+
+    @property
+    def position(self) -> str | None:
+        """The source's binary-log position the new golden holds (none for a dump)."""
+        if "apply" in self.results:
+            return self.plan.end
+        return getattr(self.results.get("restore"), "position", None)
 
 
 def _restore(c: Cycle):
@@ -85,37 +102,71 @@ def check_rules(source: str, rules_path: str, database: str) -> list[str]:
 
 
 def _zero_free(c: Cycle) -> None:
-    plant(c.storage, c.breeder, c.results["anonymize"].baseline)  # fault injection only
+    plant(c.storage, c.breeder, c.anonymized.baseline)  # fault injection only
     s.zero_free(c.storage, c.breeder)
 
 
 Step = tuple[str, Callable[[Cycle], Any]]
+_CHECKED: tuple[Step, ...] = (  # steps 4-10: the same for both kinds of cycle
+    ("gate", lambda c: s.gate(c.runtime, c.breeder, c.anonymized.rules, c.key, c.anonymized.baseline)),
+    ("stop_server", lambda c: s.stop_server(c.runtime, c.breeder)),
+    ("seal", lambda c: s.seal(c.runtime, c.breeder)),
+    ("zero_free", _zero_free),
+    ("forensic_gate", lambda c: s.forensic_gate(c.storage, c.breeder, c.anonymized.baseline,
+                                                c.results["gate"].unscannable)),
+    ("snapshot_breeder", lambda c: s.snapshot_breeder(c.storage, c.breeder)),
+    ("clone_golden", lambda c: s.clone_golden(c.storage, c.breeder, c.golden, c.results["forensic_gate"].bytes_scanned,
+                                              c.databases, describe(c.source), c.position)),
+    ("publish", lambda c: s.publish(c.storage, c.golden, c.breeder)),
+    ("remove_breeder", lambda c: s.remove_breeder(c.storage, c.runtime, c.breeder)),
+    ("retire", lambda c: s.retire(c.storage, c.settings.keep_generations)),
+)
 PLAN: tuple[Step, ...] = (
     ("create_breeder", lambda c: s.create_breeder(c.storage, c.breeder, parse_size(c.settings.image_size))),
     ("start_server", lambda c: s.start_server(c.runtime, c.breeder)),
     ("restore", _restore),
     ("anonymize", lambda c: s.anonymize_breeder(c.runtime, c.breeder, c.databases, c.rules_path, c.key,
                                                 c.results["inline"])),
-    ("gate", lambda c: s.gate(c.runtime, c.breeder, c.results["anonymize"].rules, c.key,
-                              c.results["anonymize"].baseline)),
-    ("stop_server", lambda c: s.stop_server(c.runtime, c.breeder)),
-    ("seal", lambda c: s.seal(c.runtime, c.breeder)),
-    ("zero_free", _zero_free),
-    ("forensic_gate", lambda c: s.forensic_gate(c.storage, c.breeder, c.results["anonymize"].baseline,
-                                                c.results["gate"].unscannable)),
-    ("snapshot_breeder", lambda c: s.snapshot_breeder(c.storage, c.breeder)),
-    ("clone_golden", lambda c: s.clone_golden(c.storage, c.breeder, c.golden,
-                                              c.results["forensic_gate"].bytes_scanned, c.databases)),
-    ("publish", lambda c: s.publish(c.storage, c.golden, c.breeder)),
-    ("remove_breeder", lambda c: s.remove_breeder(c.storage, c.runtime, c.breeder)),
-    ("retire", lambda c: s.retire(c.storage, c.settings.keep_generations)),
+    *_CHECKED,
+)
+INCREMENTAL_PLAN: tuple[Step, ...] = (
+    ("clone_breeder", lambda c: inc.clone_breeder(c.storage, c.plan.base, c.breeder)),
+    ("start_server", lambda c: s.start_server(c.runtime, c.breeder)),
+    ("apply", lambda c: inc.apply_changes(c.runtime, c.breeder, c.source, c.databases, c.rules_path, c.key,
+                                          c.plan.start, c.plan.end)),
+    *_CHECKED,
 )
 STEPS = tuple(name for name, _ in PLAN)
 
 
+def breed(c: Cycle, mode: str) -> None:
+    """The cycle `mode` asks for (`choose`); in `auto`, an incremental cycle that meets what it
+    cannot apply removes its breeder and breeds in full instead, the reason in the report."""
+    from prefect import get_run_logger
+
+    from phoenix.errors import IncrementalUnsupported
+    from tasks import catalog
+
+    c.plan = choose(c.storage, c.source, mode)
+    log = get_run_logger()
+    log.info(f"{c.plan.mode} cycle: {c.plan.reason}")
+    try:
+        run(c)
+    except IncrementalUnsupported as exc:
+        if mode != "auto" or c.plan.mode != "incremental":
+            raise
+        log.warning(f"the incremental cycle stopped ({exc}); breeding in full instead")
+        c.runtime.remove(c.breeder)
+        catalog.remove_generation(c.storage, c.breeder)
+        c.results.clear()
+        c.seconds.clear()
+        c.plan = Plan("full", f"fell back from incremental: {exc}")
+        run(c)
+
+
 def run(c: Cycle) -> None:
-    """Every step in order, timed; the fault-injection point after each."""
-    for name, step in PLAN:
+    """Every step of the cycle's plan in order, timed; the fault-injection point after each."""
+    for name, step in INCREMENTAL_PLAN if c.plan.mode == "incremental" else PLAN:
         t0 = time.monotonic()
         try:
             c.results[name] = step(c)
@@ -132,8 +183,12 @@ def report(c: Cycle, error: BaseException | None = None, removed: list[str] | No
     if "restore" in r:
         rep.source_bytes = r["restore"].bytes_read
         rep.databases, rep.skipped = list(r["restore"].databases), list(r["restore"].skipped)
-    if "anonymize" in r:
-        rep.anonymize_md, rep.rows = r["anonymize"].markdown, r["anonymize"].rows
+    rep.mode, rep.reason = c.plan.mode, c.plan.reason
+    if "apply" in r:
+        rep.applied = r["apply"].applied
+        rep.positions = [str(Position.from_json(p)) for p in (c.plan.start, c.plan.end)]
+    if "anonymize" in r or "apply" in r:
+        rep.anonymize_md, rep.rows = c.anonymized.markdown, c.anonymized.rows
     if "gate" in r:
         rep.gate_md, rep.checksums = r["gate"].markdown, r["gate"].checksums
     elif error is not None and hasattr(error, "markdown"):

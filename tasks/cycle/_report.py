@@ -29,10 +29,14 @@ class CycleReport:
     removed: list[str] = field(default_factory=list)
     databases: list[str] = field(default_factory=list)  # what the restore filled
     skipped: list[str] = field(default_factory=list)  # system schemas in the dump, not restored
+    mode: str = "full"  # or "incremental"
+    reason: str = ""  # why this mode (auto: why not incremental)
+    applied: dict[str, dict[str, int]] = field(default_factory=dict)  # incremental: table -> rows per kind
+    positions: list[str] = field(default_factory=list)  # incremental: [from, to] in the source's binary log
 
     def to_markdown(self) -> str:
         lines = [f"# Breed {self.stamp}", "", f"- source: `{self.source}` ({_mb(self.source_bytes)})",
-                 f"- golden: `{self.golden}`", f"- rules: `{self.rules}`"]
+                 f"- golden: `{self.golden}`", f"- rules: `{self.rules}`", f"- mode: {self.mode} ({self.reason})"]
         if self.databases:
             lines.append("- databases: " + ", ".join(f"`{d}`" for d in self.databases))
         if self.skipped:

@@ -127,10 +127,16 @@ def snapshot_breeder(storage: Storage, name: str) -> None:
 
 
 @_step(name="7 clone + flatten golden")
-def clone_golden(storage: Storage, breeder: str, golden: str, scanned: int, databases: list[str]) -> None:
+def clone_golden(storage: Storage, breeder: str, golden: str, scanned: int, databases: list[str], source: str,
+                 position: str | None) -> None:
+    """`position`: where in a live source's binary log this copy stands (the next incremental
+    cycle starts there)."""
     if not storage.exists(golden):
         storage.clone(breeder, BREEDER_SNAPSHOT, golden)
     storage.set_meta(golden, Meta.DATABASES, json.dumps(databases))
+    storage.set_meta(golden, Meta.SOURCE, source)
+    if position:
+        storage.set_meta(golden, Meta.POSITION, position)
     storage.set_meta(golden, META_KIND, GOLDEN)
     storage.set_meta(golden, META_STATE, BREEDING)
     storage.set_meta(golden, META_CREATED, catalog.utc_iso())
