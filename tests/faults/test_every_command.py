@@ -48,3 +48,12 @@ def test_a_bad_config(args, bad):
     res = run_phoenix(*args, env=bad, timeout=180)
     line = _one_line(res, 2)
     assert "configuration key" in line and ("expected" in line), line
+
+
+@pytest.mark.parametrize("args, code, says", [
+    (["breed", "--mode", "sideways"], 2, "--mode 'sideways': expected auto, full or incremental"),
+    (["churn", "--dsn", "mysql://root@127.0.0.1:9/shop", "--fraction", "2"], 2, "--fraction 2.0: expected a share"),
+    (["churn", "--dsn", "mysql://root@127.0.0.1:9/shop"], 1, "churn: "),
+], ids=["mode", "fraction", "unreachable"])
+def test_the_incremental_commands_refuse_bad_input_in_one_line(args, code, says):
+    assert says in _one_line(run_phoenix(*args, timeout=180), code)
