@@ -70,6 +70,9 @@ class Baseline:
     phrases: Phrases = field(default_factory=Phrases, repr=False, compare=False)
     # Pseudonyms the engine's scrub wrote into texts (not personal data): not leaks when found.
     written: set[str] = field(default_factory=set, repr=False, compare=False)
+    # The rows the leak search reads: table -> SQL condition ("" = all its rows); None = every
+    # table whole. An incremental cycle's: the rows it changed (the rest is the verified golden's).
+    scope: dict[str, str] | None = None
 
     def exclude(self, written: set[str]) -> None:
         """After anonymizing: what the scrub wrote is not an original that survived, even
@@ -299,7 +302,7 @@ def _search_originals(admin: AdminAccess, database: str, sch: dict, gate_key: by
                 f"IFNULL(SUM(CRC32(CONCAT(@phx_gate_i, {value})) IN ({crcs}) AND "
                 f"{sql_hmac('phx_gate', f'CAST(x.{quote(c)} AS CHAR)')} IN (SELECT h FROM _phx_baseline)), 0)"
             )
-        counts = _q(conn, f"SELECT {', '.join(hits)} FROM {quote(t)} x")[0]
+        counts = _q(conn, f"SELECT {', '.join(hits)} FROM {quote(t)} x{_where(baseline, t)}")[0]
         return [f"{n} original value(s) survive in {t}.{c}" for c, n in zip(cols, counts, strict=True) if n]
 
     def inside(conn: pymysql.Connection, item: tuple[str, str]) -> list[str]:
@@ -310,6 +313,8 @@ def _search_originals(admin: AdminAccess, database: str, sch: dict, gate_key: by
         )
 
     # Free texts (Python reads them) first, beside the scans: the longest items start first.
+    if baseline.scope is not None:
+        sch = {t: cols for t, cols in sch.items() if t in baseline.scope}
     texts = [
         (t, c)
         for t, cols in sch.items()
@@ -329,6 +334,11 @@ def _search_originals(admin: AdminAccess, database: str, sch: dict, gate_key: by
     return [f for fs in found for f in fs]
 
 
+def _where(baseline: Baseline, t: str) -> str:
+    scoped = (baseline.scope or {}).get(t)
+    return f" WHERE {scoped}" if scoped else ""
+
+
 def _surviving_in_text(conn, t: str, c: str, gate_key: bytes, baseline: Baseline) -> tuple[int, int]:
     """Originals inside free text: (regex matches that are sampled originals, sampled
     phrases found). Without phrases only texts that can hold a regex match leave the
@@ -338,7 +348,9 @@ def _surviving_in_text(conn, t: str, c: str, gate_key: bytes, baseline: Baseline
     known: dict[str, bool] = {}
     n = named = 0
     phrases = baseline.phrases
-    where = "" if len(phrases) else f" WHERE {may_hold_pii(c)}"
+    scoped = (baseline.scope or {}).get(t)
+    conds = [w for w in ("" if len(phrases) else may_hold_pii(c), scoped or "") if w]
+    where = " WHERE " + " AND ".join(f"({w})" for w in conds) if conds else ""
     for (text,) in _q(conn, f"SELECT {quote(c)} FROM {quote(t)}{where}"):
         if text is None:
             continue

@@ -51,6 +51,9 @@ class Applied:
 
     rows: dict[str, dict[str, int]] = field(default_factory=dict)
     staged: dict[str, set[str]] = field(default_factory=dict)  # db -> tables with staged originals
+    # db -> table -> the keys of the rows written (their values: the key has no rule), or
+    # None when the key has a rule (the copy's keys are pseudonyms: the table is searched whole)
+    written: dict[str, dict[str, list[tuple] | None]] = field(default_factory=dict, repr=False)
 
     def count(self, db: str, table: str, kind: str, n: int) -> None:
         per = self.rows.setdefault(f"{db}.{table}", {"insert": 0, "update": 0, "delete": 0})
@@ -60,7 +63,8 @@ class Applied:
 class Applier:
     """One session on the breeder that applies changes in order (`apply`, then `commit`)."""
 
-    def __init__(self, admin: AdminAccess, rules: dict[str, Rules], key: bytes) -> None:
+    def __init__(self, admin: AdminAccess, rules: dict[str, Rules], key: bytes, *, raw: bool = False) -> None:
+        """`raw`: fault injection only — rows go in as they came (the gate must stop them)."""
         self.conn = pymysql.connect(
             **admin.pymysql_kwargs(),
             charset="utf8mb4",
@@ -69,7 +73,7 @@ class Applier:
             read_timeout=3600,
             write_timeout=3600,
         )
-        self.rules = rules
+        self.rules, self.raw = rules, raw
         self.engines: dict[str, Engine] = {}
         for db, db_rules in rules.items():
             self.conn.select_db(db)
@@ -157,6 +161,8 @@ class Applier:
         rows, self._batch, self._rows, self._keys = self._rows, None, [], set()
         images = [r[1] for r in rows] if kind == "update" else rows
         self._stage(db, table, cols, images + ([r[0] for r in rows] if kind == "update" else []))
+        if kind != "delete":
+            self._written(db, table, images)
         {"insert": self._insert, "update": self._update, "delete": self._delete}[kind](db, table, cols, images)
         self.done.count(db, table, kind, len(rows))
 
@@ -235,6 +241,29 @@ class Applier:
             self._exec(f"CREATE TABLE {target} ENGINE=MyISAM SELECT * FROM {quote(db)}.{quote(table)} LIMIT 0")
             staged.add(table)
 
+    def _written(self, db: str, table: str, rows: list[dict]) -> None:
+        pk, per = self._pk(db, table), self.done.written.setdefault(db, {})
+        if any(k in self._sql_cols(db, table) for k in pk):
+            per[table] = None
+        elif per.get(table, []) is not None:
+            per.setdefault(table, []).extend(tuple(r[k] for k in pk) for r in rows)  # type: ignore[union-attr]
+
+    def scope(self, db: str) -> dict[str, str]:
+        """The gate's leak search reads these rows only (`Baseline.scope`): those written."""
+        out = {}
+        for t, keys in self.done.written.get(db, {}).items():
+            if keys is None:
+                out[t] = ""
+                continue
+            cols = self._pk(db, t)
+            lhs = quote(cols[0]) if len(cols) == 1 else "(" + ", ".join(map(quote, cols)) + ")"
+            vals = (
+                self._literal(k[0]) if len(cols) == 1 else "(" + ", ".join(map(self._literal, k)) + ")"
+                for k in sorted(set(keys))
+            )
+            out[t] = f"{lhs} IN ({', '.join(vals)})"
+        return out
+
     def drop_staged(self) -> None:
         for db, tables in self.done.staged.items():
             for t in tables:
@@ -244,7 +273,7 @@ class Applier:
     # -- helpers -------------------------------------------------------------------------------
     def _sql_cols(self, db: str, table: str) -> dict:
         trule = self.engines[db].rules.tables.get(table)
-        return set_based(trule) if trule is not None else {}
+        return set_based(trule) if trule is not None and not self.raw else {}
 
     def _kept(self, db: str, table: str) -> str | None:
         trule = self.engines[db].rules.tables.get(table)

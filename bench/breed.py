@@ -3,6 +3,7 @@ each backend; and the restore profile vs default server settings, side by side.
 
     .venv/bin/python bench/breed.py --quick     # scale 20 (~45 MB of SQL)
     .venv/bin/python bench/breed.py             # scale 500 (~1 GB of SQL)
+    .venv/bin/python bench/breed.py --incremental [--quick]   # incremental vs full cycles (bench/_incremental.py)
 
 Goals: the cycle ≤ 1.3× the raw restore (issue 4); the clean-up that leaves no original in
 any byte plus the forensic scan ≤ 10 % of the cycle (issue 11). Own state directory and ports.
@@ -56,7 +57,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--backends", default="local,rbd")
+    ap.add_argument("--incremental", action="store_true", help="incremental vs full cycles from a live source")
+    ap.add_argument("--changes", type=int, default=0, help="changed customers (default: 1 %% of the smaller size)")
     args = ap.parse_args()
+    if args.incremental:
+        return _incremental(args)
     scale = 20 if args.quick else 500
     from infra.local import btrfs, ceph
     from infra.local import prefect as local_prefect
@@ -95,6 +100,22 @@ def main() -> None:
               f"{100 * sum(clean.values()) / total:.1f}% of the cycle (seal {clean['seal']:.1f} · zero_free "
               f"{clean['zero_free']:.1f} · scan {clean['forensic_gate']:.1f}); scanned {scan['bytes_scanned'] / 1e6:,.0f} MB "
               f"at {scan['mb_per_s']:,.0f} MB/s, {scan['values']:,} originals, passed={scan['passed']}")
+
+
+def _incremental(args) -> None:
+    from _incremental import run
+
+    from infra.local import btrfs, ceph
+    from infra.local import prefect as local_prefect
+
+    settings = get_settings()
+    btrfs.up(settings)
+    local_prefect.up(settings)
+    os.environ.update(local_prefect.client_env(settings))
+    if "rbd" in args.backends:
+        ceph.up(settings)
+    scales = [20, 80] if args.quick else [500, 2000]
+    run(HOME, scales, args.backends.split(","), args.changes or 10 * scales[0])
 
 
 if __name__ == "__main__":

@@ -187,6 +187,7 @@ def report(c: Cycle, error: BaseException | None = None, removed: list[str] | No
     if "apply" in r:
         rep.applied = r["apply"].applied
         rep.positions = [str(Position.from_json(p)) for p in (c.plan.start, c.plan.end)]
+        rep.lag = time.time() - c.plan.observed  # how old the newest change in the golden is, at the report
     if "anonymize" in r or "apply" in r:
         rep.anonymize_md, rep.rows = c.anonymized.markdown, c.anonymized.rows
     if "gate" in r:

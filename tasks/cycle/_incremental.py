@@ -47,6 +47,7 @@ class Plan:
     databases: list[str] = field(default_factory=list)
     start: str | None = None  # live.Position JSON
     end: str | None = None
+    observed: float = 0.0  # when `end` was the source's position (time.time())
 
 
 def choose(storage: Storage, source: str, mode: str) -> Plan:
@@ -80,7 +81,8 @@ def _incremental_plan(storage: Storage, source: str) -> tuple[str, Plan | None]:
     except Exception as exc:  # pymysql's errors name the host, never a value
         return f"the source cannot be read ({type(exc).__name__}: {str(exc)[:120]})", None
     databases = json.loads(storage.get_meta(base, Meta.DATABASES) or "[]") or [src.database]
-    return "", Plan("incremental", f"changes since {start}", base, databases, start.to_json(), end.to_json())
+    return "", Plan("incremental", f"changes since {start}", base, databases, start.to_json(), end.to_json(),
+                    time.time())
 
 
 @_step(name="1 clone the last golden to the breeder")
@@ -115,7 +117,8 @@ def apply_changes(runtime: Runtime, name: str, source: str, databases: list[str]
     src = live.parse(source)
     into = {src.database: databases[0]}  # the source's database is restored under the configured name
     t0, n, pending = time.monotonic(), 0, 0
-    with database_errors("apply"), Applier(runtime.admin(name), rules, key) as applier:
+    raw = "apply_rules" in get_settings().fault_skip.split(",")  # fault injection only
+    with database_errors("apply"), Applier(runtime.admin(name), rules, key, raw=raw) as applier:
         for txn in transactions(src, first, last, set(into)):
             for ch in txn.changes:
                 applier.apply(into[ch.database], ch.table, ch.kind, ch.rows)
@@ -152,6 +155,7 @@ def _baselines(runtime: Runtime, name: str, rules: dict, key: bytes, applier) ->
                 applier.stage_empty(db, t)
         originals = {t: sample_table(t) for t in applier.done.staged[db]}
         out.per[db] = take_baseline(admin, db, db_rules, key, originals)
+        out.per[db].scope = applier.scope(db)  # the rest of the copy is the verified golden's
         out.needles.update(out.per[db].needles)
     return out
 

@@ -33,12 +33,16 @@ class CycleReport:
     reason: str = ""  # why this mode (auto: why not incremental)
     applied: dict[str, dict[str, int]] = field(default_factory=dict)  # incremental: table -> rows per kind
     positions: list[str] = field(default_factory=list)  # incremental: [from, to] in the source's binary log
+    lag: float = 0.0  # incremental: seconds between reading the source's position and the report
 
     def to_markdown(self) -> str:
         lines = [f"# Breed {self.stamp}", "", f"- source: `{self.source}` ({_mb(self.source_bytes)})",
                  f"- golden: `{self.golden}`", f"- rules: `{self.rules}`", f"- mode: {self.mode} ({self.reason})"]
         if self.databases:
             lines.append("- databases: " + ", ".join(f"`{d}`" for d in self.databases))
+        if self.positions:
+            lines.append(f"- source's binary log applied: `{self.positions[0]}` → `{self.positions[1]}`, the end read "
+                         f"{self.lag:,.0f} s before this report (the golden's lag behind the source)")
         if self.skipped:
             lines.append("- system schemas in the dump, not restored: " + ", ".join(f"`{d}`" for d in self.skipped))
         lines += ["", "| step | seconds |", "|---|---:|"]

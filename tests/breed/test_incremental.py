@@ -114,7 +114,7 @@ def test_an_incremental_golden_equals_a_full_one_and_erased_customers_are_gone(s
     applied = second["applied"]
     assert applied["app.customers"]["update"] > 0 and applied["app.customers"]["delete"] > 0
     assert applied["app.orders"]["insert"] > 0 and applied["app.order_items"]["insert"] > 0
-    assert second["positions"][0] != second["positions"][1]
+    assert second["positions"][0] != second["positions"][1] and 0 < second["lag"] < 600
 
     full = _bred(source, "full", backend)  # the same source state, restored whole
     assert full["mode"] == "full"
@@ -178,3 +178,14 @@ def test_an_apply_killed_leaves_latest_unchanged_and_the_next_cycle_succeeds(sou
     assert catalog.latest(storage_local) == before
     again = _bred(source, "auto")
     assert again["mode"] == "incremental" and catalog.latest(storage_local) == again["golden"] != before
+
+
+def test_an_original_the_apply_let_through_fails_the_gate_and_latest_stays(source, storage_local):
+    _bred(source, "full")
+    before = catalog.latest(storage_local)
+    _churn(source, "--fraction", "0.01", "--seed", "17")
+    leaked = _breed(source, "incremental", env={"PHOENIX_FAULT_SKIP": "apply_rules"})
+    assert leaked.returncode == 4, leaked.stderr[-1500:]
+    assert "original value(s) survive in customers." in leaked.stderr.strip().splitlines()[-1]
+    assert catalog.latest(storage_local) == before
+    assert not catalog.images(storage_local, catalog.Kind.BREEDER)

@@ -1,0 +1,113 @@
+"""`bench/breed.py --incremental`: a live source with binary logging at two sizes; on each,
+a full cycle, then the same number of changed customers (`phoenix churn`), then an
+incremental cycle and a full one of the same source state — side by side, step by step.
+
+Goals (issue 16): the incremental cycle ≤ 10 % of the full one at the larger size; the
+larger / smaller incremental time ≤ 1.3 at the same number of changes; the apply ≥ 20,000
+changed rows/s.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pymysql
+
+PASSWORD = "bench-reader-pw"
+BINLOG = ["--log-bin=mysql-bin", "--server-id=1", "--binlog-format=ROW", "--binlog-row-image=FULL",
+          "--binlog-row-metadata=FULL", "--innodb-buffer-pool-size=1G", "--innodb-flush-log-at-trx-commit=2",
+          "--sync-binlog=0"]
+
+
+def _source(home: Path, dump: Path):
+    from tasks.runtime.mariadb import MariaDBServer, free_port
+
+    root = home / f"source-{dump.stem}"
+    shutil.rmtree(root, ignore_errors=True)
+    server = MariaDBServer(root / "data", root / "run", free_port(), "default")
+    server.initialize()
+    server.start(extra_args=BINLOG)
+    server.wait_ready()
+    _sql(server, "CREATE DATABASE shop", f"CREATE USER reader@'127.0.0.1' IDENTIFIED BY '{PASSWORD}'",
+         "GRANT SELECT, RELOAD, LOCK TABLES, SHOW VIEW, TRIGGER, EVENT, REPLICATION SLAVE, BINLOG MONITOR "
+         "ON *.* TO reader@'127.0.0.1'")
+    t0 = time.monotonic()
+    with subprocess.Popen(["zstd", "-dc", str(dump)], stdout=subprocess.PIPE) as unzip:
+        subprocess.run(["mariadb", *server.admin().client_args(), "shop"], stdin=unzip.stdout, check=True)
+    print(f"  source loaded in {time.monotonic() - t0:.1f} s (not part of any cycle)")
+    return server
+
+
+def _sql(server, *stmts: str) -> list[tuple]:
+    conn = pymysql.connect(**server.admin().pymysql_kwargs(), autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            for s in stmts:
+                cur.execute(s)
+            return list(cur.fetchall())
+    finally:
+        conn.close()
+
+
+def _cycle(url: str, mode: str) -> tuple[float, dict]:
+    from flows.breed import breed
+
+    t0 = time.monotonic()
+    result = breed(source=url, mode=mode)
+    return time.monotonic() - t0, result
+
+
+def _steps(result: dict) -> str:
+    return " · ".join(f"{k} {v:.1f}" for k, v in result["steps"].items())
+
+
+def run(home: Path, scales: list[int], backends: list[str], changes: int) -> None:
+    from phoenix.config import get_settings
+    from phoenix.db import connect
+    from tasks.sources.churn import churn
+    from tasks.sources.generate import generate
+
+    os.environ["PHOENIX_SOURCE_PASSWORD"] = PASSWORD
+    incremental: dict[tuple[str, int], float] = {}
+    for scale in scales:
+        dump = home / f"shop-{scale}.sql.zst"
+        if not dump.exists():
+            generate(dump, scale=scale)
+        print(f"scale {scale}: {dump.stat().st_size / 1e6:,.0f} MB compressed")
+        server = _source(home, dump)
+        try:
+            url = f"mysql://reader@127.0.0.1:{server.port}/shop"
+            customers = _sql(server, "SELECT COUNT(*) FROM shop.customers")[0][0]
+            for backend in backends:
+                os.environ["PHOENIX_STORAGE"] = backend
+                get_settings.cache_clear()
+                _cycle(url, "full")  # the golden the incremental cycle starts from
+                conn = connect(server.admin(), "shop")
+                try:
+                    done = churn(conn, changes / customers, seed=scale)
+                finally:
+                    conn.close()
+                inc_s, inc = _cycle(url, "incremental")
+                full_s, full = _cycle(url, "full")
+                rows = sum(sum(k.values()) for k in inc["applied"].values())
+                apply_s = inc["steps"].get("apply", 0.0)
+                incremental[(backend, scale)] = inc_s
+                same = inc["checksums"] == full["checksums"]
+                print(f"  {backend}: {sum(done.counts.values()):,} changes ({changes:,} customers of {customers:,}) "
+                      f"→ {rows:,} rows applied in {apply_s:.1f} s ({rows / max(apply_s, 1e-9):,.0f} rows/s)")
+                print(f"  {backend}: incremental {inc_s:.1f} s vs full {full_s:.1f} s = {100 * inc_s / full_s:.1f} % "
+                      f"(checksums equal: {same})")
+                print(f"    incremental: {_steps(inc)}")
+                print(f"    full:        {_steps(full)}")
+        finally:
+            server.stop()
+            shutil.rmtree(home / f"source-{dump.stem}", ignore_errors=True)
+    if len(scales) > 1:
+        for backend in backends:
+            a, b = incremental[(backend, scales[0])], incremental[(backend, scales[-1])]
+            print(f"{backend}: incremental at scale {scales[-1]} / scale {scales[0]} = {b / a:.2f} "
+                  f"({b:.1f} s / {a:.1f} s, same number of changed customers)")
