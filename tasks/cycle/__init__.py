@@ -116,7 +116,8 @@ _CHECKED: tuple[Step, ...] = (  # steps 4-10: the same for both kinds of cycle
                                                 c.results["gate"].unscannable)),
     ("snapshot_breeder", lambda c: s.snapshot_breeder(c.storage, c.breeder)),
     ("clone_golden", lambda c: s.clone_golden(c.storage, c.breeder, c.golden, c.results["forensic_gate"].bytes_scanned,
-                                              c.databases, describe(c.source), c.position)),
+                                              c.databases, describe(c.source), c.position,
+                                              inc.recipe(c.rules_path, c.key))),
     ("publish", lambda c: s.publish(c.storage, c.golden, c.breeder)),
     ("remove_breeder", lambda c: s.remove_breeder(c.storage, c.runtime, c.breeder)),
     ("retire", lambda c: s.retire(c.storage, c.settings.keep_generations)),
@@ -147,7 +148,7 @@ def breed(c: Cycle, mode: str) -> None:
     from phoenix.errors import IncrementalUnsupported
     from tasks import catalog
 
-    c.plan = choose(c.storage, c.source, mode)
+    c.plan = choose(c.storage, c.source, mode, inc.recipe(c.rules_path, c.key))
     log = get_run_logger()
     log.info(f"{c.plan.mode} cycle: {c.plan.reason}")
     try:

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
+import hmac
 import json
 import os
 import socket
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
@@ -50,10 +53,19 @@ class Plan:
     observed: float = 0.0  # when `end` was the source's position (time.time())
 
 
-def choose(storage: Storage, source: str, mode: str) -> Plan:
+def recipe(rules_path: str, key: bytes) -> str:
+    """What a golden's pseudonyms follow from — the rules file and the key — as a keyed digest
+    (it reveals neither): an incremental cycle on a golden made with others would mix two
+    anonymizations."""
+    from anonymization.keyed import derive
+
+    return hmac.new(derive(key, "recipe"), Path(rules_path).read_bytes(), hashlib.sha256).hexdigest()[:32]
+
+
+def choose(storage: Storage, source: str, mode: str, recipe: str) -> Plan:
     if mode == "full":
         return Plan("full", "mode=full")
-    why, plan = _incremental_plan(storage, source)
+    why, plan = _incremental_plan(storage, source, recipe)
     if plan is not None:
         return plan
     if mode == "incremental":
@@ -61,7 +73,7 @@ def choose(storage: Storage, source: str, mode: str) -> Plan:
     return Plan("full", why)
 
 
-def _incremental_plan(storage: Storage, source: str) -> tuple[str, Plan | None]:
+def _incremental_plan(storage: Storage, source: str, recipe: str) -> tuple[str, Plan | None]:
     if not live.is_live(source):
         return "the source is a dump, not a live server with a binary log", None
     base = catalog.latest(storage)
@@ -70,6 +82,8 @@ def _incremental_plan(storage: Storage, source: str) -> tuple[str, Plan | None]:
     start = live.Position.from_json(storage.get_meta(base, Meta.POSITION))
     if start is None or storage.get_meta(base, Meta.SOURCE) != live.describe(source):
         return f"the last golden {base} recorded no binary-log position of this source", None
+    if storage.get_meta(base, Meta.RECIPE) != recipe:
+        return f"the rules or the key changed since the last golden {base}", None
     src = live.parse(source)
     try:
         with contextlib.closing(src.connect()) as conn:

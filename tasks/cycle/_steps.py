@@ -128,13 +128,14 @@ def snapshot_breeder(storage: Storage, name: str) -> None:
 
 @_step(name="7 clone + flatten golden")
 def clone_golden(storage: Storage, breeder: str, golden: str, scanned: int, databases: list[str], source: str,
-                 position: str | None) -> None:
+                 position: str | None, recipe: str) -> None:
     """`position`: where in a live source's binary log this copy stands (the next incremental
-    cycle starts there)."""
+    cycle starts there); `recipe`: what its pseudonyms follow from (_incremental.recipe)."""
     if not storage.exists(golden):
         storage.clone(breeder, BREEDER_SNAPSHOT, golden)
     storage.set_meta(golden, Meta.DATABASES, json.dumps(databases))
     storage.set_meta(golden, Meta.SOURCE, source)
+    storage.set_meta(golden, Meta.RECIPE, recipe)
     if position:
         storage.set_meta(golden, Meta.POSITION, position)
     storage.set_meta(golden, META_KIND, GOLDEN)

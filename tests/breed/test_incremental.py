@@ -68,8 +68,8 @@ def _url(server) -> str:
     return f"mysql://reader@127.0.0.1:{server.port}/shop"
 
 
-def _breed(server, mode: str, backend: str = "local", env: dict | None = None):
-    return run_phoenix("breed", "--source", _url(server), "--mode", mode, "--json", backend=backend,
+def _breed(server, mode: str, backend: str = "local", env: dict | None = None, *args: str):
+    return run_phoenix("breed", "--source", _url(server), "--mode", mode, "--json", *args, backend=backend,
                        env={"PHOENIX_SOURCE_PASSWORD": PASSWORD, **(env or {})})
 
 
@@ -157,11 +157,18 @@ def test_ddl_makes_auto_breed_in_full_and_incremental_fail_with_its_position(sou
     _sql(source, "DROP TABLE shop.coupons")
 
 
-def test_a_changed_free_text_or_purged_binlogs_mean_a_full_cycle(source, storage_local):
+def test_changed_free_text_or_rules_or_purged_binlogs_mean_a_full_cycle(source, storage_local, tmp_path):
+    from tests.conftest import REPO
+
     _bred(source, "full")
     _churn(source, "--fraction", "0.01", "--seed", "11", "--tickets")
     fell = _bred(source, "auto")
     assert fell["mode"] == "full" and "free text" in fell["reason"]
+
+    rules = tmp_path / "rules.yaml"  # the same rules and one more: the last golden's pseudonyms no longer fit
+    rules.write_text((REPO / "anonymization/rules/shop.yaml").read_text().replace("      sku: keep", "      sku: hash"))
+    refused = _breed(source, "incremental", "local", None, "--rules", str(rules))
+    assert refused.returncode == 1 and "the rules or the key changed" in refused.stderr.strip().splitlines()[-1]
 
     _sql(source, "FLUSH BINARY LOGS", "FLUSH BINARY LOGS", "PURGE BINARY LOGS BEFORE NOW() + INTERVAL 1 DAY")
     failed = _breed(source, "incremental")
