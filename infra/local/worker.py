@@ -64,7 +64,9 @@ def configure_breed(settings: Settings) -> dict:
                                      "configured; set `source` in phoenix.toml (or PHOENIX_SOURCE) and run "
                                      "`phoenix stack up`, or start a run with the `source` parameter"))
         for sched in dep.schedules or []:
-            client.update_deployment_schedule(dep.id, sched.id, active=bool(params.get("source")))
+            # The server resets what the update leaves out: the schedule's own parameters go along.
+            client.update_deployment_schedule(dep.id, sched.id, active=bool(params.get("source")),
+                                              parameters=dict(sched.parameters or {}))
     return {"source": bool(params.get("source")), "schedule_active": bool(params.get("source"))}
 
 

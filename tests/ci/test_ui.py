@@ -87,6 +87,9 @@ def test_with_no_source_configured_the_breed_schedule_is_paused_and_says_why(wor
     with _client() as client:
         dep = client.read_deployment_by_name("breed/breed")
     assert dep.schedules and not any(s.active for s in dep.schedules)
+    # incremental where it can be on the working-day schedule, a full copy every night
+    assert sorted((s.slug, s.parameters.get("mode")) for s in dep.schedules) == [("nightly-full", "full"),
+                                                                              ("refresh", "auto")]
     assert "PAUSED" in dep.description and "`source`" in dep.description
     assert "Europe/Berlin" in dep.description  # the schedule's time zone, where the UI shows it
 
