@@ -97,6 +97,18 @@ class Needles:
     def __reduce__(self):  # never pickled into a result or a cache
         raise TypeError("Needles hold original values and are never serialized")
 
+    def discard_found_in(self, extents: Iterable) -> int:
+        """Drop the originals that occur in `extents` — the server's own shipped files (its help
+        tables quote people and places): there they are MariaDB's text, not a leak. Returns how many."""
+        patterns = list(self._values)
+        if not patterns:
+            return 0
+        automaton = ahocorasick_rs.BytesAhoCorasick(patterns)
+        hits = {patterns[idx] for ext in extents for idx, _start, _stop in automaton.find_matches_as_indexes(ext.data)}
+        for raw in hits:
+            self._values.pop(raw, None)
+        return len(hits)
+
     def items(self) -> tuple[list[bytes], list[str]]:
         """The originals as stored bytes, and the column of each (for the scan, and fault injection only)."""
         return list(self._values), list(self._values.values())
@@ -111,6 +123,7 @@ class Finding:
     place: str
     offset: int
     column: str
+    size: int = 0  # bytes of the original found there (never the value itself)
 
     def __str__(self) -> str:
         return f"an original value of {self.column} at byte {self.offset:,} of {self.place}"
@@ -195,7 +208,7 @@ def scan(extents: Iterable, needles: Needles, target: str = "") -> ForensicResul
         if idx >= n_needles:
             return
         if len(result.findings) < _MAX_FINDINGS:
-            result.findings.append(Finding(where, offset, columns[idx]))
+            result.findings.append(Finding(where, offset, columns[idx], len(patterns[idx])))
         else:
             result.more += 1
 

@@ -25,7 +25,16 @@ from phoenix.db import AdminAccess, client_binary, quote
 from phoenix.errors import ServerFailed
 from phoenix.proc import daemon_env, pid_alive
 
-__all__ = ["COMMON_ARGS", "PROFILES", "MariaDBServer", "client_binary", "free_port", "init_sql", "pid_alive"]
+__all__ = [
+    "COMMON_ARGS",
+    "PROFILES",
+    "MariaDBServer",
+    "client_binary",
+    "free_port",
+    "init_sql",
+    "pid_alive",
+    "pristine",
+]
 
 # Every profile shuts down slowly so a snapshot of the files starts without crash recovery.
 # Environments keep ENV_LOG_SIZE; the breeder's restore profile has another size on purpose:
@@ -113,6 +122,23 @@ def free_port() -> int:
     raise ServerFailed(
         f"no free TCP port on 127.0.0.1 in {_PORTS.start}-{_PORTS.stop - 1}: stop servers you do not need"
     )
+
+
+def pristine(cache: Path) -> Path:
+    """A data directory as `mariadb-install-db` makes it, once per server version: what every
+    breeder holds before a byte of the source arrives (the forensic gate does not count text
+    MariaDB itself ships as a leak)."""
+    version = subprocess.run([server_binary(), "--version"], capture_output=True, text=True).stdout
+    slug = re.sub(r"[^A-Za-z0-9.]+", "-", version.split(" Ver ", 1)[-1].split(" for ")[0]).strip("-") or "unknown"
+    target = cache / f"pristine-{slug}"
+    if not (target / "mysql").is_dir():
+        tmp = cache / f".pristine-{slug}-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        MariaDBServer(tmp / "data", tmp / "run", 0, "restore").initialize()
+        shutil.rmtree(target, ignore_errors=True)
+        (tmp / "data").rename(target)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
 
 
 @dataclass
