@@ -169,6 +169,12 @@ class Storage(ABC):
         backend. Read-only; the image must not be in use."""
 
     @abstractmethod
+    def read(self, image: str, snap: str | None, place: str, offset: int, length: int) -> bytes:
+        """`length` bytes at `offset` of `place` — a place as `extents()` of this backend names
+        it for any image (a file of the image; a block backend's one place, the device, is
+        the image itself and the name is not looked at). Short or empty past the end."""
+
+    @abstractmethod
     def zero_free(self, image: str) -> None:
         """Make the free space of a detached image's filesystem read as zeros, so blocks
         freed by deleted files carry nothing into snapshots and clones. A no-op where free

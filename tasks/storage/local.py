@@ -29,6 +29,7 @@ from tasks.storage.base import (
     AlreadyExists,
     Busy,
     Extent,
+    InvalidName,
     NotFound,
     Parent,
     Storage,
@@ -303,6 +304,18 @@ class LocalStorage(Storage):
                 if path.is_symlink() or not path.is_file():
                     continue
                 yield from _file_extents(path, str(path.relative_to(root)), chunk)
+
+    def read(self, image: str, snap: str | None, place: str, offset: int, length: int) -> bytes:
+        root = self._existing(image) if snap is None else self._snap(image, snap)
+        path = (root / place).resolve()
+        if not path.is_relative_to(root.resolve()):
+            raise InvalidName(f"place {place!r} is not inside image {image!r}")
+        try:
+            with open(path, "rb") as f:
+                f.seek(offset)
+                return f.read(length)
+        except FileNotFoundError:
+            return b""
 
     def zero_free(self, image: str) -> None:
         self._existing(image)  # a btrfs clone is its files; freed extents are not among them

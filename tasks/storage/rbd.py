@@ -276,6 +276,11 @@ class RbdStorage(Storage):
                 for off in range(start, start + length, chunk):
                     yield Extent(place, off, img.read(off, min(chunk, start + length - off)))
 
+    def read(self, image: str, snap: str | None, place: str, offset: int, length: int) -> bytes:
+        with self._image(image, snap=snap) as img:
+            size = img.size()
+            return img.read(offset, max(0, min(length, size - offset))) if offset < size else b""
+
     def zero_free(self, image: str) -> None:
         """Zeroes only the free blocks that hold data: the ext4 free ranges (from its
         bitmaps) that are allocated in RBD. zerofree read every free block through rbd-fuse
