@@ -359,6 +359,7 @@ def init_sql(credentials_user: str, password: str, databases: str | list[str]) -
     return (
         "".join(f"CREATE DATABASE IF NOT EXISTS {quote(db)};\n" for db in dbs)
         + f"CREATE USER IF NOT EXISTS '{credentials_user}'@'%' IDENTIFIED BY '{pw}';\n"
-        f"ALTER USER '{credentials_user}'@'%' IDENTIFIED BY '{pw}';\n"
+        # Unlocked: a golden may hold an account of that name made locked for a dump's DEFINER.
+        f"ALTER USER '{credentials_user}'@'%' IDENTIFIED BY '{pw}' ACCOUNT UNLOCK;\n"
         + "".join(f"GRANT ALL PRIVILEGES ON {quote(db)}.* TO '{credentials_user}'@'%';\n" for db in dbs)
     )

@@ -32,6 +32,9 @@ from phoenix.db import AdminAccess, client_binary, quote, redact
 from phoenix.errors import RestoreError, SourceInvalid
 from tasks.sources import live
 from tasks.sources._databases import Databases
+from tasks.sources._mysql8 import is_mysql8
+from tasks.sources._mysql8_blocks import BlockTranslator
+from tasks.sources._mysql8_server import Mysql8Restore
 
 Progress = Callable[[int, int | None, float, float | None], None]  # done, total, bytes/s, eta s
 _BLOCK = 1 << 20
@@ -245,11 +248,20 @@ def _restore_dump(path: Path, admin: AdminAccess, database: str, progress: Progr
         stream = _reporting(raw, total, itertools.chain([first], blocks), progress, t0, tail)
         dumped = _from_dump_tool(first)
         dbs = Databases()
-        # A dump that names its databases goes statement by statement: the system schemas are left out.
-        if (jobs > 1 or inline or named) and dumped:
-            _load_parallel(path, stream, admin, target, jobs, inline, dbs)
-        else:
-            _load_client(path, raw, dbs.tap(stream) if named else stream, admin, target)
+        mysql8 = Mysql8Restore(admin, str(path)) if dumped and is_mysql8(first) else None
+        try:
+            # A dump that names its databases goes statement by statement: the system schemas are left out.
+            if (jobs > 1 or inline or named) and dumped:
+                _load_parallel(path, stream, admin, target, jobs, inline, dbs, mysql8)
+            else:
+                if mysql8:
+                    stream = BlockTranslator(mysql8.translator).blocks(stream)
+                _load_client(path, raw, dbs.tap(stream) if named else stream, admin, target)
+            if mysql8:
+                mysql8.grant(dbs.names if named else [database])
+        finally:
+            if mysql8:
+                mysql8.close()
     if dumped and b"-- Dump completed" not in tail[0]:
         raise RestoreError(f"{path}: the dump has no '-- Dump completed' trailer: it was cut short (truncated file)")
     if named and not dbs.names:
@@ -277,16 +289,22 @@ def _reporting(raw: BinaryIO, total: int, blocks: Iterator[bytes], progress: Pro
 
 
 def _load_parallel(path: Path, stream: Iterator[bytes], admin: AdminAccess, target: str | None, jobs: int,
-                   inline: RowRewriter | None, dbs: Databases) -> None:
+                   inline: RowRewriter | None, dbs: Databases, mysql8: Mysql8Restore | None) -> None:
     from tasks.sources._keys import Deferral
-    from tasks.sources._parallel import StatementError, load
+    from tasks.sources._parallel import StatementError, Statements, load
+
+    # A MySQL 8 dump is translated first: everything after it sees MariaDB's syntax.
+    translate = mysql8.translator.statements if mysql8 else (lambda s: s)
+
+    def dump(s: Statements) -> Statements:
+        return dbs.wrap(translate(s))
 
     if inline is None:
         deferral = Deferral()
-        transform, init = (lambda s: deferral.wrap(dbs.wrap(s))), []
+        transform, init = (lambda s: deferral.wrap(dump(s))), []
     else:
         deferral = Deferral(hold=inline.holds)
-        transform, init = (lambda s: inline.wrap(deferral.wrap(dbs.wrap(s)))), inline.open()
+        transform, init = (lambda s: inline.wrap(deferral.wrap(dump(s)))), inline.open()
     try:
         load(stream, admin, target, jobs, transform, init)
     except StatementError as exc:

@@ -37,15 +37,16 @@ _RESOURCES = {
 }
 
 # The init file, from the Secret's variables: root and the environment's account, with all
-# rights on its database and on each of MARIADB_OTHER_DATABASES (one a line: a dump's own).
+# rights on its database and on each of MARIADB_OTHER_DATABASES (one a line: a dump's own);
+# unlocked, as a golden may hold accounts of those names made locked for a dump's DEFINERs.
 INIT_FILE = r"""umask 077
 cat > %(init)s <<EOF
 CREATE USER IF NOT EXISTS 'root'@'%%' IDENTIFIED BY '$MARIADB_ROOT_PASSWORD';
-ALTER USER 'root'@'%%' IDENTIFIED BY '$MARIADB_ROOT_PASSWORD';
+ALTER USER 'root'@'%%' IDENTIFIED BY '$MARIADB_ROOT_PASSWORD' ACCOUNT UNLOCK;
 GRANT ALL ON *.* TO 'root'@'%%' WITH GRANT OPTION;
 CREATE DATABASE IF NOT EXISTS \`$MARIADB_DATABASE\`;
 CREATE USER IF NOT EXISTS '$MARIADB_USER'@'%%' IDENTIFIED BY '$MARIADB_PASSWORD';
-ALTER USER '$MARIADB_USER'@'%%' IDENTIFIED BY '$MARIADB_PASSWORD';
+ALTER USER '$MARIADB_USER'@'%%' IDENTIFIED BY '$MARIADB_PASSWORD' ACCOUNT UNLOCK;
 GRANT ALL ON \`$MARIADB_DATABASE\`.* TO '$MARIADB_USER'@'%%';
 EOF
 if [ -n "${MARIADB_OTHER_DATABASES:-}" ]; then
