@@ -83,6 +83,8 @@ class Applier:
         self._exec("SET SESSION foreign_key_checks = 1, unique_checks = 1, time_zone = '+00:00'")
         self._triggers = self._hold_triggers()
         self.done = Applied()
+        self._selects: dict[tuple, str] = {}
+        self._prepared: dict[tuple, str] = {}
         self._batch: tuple[str, str, str, list[str]] | None = None
         self._rows: list = []
         self._keys: set[tuple] = set()
@@ -171,47 +173,82 @@ class Applier:
         self.conn.commit()
 
     # -- the statements ------------------------------------------------------------------------
+    # The rule SQL of a table is long (customers: 260 KB, the dictionaries inline): each statement
+    # is prepared once per table, kind and row count, and run with the rows' values as parameters.
     def _insert(self, db: str, table: str, cols: list[str], rows: list[dict]) -> None:
-        eng, where = self.engines[db], self._kept(db, table)
-        select = eng.select_list(table, self._sql_cols(db, table), cols)
-        self._exec(
+        where = self._kept(db, table)
+        select = self._select(db, table, cols, aliased=False)
+        self._run(
+            ("insert", db, table),
             f"INSERT INTO {quote(db)}.{quote(table)} ({', '.join(map(quote, cols))}) "
-            f"SELECT {select} FROM ({self._literals(cols, rows)}) t" + (f" WHERE {where}" if where else "")
+            f"SELECT {select} FROM ({{rows}}) t" + (f" WHERE {where}" if where else ""),
+            cols,
+            rows,
         )
 
     def _update(self, db: str, table: str, cols: list[str], rows: list[dict]) -> None:
         pk, where = self._pk(db, table), self._kept(db, table)
         target = f"{quote(db)}.{quote(table)}"
-        new = self._aliased(db, table, cols, rows) + (f" WHERE {where}" if where else "")
+        new = f"SELECT {self._select(db, table, cols)} FROM ({{rows}}) t" + (f" WHERE {where}" if where else "")
         on = " AND ".join(f"x.{quote(k)} = n.{quote(k)}" for k in pk)
         sets = ", ".join(f"x.{quote(c)} = n.{quote(c)}" for c in cols if c not in pk)
-        matched = self._exec(f"UPDATE {target} x JOIN ({new}) n ON {on} SET {sets}") if sets else len(rows)
+        matched = (
+            self._run(("update", db, table), f"UPDATE {target} x JOIN ({new}) n ON {on} SET {sets}", cols, rows)
+            if sets
+            else len(rows)
+        )
         if not where:
             self._expect(matched, len(rows), "update", db, table)
             return
         # `delete_where`: the old row may have been dropped by it (then the new one comes in),
         # or the new one is (then the old one goes).
-        self._exec(
-            f"INSERT INTO {target} ({', '.join(map(quote, cols))}) SELECT n.* FROM ({new}) n "
-            f"LEFT JOIN {target} x ON {on} WHERE x.{quote(pk[0])} IS NULL"
+        self._run(
+            ("update-in", db, table),
+            f"INSERT INTO {target} ({', '.join(map(quote, cols))}) SELECT n.* FROM "
+            f"({new}) n LEFT JOIN {target} x ON {on} WHERE x.{quote(pk[0])} IS NULL",
+            cols,
+            rows,
         )
-        gone = self._aliased(db, table, pk, rows) + f" WHERE NOT ({where})"
-        self._exec(f"DELETE x FROM {target} x JOIN ({gone}) n ON {on}")
+        gone = f"SELECT {self._select(db, table, pk)} FROM ({{rows}}) t WHERE NOT ({where})"
+        self._run(("update-out", db, table), f"DELETE x FROM {target} x JOIN ({gone}) n ON {on}", cols, rows)
 
     def _delete(self, db: str, table: str, cols: list[str], rows: list[dict]) -> None:
         pk = self._pk(db, table)
-        target = f"{quote(db)}.{quote(table)}"
-        keys = self._aliased(db, table, pk, rows)
+        keys = f"SELECT {self._select(db, table, pk)} FROM ({{rows}}) t"
         on = " AND ".join(f"x.{quote(k)} = n.{quote(k)}" for k in pk)
-        matched = self._exec(f"DELETE x FROM {target} x JOIN ({keys}) n ON {on}")
+        matched = self._run(
+            ("delete", db, table), f"DELETE x FROM {quote(db)}.{quote(table)} x JOIN ({keys}) n ON {on}", cols, rows
+        )
         if not self._kept(db, table):
             self._expect(matched, len(rows), "delete", db, table)
 
-    def _aliased(self, db: str, table: str, cols: list[str], rows: list[dict]) -> str:
-        """SELECT <rule SQL> AS <col>, … over the rows' literals (only `cols` of them)."""
-        eng = self.engines[db]
-        exprs = eng.select_list(table, self._sql_cols(db, table), cols, aliased=True)
-        return f"SELECT {exprs} FROM ({self._literals(list(rows[0]), rows)}) t"
+    def _select(self, db: str, table: str, out: list[str], aliased: bool = True) -> str:
+        """The rule SQL of columns `out` over rows aliased `t` (built once per table and columns)."""
+        key = (db, table, tuple(out), aliased)
+        if key not in self._selects:
+            self._selects[key] = self.engines[db].select_list(table, self._sql_cols(db, table), out, aliased=aliased)
+        return self._selects[key]
+
+    def _run(self, key: tuple, template: str, cols: list[str], rows: list[dict]) -> int:
+        """`template` with `{rows}` for the rows' derived table, in chunks of 2^k rows (a few
+        prepared forms per statement); returns the rows matched."""
+        matched, done = 0, 0
+        while done < len(rows):
+            n = 1 << (len(rows) - done).bit_length() - 1
+            name = self._prepared.get((key, tuple(cols), n))
+            if name is None:
+                name = f"phx_s{len(self._prepared)}"
+                derived = (
+                    "SELECT "
+                    + ", ".join(f"? AS {quote(c)}" for c in cols)
+                    + "".join(" UNION ALL SELECT " + ", ".join("?" for _ in cols) for _ in range(n - 1))
+                )
+                self._exec(f"PREPARE {name} FROM {self.conn.literal(template.replace('{rows}', derived))}")
+                self._prepared[(key, tuple(cols), n)] = name
+            args = ", ".join(self._literal(r[c]) for r in rows[done : done + n] for c in cols)
+            matched += self._exec(f"EXECUTE {name} USING {args}")
+            done += n
+        return matched
 
     def _literals(self, cols: list[str], rows: list[dict]) -> str:
         first = ", ".join(f"{self._literal(rows[0][c])} AS {quote(c)}" for c in cols)
