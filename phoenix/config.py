@@ -82,6 +82,9 @@ class PrefectSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=4200, ge=1, le=65535)
     work_pool: str = "phoenix"
+    # Seconds a flow run may wait in PENDING or SCHEDULED, with no live worker in its pool to
+    # start it, before the reaper marks it Crashed (an abandoned CI run).
+    abandoned_after: int = Field(default=900, ge=1, le=7 * 86400)
 
 
 class Settings(BaseSettings):

@@ -89,6 +89,26 @@ def pid_alive(pid: int | None) -> bool:
         return False
 
 
+def pid_started(pid: int) -> int | None:
+    """When `pid` started (clock ticks since boot, /proc/<pid>/stat field 22); None if it is
+    gone. A pid and its start time name one process: a recycled pid has another start."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(") ", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def pid_namespace() -> str:
+    """This kernel boot and pid namespace: a pid means the same process only within them."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
+        ns = os.readlink("/proc/self/ns/pid").removeprefix("pid:[").removesuffix("]")
+    except OSError:
+        return ""
+    return f"{boot}.{ns}"
+
+
 def die_at(point: str, configured: str | None) -> None:
     """Fault injection for the crash tests (`fault_kill_after`, never set in production):
     SIGKILL this process right at `point` when it is the configured one — a crashed worker."""
