@@ -44,6 +44,9 @@ class RbdSettings(BaseModel):
     cluster_id: str = "phoenix-local"
     # Seconds before a connection attempt to the cluster is given up.
     connect_timeout: int = Field(default=5, ge=1, le=300)
+    # Seconds an operation on the cluster (librbd, and the unmount, loop and rbd-fuse steps of
+    # a detach) may take before it fails with one line: a stalled OSD blocks them all.
+    op_timeout: int = Field(default=60, ge=1, le=3600)
     # Local stack only: memstore keeps data in RAM; bluestore uses a sparse file.
     objectstore: Literal["memstore", "bluestore"] = "memstore"
     osd_size: str = "8G"

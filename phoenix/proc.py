@@ -8,6 +8,7 @@ import contextlib
 import os
 import signal
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -26,9 +27,15 @@ def daemon_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def run(
-    args: list[str], what: str, error: type[Exception], timeout: float = 120, env: dict[str, str] | None = None
+    args: list[str],
+    what: str,
+    error: type[Exception],
+    timeout: float = 120,
+    env: dict[str, str] | None = None,
+    on_timeout: Callable[[], Exception] | None = None,
 ) -> str:
-    """Run a command; on failure raise `error` with one line: what failed and the tool's last word."""
+    """Run a command; on failure raise `error` with one line: what failed and the tool's last word;
+    after `timeout` seconds, `on_timeout()` if given (a stall has its own diagnosis)."""
     try:
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     except FileNotFoundError:
@@ -41,7 +48,7 @@ def run(
         # stalled OSD (an umount, a loop detach) never ends — that wait is left behind here.
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.communicate(timeout=5)
-        raise error(f"{what} timed out after {timeout:.0f}s") from None
+        raise (on_timeout() if on_timeout else error(f"{what} timed out after {timeout:.0f}s")) from None
     if proc.returncode != 0:
         detail = (err or out).strip().splitlines()
         raise error(f"{what} failed: {detail[-1] if detail else proc.returncode}")
