@@ -12,7 +12,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from phoenix.config import Settings, get_settings
 from phoenix.errors import PhoenixError
-from tasks import environments
+from tasks import environments, runs
 from tasks.runtime.base import Runtime
 from tasks.runtime.factory import open_runtime
 from tasks.storage import Storage, open_storage
@@ -76,13 +76,27 @@ def announce(settings: Settings, info: environments.EnvInfo, what: str) -> None:
 
 
 def tag_run(*tags: str) -> None:
-    """Add tags to the current flow run (the UI filters runs by them): env:<id>, generation:<id>."""
+    """Add tags to the current flow run (the UI filters runs by them): env:<id>, generation:<id>;
+    and the record of the process that runs it, by which the reaper knows when it is gone
+    (tasks/runs.py). Every flow calls this first: a worker's runs are created without it."""
     from prefect.client.orchestration import get_client
     from prefect.runtime import flow_run
 
     run_id = flow_run.get_id()
     if not run_id:
         return
+    wanted = {*tags, runs.Process.current().tag()}
     with contextlib.suppress(Exception), get_client(sync_client=True) as client:  # a tag is a convenience
-        current = client.read_flow_run(run_id).tags or []
-        client.update_flow_run(run_id, tags=sorted({*current, *tags}))
+        current = set(client.read_flow_run(run_id).tags or [])
+        if not wanted <= current:
+            client.update_flow_run(run_id, tags=sorted(current | wanted))
+
+
+@contextlib.contextmanager
+def recorded_here() -> Iterator[None]:
+    """Flow runs created in this block (the CLI's, run in-process) carry the record of this
+    process from their creation on: one killed before its first line is found dead too."""
+    from prefect import tags
+
+    with tags(runs.Process.current().tag()):
+        yield

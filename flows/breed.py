@@ -61,6 +61,7 @@ def breed(source: str | None = None, rules: str | None = None,
             `full` restores the whole source; `auto` is incremental where it can be, else full (the
             report says why).
     """
+    tag_run()
     settings = get_settings()
     source = source or settings.source
     if not source:

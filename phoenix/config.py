@@ -44,6 +44,9 @@ class RbdSettings(BaseModel):
     cluster_id: str = "phoenix-local"
     # Seconds before a connection attempt to the cluster is given up.
     connect_timeout: int = Field(default=5, ge=1, le=300)
+    # Seconds an operation on the cluster (librbd, and the unmount, loop and rbd-fuse steps of
+    # a detach) may take before it fails with one line: a stalled OSD blocks them all.
+    op_timeout: int = Field(default=60, ge=1, le=3600)
     # Local stack only: memstore keeps data in RAM; bluestore uses a sparse file.
     objectstore: Literal["memstore", "bluestore"] = "memstore"
     osd_size: str = "8G"
@@ -82,6 +85,9 @@ class PrefectSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=4200, ge=1, le=65535)
     work_pool: str = "phoenix"
+    # Seconds a flow run may wait in PENDING or SCHEDULED, with no live worker in its pool to
+    # start it, before the reaper marks it Crashed (an abandoned CI run).
+    abandoned_after: int = Field(default=900, ge=1, le=7 * 86400)
 
 
 class Settings(BaseSettings):

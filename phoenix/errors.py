@@ -20,6 +20,7 @@ reaches a user, and no message holds a secret or an original value.
     │   ├── AlreadyExists               1
     │   ├── Busy                        1  snapshots, clones, protected, attached
     │   └── Unavailable                 1  Ceph down, btrfs pool not mounted
+    │       └── Stalled                 1  Ceph did not answer within rbd.op_timeout (an OSD stalled or down)
     ├── RuntimeError_                   1  (tasks/runtime)
     │   ├── ServerNotFound              1
     │   ├── ServerFailed                1  did not start, answer in time, or died
@@ -127,6 +128,11 @@ class Busy(StorageError):
 
 class Unavailable(StorageError):
     """The backend cannot be reached (Ceph down, btrfs pool not mounted)."""
+
+
+class Stalled(Unavailable):
+    """The backend did not answer an operation within its timeout (an OSD stalled or down):
+    not retried at once — a stall outlasts a retry — but a later run recovers."""
 
 
 class InvalidName(InvalidInput, StorageError):

@@ -8,6 +8,7 @@ import contextlib
 import os
 import signal
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -26,9 +27,15 @@ def daemon_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def run(
-    args: list[str], what: str, error: type[Exception], timeout: float = 120, env: dict[str, str] | None = None
+    args: list[str],
+    what: str,
+    error: type[Exception],
+    timeout: float = 120,
+    env: dict[str, str] | None = None,
+    on_timeout: Callable[[], Exception] | None = None,
 ) -> str:
-    """Run a command; on failure raise `error` with one line: what failed and the tool's last word."""
+    """Run a command; on failure raise `error` with one line: what failed and the tool's last word;
+    after `timeout` seconds, `on_timeout()` if given (a stall has its own diagnosis)."""
     try:
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     except FileNotFoundError:
@@ -41,7 +48,7 @@ def run(
         # stalled OSD (an umount, a loop detach) never ends — that wait is left behind here.
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.communicate(timeout=5)
-        raise error(f"{what} timed out after {timeout:.0f}s") from None
+        raise (on_timeout() if on_timeout else error(f"{what} timed out after {timeout:.0f}s")) from None
     if proc.returncode != 0:
         detail = (err or out).strip().splitlines()
         raise error(f"{what} failed: {detail[-1] if detail else proc.returncode}")
@@ -87,6 +94,26 @@ def pid_alive(pid: int | None) -> bool:
             return f.read().split(") ", 1)[1][0] != "Z"
     except OSError:
         return False
+
+
+def pid_started(pid: int) -> int | None:
+    """When `pid` started (clock ticks since boot, /proc/<pid>/stat field 22); None if it is
+    gone. A pid and its start time name one process: a recycled pid has another start."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(") ", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def pid_namespace() -> str:
+    """This kernel boot and pid namespace: a pid means the same process only within them."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
+        ns = os.readlink("/proc/self/ns/pid").removeprefix("pid:[").removesuffix("]")
+    except OSError:
+        return ""
+    return f"{boot}.{ns}"
 
 
 def die_at(point: str, configured: str | None) -> None:

@@ -17,6 +17,7 @@ def breed(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Restore → anonymize → gate → snapshot → clone → flatten → publish → retire."""
+    from flows._common import recorded_here
     from flows.breed import breed as breed_flow
     from phoenix.config import get_settings
     from phoenix.errors import InvalidInput
@@ -29,7 +30,8 @@ def breed(
     if source or settings.source:  # not a dump at all, or rules that do not fit it: say so before a flow run starts
         check_source(source or str(settings.source))
         check_rules(source or str(settings.source), str(rules or settings.rules_path), settings.database)
-    result = breed_flow(source=source, rules=rules, mode=mode)
+    with recorded_here():
+        result = breed_flow(source=source, rules=rules, mode=mode)
     if as_json:
         print(json.dumps(result, default=str))
         return

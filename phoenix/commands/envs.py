@@ -40,11 +40,13 @@ def spawn(
     allow_unverified: bool = typer.Option(False, "--allow-unverified", help=UNVERIFIED_HELP),
 ) -> None:
     """Clone the golden and start a server on it (idempotent per name)."""
+    from flows._common import recorded_here
     from flows.spawn import spawn as spawn_flow
     from phoenix.config import get_settings
 
-    info = spawn_flow(name=name, generation=generation, ttl=ttl or get_settings().default_ttl, recreate=recreate,
-                      allow_unverified=allow_unverified)
+    with recorded_here():
+        info = spawn_flow(name=name, generation=generation, ttl=ttl or get_settings().default_ttl,
+                          recreate=recreate, allow_unverified=allow_unverified)
     password = password_of(info["id"])  # read here, on the user's terminal only; never a flow result
     if as_json:
         keys = ("name", "id", "generation", "host", "port", "user", "password", "database", "expires_at")
@@ -59,9 +61,11 @@ def spawn(
 
 def teardown(name: str = typer.Argument(...)) -> None:
     """Stop the server and remove the clone (idempotent)."""
+    from flows._common import recorded_here
     from flows.teardown import teardown as teardown_flow
 
-    result = teardown_flow(name=name)
+    with recorded_here():
+        result = teardown_flow(name=name)
     _err.print(Text(f"removed {name}" if result["removed"] else f"environment {name!r} was not there; nothing to do"))
 
 
@@ -69,9 +73,11 @@ def reset(name: str = typer.Argument(...),
           latest: bool = typer.Option(False, "--latest", help="Re-clone from the latest generation."),
           allow_unverified: bool = typer.Option(False, "--allow-unverified", help=UNVERIFIED_HELP)) -> None:
     """Discard the environment's changes: re-clone, same name and credentials."""
+    from flows._common import recorded_here
     from flows.reset import reset as reset_flow
 
-    info = reset_flow(name=name, to_latest=latest, allow_unverified=allow_unverified)
+    with recorded_here():
+        info = reset_flow(name=name, to_latest=latest, allow_unverified=allow_unverified)
     _err.print(Text(f"reset {info['name']} to {info['generation']}"))
 
 
@@ -134,9 +140,11 @@ def listing_tables(gens: list[dict], envs: list[dict]) -> tuple[Table, Table]:
 
 def reap() -> None:
     """Tear down expired environments, remove leftovers, retire generations."""
+    from flows._common import recorded_here
     from flows.reap import reap as reap_flow
 
-    report = reap_flow()
+    with recorded_here():
+        report = reap_flow()
     for k, v in report.items():
         _err.print(Text(f"{k}: {', '.join(v) if v else '-'}"))
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pymysql
 
 from phoenix.config import Settings
-from phoenix.errors import StorageError
+from phoenix.errors import Stalled, StorageError
 from phoenix.locks import file_lock
 from phoenix.names import validate_name
 from phoenix.proc import pid_alive, write_private
@@ -256,6 +256,8 @@ def _detach(storage: Volumes, image: str, attempts: int = 5) -> None:
         try:
             storage.detach(image)
             return
+        except Stalled:
+            raise  # the cluster does not answer: a retry a second later waits as long again
         except StorageError:
             if attempt == attempts - 1:
                 raise

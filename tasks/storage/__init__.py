@@ -10,6 +10,7 @@ from tasks.storage.base import (
     InvalidName,
     NotFound,
     Parent,
+    Stalled,
     Storage,
     StorageError,
     Unavailable,
@@ -23,6 +24,7 @@ __all__ = [
     "InvalidName",
     "NotFound",
     "Parent",
+    "Stalled",
     "Storage",
     "StorageError",
     "Unavailable",
@@ -40,6 +42,7 @@ def open_storage(settings: Settings) -> Storage:
             conf=settings.ceph_conf,
             pool=settings.rbd.pool,
             connect_timeout=settings.rbd.connect_timeout,
+            op_timeout=settings.rbd.op_timeout,
             attach_root=settings.home_dir / "rbd",
         )
     from tasks.storage.local import LocalStorage

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from phoenix.locks import file_lock
 from phoenix.proc import daemon_env, mounted_at, run
-from tasks.storage.base import StorageError, Unavailable
+from tasks.storage.base import Stalled, StorageError, Unavailable
 
 
 def _run(args: list[str], what: str, timeout: float = 120, env: dict[str, str] | None = None) -> str:
@@ -32,11 +32,16 @@ def mount_source(path: Path) -> str | None:
 class FuseAttacher:
     """rbd-fuse + loop + mount, under `root` (`<root>/fuse/<image>`, `<root>/mnt/<image>`)."""
 
-    def __init__(self, root: Path, conf: Path, pool: str) -> None:
-        self.root, self.conf, self.pool = root, conf, pool
+    def __init__(self, root: Path, conf: Path, pool: str, op_timeout: int = 60) -> None:
+        self.root, self.conf, self.pool, self.op_timeout = root, conf, pool, op_timeout
         self.fuse_dir = root / "fuse"
         self.mnt_dir = root / "mnt"
         self.lock_dir = root / "locks"
+
+    def _bounded(self, args: list[str], what: str, hint: str = "") -> str:
+        """A step that waits on the cluster (through rbd-fuse, which has no timeout of its own):
+        within rbd.op_timeout, or a one-line Stalled."""
+        return run(args, what + hint, StorageError, self.op_timeout, on_timeout=lambda: stalled(what, self.op_timeout))
 
     def _locked(self, name: str) -> contextlib.AbstractContextManager[bool]:
         return file_lock(self.lock_dir / f"{name}.lock")
@@ -63,6 +68,16 @@ class FuseAttacher:
         out = subprocess.run(["losetup", "-j", str(file)], capture_output=True, text=True).stdout
         return out.split(":", 1)[0] if out.strip() else None
 
+    def _until_released(self, file: Path) -> None:
+        """`losetup -d` of a loop still in use (an unmount that was just interrupted, by a
+        stall for one) only marks it for release: the loop keeps rbd-fuse's file open, and
+        rbd-fuse cannot stop, until the kernel lets go."""
+        deadline = time.monotonic() + self.op_timeout
+        while self._loop_of(file):
+            if time.monotonic() > deadline:
+                raise stalled(f"releasing the loop device of {file.name!r}", self.op_timeout)
+            time.sleep(0.1)
+
     def attached(self, image: str) -> Path | None:
         mnt = self.mnt_dir / image
         return mnt if mount_source(mnt) is not None else None
@@ -75,7 +90,7 @@ class FuseAttacher:
             file = self._fuse(image)
             loop = (
                 self._loop_of(file)
-                or _run(["losetup", "--find", "--show", str(file)], f"losetup for image {image!r}").strip()
+                or self._bounded(["losetup", "--find", "--show", str(file)], f"losetup for image {image!r}").strip()
             )
             try:
                 fstype = subprocess.run(
@@ -99,7 +114,7 @@ class FuseAttacher:
                         timeout=600,
                     )
                 mnt.mkdir(parents=True, exist_ok=True)
-                _run(["mount", "-t", "ext4", "-o", "noatime", loop, str(mnt)], f"mounting image {image!r}")
+                self._bounded(["mount", "-t", "ext4", "-o", "noatime", loop, str(mnt)], f"mounting image {image!r}")
             except BaseException:
                 subprocess.run(["losetup", "-d", loop], capture_output=True)
                 raise
@@ -111,13 +126,14 @@ class FuseAttacher:
             if mount_source(mnt) is not None:
                 # umount writes this filesystem back itself; a host-wide sync also waited for
                 # every other stalled mount on the host (another stack's OSD), past any timeout.
-                _run(["umount", str(mnt)], f"unmounting image {image!r} (a server still running on it?)")
+                self._bounded(["umount", str(mnt)], f"unmounting image {image!r}", " (a server still running on it?)")
             fuse = self.fuse_dir / image
             if mount_source(fuse) is not None:
                 loop = self._loop_of(fuse / image)
                 if loop:
-                    _run(["losetup", "-d", loop], f"detaching the loop device of image {image!r}")
-                _run(["fusermount3", "-u", str(fuse)], f"stopping rbd-fuse of image {image!r}")
+                    self._bounded(["losetup", "-d", loop], f"detaching the loop device of image {image!r}")
+                    self._until_released(fuse / image)
+                self._bounded(["fusermount3", "-u", str(fuse)], f"stopping rbd-fuse of image {image!r}")
             for d in (mnt, fuse):
                 with contextlib.suppress(OSError):
                     d.rmdir()
@@ -156,6 +172,13 @@ def parse_free_blocks(dump: str) -> list[tuple[int, int]]:
             first, last = int(a), int(b or a)
             out.append((first * block, (last - first + 1) * block))
     return sorted(out)
+
+
+def stalled(what: str, op_timeout: int) -> Stalled:
+    return Stalled(
+        f"Ceph did not answer within rbd.op_timeout ({op_timeout}s) while {what}: an OSD is stalled or down "
+        "(see `ceph -s`); retry once the cluster is healthy"
+    )
 
 
 def unavailable(conf: Path, exc: BaseException) -> Unavailable:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from phoenix.errors import AlreadyExists, Busy, InvalidName, NotFound, StorageError, Unavailable
+from phoenix.errors import AlreadyExists, Busy, InvalidName, NotFound, Stalled, StorageError, Unavailable
 from phoenix.names import validate_name
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "NotFound",
     "Parent",
     "Storage",
+    "Stalled",
     "StorageError",
     "Unavailable",
     "validate_name",

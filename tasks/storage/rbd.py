@@ -17,7 +17,7 @@ from pathlib import Path
 import rados
 import rbd
 
-from tasks.storage._attach import FuseAttacher, unavailable
+from tasks.storage._attach import FuseAttacher, stalled, unavailable
 from tasks.storage.base import (
     AlreadyExists,
     Busy,
@@ -35,8 +35,10 @@ class RbdStorage(Storage):
     name = "rbd"
     network_volumes = True
 
-    def __init__(self, conf: Path, pool: str, connect_timeout: int = 5, attach_root: Path | None = None) -> None:
-        self.conf, self.pool = Path(conf), pool
+    def __init__(
+        self, conf: Path, pool: str, connect_timeout: int = 5, attach_root: Path | None = None, op_timeout: int = 60
+    ) -> None:
+        self.conf, self.pool, self.op_timeout = Path(conf), pool, int(op_timeout)
         if not self.conf.exists():
             raise unavailable(self.conf, FileNotFoundError(str(conf)))
         timeout = str(int(connect_timeout))
@@ -44,7 +46,8 @@ class RbdStorage(Storage):
             conffile=str(self.conf),
             conf={
                 "rados_mon_op_timeout": timeout,
-                "rados_osd_op_timeout": "60",
+                # Without it an op on a stalled OSD waits for ever: librbd gives up and says so.
+                "rados_osd_op_timeout": str(self.op_timeout),
                 "client_mount_timeout": timeout,
                 "keyring": "/dev/null",
                 "admin_socket": "",
@@ -61,7 +64,7 @@ class RbdStorage(Storage):
             self._cluster.shutdown()
             raise unavailable(self.conf, exc) from None
         self._rbd = rbd.RBD()
-        self._attacher = FuseAttacher(attach_root or self.conf.parent / "attach", self.conf, pool)
+        self._attacher = FuseAttacher(attach_root or self.conf.parent / "attach", self.conf, pool, self.op_timeout)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -70,6 +73,9 @@ class RbdStorage(Storage):
             self._cluster.shutdown()
 
     # -- helpers ---------------------------------------------------------------------
+    def _map(self, exc: BaseException, what: str) -> StorageError:
+        return _map(exc, what, self.op_timeout)
+
     @contextlib.contextmanager
     def _image(self, image: str, snap: str | None = None, read_only: bool = True) -> Iterator[rbd.Image]:
         validate_name(image)
@@ -79,11 +85,11 @@ class RbdStorage(Storage):
             what = f"snapshot {image}@{snap}" if snap else f"image {image!r}"
             raise NotFound(f"{what} not found in pool {self.pool!r}") from None
         except rbd.Error as exc:
-            raise _map(exc, image) from None
+            raise self._map(exc, image) from None
         try:
             yield img
         except rbd.Error as exc:
-            raise _map(exc, image if snap is None else f"{image}@{snap}") from None
+            raise self._map(exc, image if snap is None else f"{image}@{snap}") from None
         finally:
             img.close()
 
@@ -93,7 +99,7 @@ class RbdStorage(Storage):
         try:
             self._rbd.create(self._ioctx, image, int(size_bytes), old_format=False, features=rbd.RBD_FEATURE_LAYERING)
         except rbd.Error as exc:
-            raise _map(exc, image) from None
+            raise self._map(exc, image) from None
 
     def remove(self, image: str) -> None:
         validate_name(image)
@@ -106,7 +112,7 @@ class RbdStorage(Storage):
                 f"image {image!r} has snapshots ({', '.join(self.snapshots(image))}): remove them first"
             ) from None
         except rbd.Error as exc:
-            raise _map(exc, image) from None
+            raise self._map(exc, image) from None
 
     def exists(self, image: str) -> bool:
         validate_name(image)
@@ -120,7 +126,7 @@ class RbdStorage(Storage):
         try:
             return sorted(self._rbd.list(self._ioctx))
         except rbd.Error as exc:
-            raise _map(exc, self.pool) from None
+            raise self._map(exc, self.pool) from None
 
     def usage(self, image: str) -> int:
         """Allocated extents of the image itself (what `rbd du` shows for a clone: not the parent's)."""
@@ -193,7 +199,7 @@ class RbdStorage(Storage):
         try:
             self._rbd.clone(self._ioctx, image, snap, self._ioctx, new_image, features=rbd.RBD_FEATURE_LAYERING)
         except rbd.Error as exc:
-            raise _map(exc, new_image) from None
+            raise self._map(exc, new_image) from None
         # librbd copies the parent's image-meta into a clone; a clone must start with
         # none, or an environment would claim to be a golden in the catalog.
         with self._image(new_image, read_only=False) as img:
@@ -318,8 +324,10 @@ def _intersect(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> Iterator[t
             j += 1
 
 
-def _map(exc: BaseException, what: str) -> StorageError:
+def _map(exc: BaseException, what: str, op_timeout: int) -> StorageError:
     """librbd's exceptions to the typed errors of the contract (one line each)."""
+    if isinstance(exc, rbd.Timeout | rados.TimedOut):
+        return stalled(f"acting on {what!r}", op_timeout)
     if isinstance(exc, rbd.ImageNotFound):
         return NotFound(f"{what!r} not found")
     if isinstance(exc, rbd.ImageExists):
@@ -328,6 +336,6 @@ def _map(exc: BaseException, what: str) -> StorageError:
         return Busy(f"image {what!r} is busy (snapshots, clones or watchers)")
     if isinstance(exc, rbd.InvalidArgument):
         return InvalidName(f"invalid argument for {what!r}: {exc}")
-    if isinstance(exc, rbd.ConnectionShutdown | rbd.Timeout if hasattr(rbd, "Timeout") else rbd.ConnectionShutdown):
+    if isinstance(exc, rbd.ConnectionShutdown):
         return StorageError(f"Ceph connection lost while acting on {what!r}: check the cluster")
     return StorageError(f"rbd error on {what!r}: {type(exc).__name__}: {exc}")
