@@ -17,8 +17,10 @@ table and kind go as one statement. `truncate` tables are passed over; a `delete
 filters the incoming rows (an update whose new row it drops deletes the old one). An
 update or delete that does not find its row means the copy and the source diverged: an
 AnonymizationError, never a silently different golden. What the rules cannot do row by row
-— a free-text scrub (its dictionary is built from whole tables), a primary key changed
-by an update, a table without one — is IncrementalUnsupported.
+is IncrementalUnsupported: a changed free text (the scrub's dictionary is built from whole
+tables), a changed identifying column when texts are scrubbed (the dictionary changes, and
+with it how unchanged texts scrub — a 45 MB cycle gave another support_tickets than a full
+one), a primary key changed by an update, a table without one.
 
 Every changed row's original values also go, as they came, into `_phx_orig_<table>`
 (key-less MyISAM: no redo or undo log holds them), the gate's baseline is read from there
@@ -36,6 +38,7 @@ import pymysql
 from pymysql.constants import CLIENT
 
 from anonymization.engine import Engine, set_based
+from anonymization.freetext import capture_columns, has_scrub
 from anonymization.inline import sample_table
 from anonymization.rewrite import Trigger, create_trigger, triggers_of
 from anonymization.rules import Rules
@@ -138,7 +141,13 @@ class Applier:
                 "scrub's dictionary is built from whole tables, so it runs in a full cycle"
             )
         pk = self._pk(database, table)
+        dictionary = capture_columns(trule) if trule is not None and has_scrub(eng.rules) else []
         for row in rows:
+            if dictionary and (kind != "update" or any(row[0][c] != row[1][c] for c in dictionary)):
+                raise IncrementalUnsupported(
+                    f"identifying columns of {database}.{table} changed, and free text is scrubbed with a "
+                    "dictionary of them: texts that did not change may scrub differently now, so it runs in a full cycle"
+                )
             values = row[1] if kind == "update" else row
             cols = list(values)
             if set(cols) != set(eng.schema[table]):

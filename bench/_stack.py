@@ -23,3 +23,34 @@ def stop(home: Path) -> None:
 
     get_settings.cache_clear()
     stack.down(get_settings(), progress=lambda _m: None)
+
+
+def timed_restore(home: Path, dump: Path, profile: str = "restore", jobs: int = 0) -> float:
+    """Seconds to restore `dump` into a fresh server of `profile`: `mariadb < dump` (jobs=0), or
+    Phoenix's restore over `jobs` connections."""
+    import shutil
+    import subprocess
+    import time
+
+    from tasks.runtime.mariadb import MariaDBServer, client_binary, free_port
+    from tasks.sources.restore import restore
+
+    tmp = home / f"raw-{profile}-{jobs}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    server = MariaDBServer(tmp / "data", tmp / "run", free_port(), profile)
+    server.initialize()
+    server.start()
+    server.wait_ready()
+    try:
+        subprocess.run([client_binary(), f"--socket={server.socket}", "-uroot", "-e", "CREATE DATABASE app"], check=True)
+        t0 = time.monotonic()
+        if jobs:
+            restore(str(dump), server.admin(), "app", jobs=jobs)
+            return time.monotonic() - t0
+        zstd = subprocess.Popen(["zstd", "-dc", str(dump)], stdout=subprocess.PIPE)
+        subprocess.run([client_binary(), f"--socket={server.socket}", "-uroot", "app"], stdin=zstd.stdout, check=True)
+        zstd.wait()
+        return time.monotonic() - t0
+    finally:
+        server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -13,44 +13,20 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import subprocess
 import time
 from pathlib import Path
 
-from _stack import isolate, stop  # noqa: E402
+from _stack import isolate, stop, timed_restore  # noqa: E402
 
 HOME = Path("/var/tmp/phoenix-bench-breed")
 isolate(HOME, prefect_port=4232, mon_port=6732)
 
 from phoenix.config import get_settings  # noqa: E402
-from tasks.runtime.mariadb import MariaDBServer, client_binary, free_port  # noqa: E402
 from tasks.sources.generate import generate  # noqa: E402
 
 
 def raw_restore(dump: Path, profile: str, jobs: int = 0) -> float:
-    """`mariadb < dump` (jobs=0), or Phoenix's restore over `jobs` connections."""
-    tmp = HOME / f"raw-{profile}-{jobs}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    server = MariaDBServer(tmp / "data", tmp / "run", free_port(), profile)
-    server.initialize()
-    server.start()
-    server.wait_ready()
-    try:
-        subprocess.run([client_binary(), f"--socket={server.socket}", "-uroot", "-e", "CREATE DATABASE app"], check=True)
-        t0 = time.monotonic()
-        if jobs:
-            from tasks.sources.restore import restore
-
-            restore(str(dump), server.admin(), "app", jobs=jobs)
-            return time.monotonic() - t0
-        zstd = subprocess.Popen(["zstd", "-dc", str(dump)], stdout=subprocess.PIPE)
-        subprocess.run([client_binary(), f"--socket={server.socket}", "-uroot", "app"], stdin=zstd.stdout, check=True)
-        zstd.wait()
-        return time.monotonic() - t0
-    finally:
-        server.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+    return timed_restore(HOME, dump, profile, jobs)
 
 
 def main() -> None:

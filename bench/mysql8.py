@@ -23,13 +23,15 @@ from pathlib import Path
 
 HOME = Path(os.environ.get("PHOENIX_BENCH_HOME", "/var/tmp/phoenix-bench-mysql8"))
 
+from _stack import timed_restore  # noqa: E402
+
 from tasks.runtime.mariadb import MariaDBServer, free_port  # noqa: E402
 from tasks.sources._mysql8 import Translator  # noqa: E402
 from tasks.sources._mysql8_blocks import BlockTranslator  # noqa: E402
 from tasks.sources._mysql8_server import collations  # noqa: E402
 from tasks.sources._parallel import statements  # noqa: E402
 from tasks.sources.generate import generate  # noqa: E402
-from tasks.sources.restore import dump_blocks, restore  # noqa: E402
+from tasks.sources.restore import dump_blocks  # noqa: E402
 
 MYSQL8_HEAD = (b"-- MySQL dump 10.13  Distrib 8.0.36, for Linux (x86_64)\n--\n-- Host: 10.0.3.7    Database: shop\n"
                b"-- ------------------------------------------------------\n-- Server version\t8.0.36\n\n"
@@ -70,22 +72,6 @@ def cpu_costs(dump: Path, known: set[str]) -> tuple[float, float, float, float]:
     return read, max(client, 0.0), split, max(stmts, 0.0)
 
 
-def timed_restore(dump: Path, jobs: int) -> float:
-    tmp = HOME / f"restore-{jobs}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    server = MariaDBServer(tmp / "data", tmp / "run", free_port(), "restore")
-    server.initialize()
-    server.start()
-    server.wait_ready()
-    try:
-        t0 = time.monotonic()
-        restore(str(dump), server.admin(), "app", jobs=jobs)
-        return time.monotonic() - t0
-    finally:
-        server.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
@@ -114,8 +100,8 @@ def main() -> None:
         shutil.rmtree(HOME / "probe", ignore_errors=True)
     size = sum(len(b) for b in dump_blocks(dump))
     read, client, split, stmts = cpu_costs(dump, known)
-    r1 = timed_restore(dump, 1)
-    r2 = timed_restore(dump, 2)
+    r1 = timed_restore(HOME, dump, "restore", 1)
+    r2 = timed_restore(HOME, dump, "restore", 2)
     print(f"MySQL 8 dump: scale {scale}, {size / 1e6:,.0f} MB of SQL ({dump.stat().st_size / 1e6:,.0f} MB .zst)")
     print(f"reading it (decompression): {read:.2f} s CPU; split into statements: {split:.2f} s CPU")
     for path, cost, secs in (("client path (1 job)", client, r1), ("statement path (2 jobs)", stmts, r2)):

@@ -178,6 +178,19 @@ class MariaDBServer:
         # root over the unix socket authenticates by the OS user (unix_socket plugin).
         return AdminAccess(host=None, port=None, user="root", socket=self.socket)
 
+    def query(self, *stmts: str) -> list[tuple]:
+        """Run statements as root over the socket (autocommit); the last one's rows."""
+        conn = pymysql.connect(**self.admin().pymysql_kwargs(), autocommit=True)
+        try:
+            rows: list[tuple] = []
+            with conn.cursor() as cur:
+                for stmt in stmts:
+                    cur.execute(stmt)
+                    rows = list(cur.fetchall())
+            return rows
+        finally:
+            conn.close()
+
     def pid(self) -> int | None:
         # The server truncates its pid file before writing it: read there, it can be empty
         # for an instant while the server lives. The child file is replaced atomically.

@@ -93,12 +93,17 @@ def _new_customer(conn, fake: Faker) -> None:
     with conn.cursor() as cur:
         cur.execute("INSERT INTO customers (first_name, last_name, email, phone, birth_date, locale, profile, "
                     "loyalty_points, created_at) VALUES (%s, %s, %s, %s, %s, 'en_US', NULL, 0, %s)",
-                    (first, last, f"{first}.{last}.{fake.pyint(1000, 9_999_999)}@{fake.free_email_domain()}".lower(),
+                    (first, last, f"{first}.{last}.{_next_id(conn)}@{fake.free_email_domain()}".lower(),
                      fake.phone_number()[:32], fake.date_of_birth(minimum_age=18), fake.date_time_this_year()))
         cur.execute("INSERT INTO addresses (customer_id, kind, street, city, postcode, country) "
                     "VALUES (%s, 'billing', %s, %s, %s, 'US')",
                     (cur.lastrowid, fake.street_address()[:128], fake.city()[:64], fake.postcode()[:16]))
     conn.commit()
+
+
+def _next_id(conn) -> int:
+    """Makes a new customer's e-mail unique (a churn run twice with one seed draws the same names)."""
+    return _q(conn, "SELECT COALESCE(MAX(id), 0) + 1 FROM customers")[0][0]
 
 
 def _erase(conn, cid: int) -> None:

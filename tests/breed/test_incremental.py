@@ -6,7 +6,9 @@ saying where and why; a killed apply leaves `latest` unchanged."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+from pathlib import Path
 
 import pymysql
 import pytest
@@ -31,7 +33,7 @@ def source(tmp_path_factory, shop_dump):
     server.initialize()
     server.start(extra_args=BINLOG)
     server.wait_ready()
-    _sql(server, "CREATE DATABASE shop",
+    server.query("CREATE DATABASE shop",
          f"CREATE USER reader@'127.0.0.1' IDENTIFIED BY '{PASSWORD}'",
          "GRANT SELECT, RELOAD, LOCK TABLES, SHOW VIEW, TRIGGER, EVENT, REPLICATION SLAVE, BINLOG MONITOR "
          "ON *.* TO reader@'127.0.0.1'")
@@ -39,6 +41,27 @@ def source(tmp_path_factory, shop_dump):
         subprocess.run(["mariadb", *server.admin().client_args(), "shop"], stdin=unzip.stdout, check=True)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _rules_without_scrub(tmp_path_factory):
+    """The shop rules with the support tickets left out (`truncate`): with a free-text scrub,
+    every change of a name or e-mail changes the scrub's dictionary, and so breeds in full
+    (test_changed_free_text_…); these tests are about what an incremental cycle does."""
+    from tests.conftest import REPO
+
+    shop = (REPO / "anonymization/rules/shop.yaml").read_text()
+    head, tickets = shop.split("  support_tickets:\n", 1)
+    rest = tickets.split("\n  login_events:", 1)[1]
+    path = tmp_path_factory.mktemp("rules") / "shop-no-tickets.yaml"
+    path.write_text(head + "  support_tickets: {truncate: true}\n  login_events:" + rest)
+    old = os.environ.get("PHOENIX_RULES")
+    os.environ["PHOENIX_RULES"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("PHOENIX_RULES", None)
+    else:
+        os.environ["PHOENIX_RULES"] = old
 
 
 @pytest.fixture(autouse=True)
@@ -53,17 +76,6 @@ def _latest_as_it_was(storage_local, storage_rbd):
                 catalog.remove_generation(st, g.id)
 
 
-def _sql(server, *stmts: str) -> list[tuple]:
-    conn = pymysql.connect(**server.admin().pymysql_kwargs(), autocommit=True)
-    try:
-        with conn.cursor() as cur:
-            for s in stmts:
-                cur.execute(s)
-            return list(cur.fetchall())
-    finally:
-        conn.close()
-
-
 def _url(server) -> str:
     return f"mysql://reader@127.0.0.1:{server.port}/shop"
 
@@ -73,8 +85,8 @@ def _breed(server, mode: str, backend: str = "local", env: dict | None = None, *
                        env={"PHOENIX_SOURCE_PASSWORD": PASSWORD, **(env or {})})
 
 
-def _bred(server, mode: str, backend: str = "local") -> dict:
-    res = _breed(server, mode, backend)
+def _bred(server, mode: str, backend: str = "local", *args: str) -> dict:
+    res = _breed(server, mode, backend, None, *args)
     assert res.returncode == 0, res.stderr[-2000:]
     return json.loads(res.stdout.strip().splitlines()[-1])
 
@@ -101,7 +113,7 @@ def _scan(storage, image: str, values: set[str]) -> list:
 def test_an_incremental_golden_equals_a_full_one_and_erased_customers_are_gone(source, backend, storage):
     first = _bred(source, "full", backend)
     assert first["mode"] == "full" and storage.get_meta(first["golden"], Meta.POSITION)
-    emails = dict(_sql(source, "SELECT id, email FROM shop.customers"))
+    emails = dict(source.query("SELECT id, email FROM shop.customers"))
 
     churned = _churn(source, "--fraction", "0.02", "--seed", "7")
     assert churned["erased"] and churned["counts"]["orders"] > 0
@@ -143,7 +155,7 @@ def _pseudonyms(golden: str, ids: set[int], backend: str) -> set[str]:
 def test_ddl_makes_auto_breed_in_full_and_incremental_fail_with_its_position(source, storage_local):
     _bred(source, "full")
     before = catalog.latest(storage_local)
-    _sql(source, "CREATE TABLE shop.coupons (id INT PRIMARY KEY, code VARCHAR(20))")
+    source.query("CREATE TABLE shop.coupons (id INT PRIMARY KEY, code VARCHAR(20))")
     failed = _breed(source, "incremental")
     assert failed.returncode == 1
     line = failed.stderr.strip().splitlines()[-1]
@@ -154,24 +166,29 @@ def test_ddl_makes_auto_breed_in_full_and_incremental_fail_with_its_position(sou
     fell = _bred(source, "auto")
     assert fell["mode"] == "full" and "fell back" in fell["reason"] and "DDL" in fell["reason"]
     assert "mysql-bin." in fell["reason"]
-    _sql(source, "DROP TABLE shop.coupons")
+    source.query("DROP TABLE shop.coupons")
 
 
 def test_changed_free_text_or_rules_or_purged_binlogs_mean_a_full_cycle(source, storage_local, tmp_path):
     from tests.conftest import REPO
 
-    _bred(source, "full")
+    shop = str(REPO / "anonymization/rules/shop.yaml")  # support_tickets.body: scrub
+    _bred(source, "full", "local", "--rules", shop)
     _churn(source, "--fraction", "0.01", "--seed", "11", "--tickets")
-    fell = _bred(source, "auto")
+    fell = _bred(source, "auto", "local", "--rules", shop)
     assert fell["mode"] == "full" and "free text" in fell["reason"]
+    # a name or e-mail the scrub's dictionary holds changed: texts that did not change may scrub anew
+    source.query("UPDATE shop.customers SET email = CONCAT('x', email) WHERE id = 3")
+    fell = _bred(source, "auto", "local", "--rules", shop)
+    assert fell["mode"] == "full" and "dictionary" in fell["reason"], fell["reason"]
 
     rules = tmp_path / "rules.yaml"  # the same rules and one more: the last golden's pseudonyms no longer fit
-    rules.write_text((REPO / "anonymization/rules/shop.yaml").read_text().replace("      sku: keep", "      sku: hash"))
+    rules.write_text(Path(os.environ["PHOENIX_RULES"]).read_text().replace("      sku: keep", "      sku: hash"))
     refused = _breed(source, "incremental", "local", None, "--rules", str(rules))
     assert refused.returncode == 1 and "the rules or the key changed" in refused.stderr.strip().splitlines()[-1]
 
-    _sql(source, "FLUSH BINARY LOGS", "FLUSH BINARY LOGS", "PURGE BINARY LOGS BEFORE NOW() + INTERVAL 1 DAY")
-    failed = _breed(source, "incremental")
+    source.query("FLUSH BINARY LOGS", "FLUSH BINARY LOGS", "PURGE BINARY LOGS BEFORE NOW() + INTERVAL 1 DAY")
+    failed = _breed(source, "incremental", "local", None, "--rules", shop)
     assert failed.returncode == 1 and "purged" in failed.stderr.strip().splitlines()[-1]
     assert not catalog.images(storage_local, catalog.Kind.BREEDER)  # refused before any breeder existed
 
