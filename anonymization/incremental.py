@@ -46,6 +46,7 @@ from phoenix.db import AdminAccess, quote
 from phoenix.errors import AnonymizationError, IncrementalUnsupported
 
 BATCH = 500  # rows per statement
+WINDOW = 5000  # rows held and grouped before they are written (a commit writes them too)
 
 
 @dataclass
@@ -88,9 +89,10 @@ class Applier:
         self.done = Applied()
         self._selects: dict[tuple, str] = {}
         self._prepared: dict[tuple, str] = {}
-        self._batch: tuple[str, str, str, list[str]] | None = None
-        self._rows: list = []
-        self._keys: set[tuple] = set()
+        self._window: dict[tuple, list] = {}  # (db, table, kind, columns) -> rows, in first-seen order
+        self._touched: set[tuple] = set()  # (db, table, key) of the rows in the window
+        self._held = 0
+        self._depths: dict[str, dict[str, int] | None] = {}
 
     def close(self) -> None:
         """Puts the triggers back (also after a failure: the breeder stays consistent)."""
@@ -157,19 +159,65 @@ class Applier:
                 )
             if kind == "update" and any(row[0][k] != row[1][k] for k in pk):
                 raise IncrementalUnsupported(f"an update of {database}.{table} changes its primary key")
-            ident = tuple(values[k] for k in pk)
-            if self._batch != (database, table, kind, cols) or len(self._rows) >= BATCH or ident in self._keys:
+            group, touched = (database, table, kind, tuple(cols)), (database, table, tuple(values[k] for k in pk))
+            if (
+                touched in self._touched
+                or self._held >= WINDOW
+                or (not self._ranks(database) and self._window and group not in self._window)
+            ):
                 self.flush()
-                self._batch = (database, table, kind, cols)
-            self._rows.append(row)
-            self._keys.add(ident)
+            self._window.setdefault(group, []).append(row)
+            self._touched.add(touched)
+            self._held += 1
 
     def flush(self) -> None:
-        if self._batch is None or not self._rows:
-            self._batch, self._rows, self._keys = None, [], set()
-            return
-        db, table, kind, cols = self._batch
-        rows, self._batch, self._rows, self._keys = self._rows, None, [], set()
+        """The window's rows, grouped: inserts parents first, then updates, then deletes children
+        first — the order of the source's commits, up to rows no two of which are the same row
+        (a second change of one row flushes first) and foreign keys (the groups' order)."""
+        window, self._window, self._touched, self._held = self._window, {}, set(), 0
+        order = {"insert": 0, "update": 1, "delete": 2}
+
+        def rank(g: tuple) -> tuple[int, int]:
+            depth = (self._ranks(g[0]) or {}).get(g[1], 0)
+            return order[g[2]], -depth if g[2] == "delete" else depth
+
+        for group in sorted(window, key=rank):  # stable: groups of one rank keep their order
+            db, table, kind, cols = group
+            rows = window[group]
+            for i in range(0, len(rows), BATCH):
+                self._flush_group(db, table, kind, list(cols), rows[i : i + BATCH])
+
+    def _ranks(self, db: str) -> dict[str, int] | None:
+        """Each table's depth below the tables its foreign keys reference (0: none); None when
+        the references form a cycle (then changes are applied in their order, group by group)."""
+        if db not in self._depths:
+            with self.conn.cursor() as cur:
+                cur.execute(
+                    "SELECT DISTINCT TABLE_NAME, REFERENCED_TABLE_NAME FROM information_schema.KEY_COLUMN_USAGE "
+                    "WHERE TABLE_SCHEMA = %s AND REFERENCED_TABLE_SCHEMA = %s AND TABLE_NAME <> REFERENCED_TABLE_NAME",
+                    (db, db),
+                )
+                refs: dict[str, set[str]] = {}
+                for child, parent in cur.fetchall():
+                    refs.setdefault(child, set()).add(parent)
+            depths: dict[str, int] = {}
+
+            def depth(t: str, seen: frozenset) -> int | None:
+                if t in seen:
+                    return None
+                if t not in depths:
+                    below = [depth(p, seen | {t}) for p in refs.get(t, ())]
+                    known = [d for d in below if d is not None]
+                    if len(known) < len(below):
+                        return None
+                    depths[t] = 1 + max(known, default=-1)
+                return depths[t]
+
+            ok = all(depth(t, frozenset()) is not None for t in refs)
+            self._depths[db] = depths if ok else None
+        return self._depths[db]
+
+    def _flush_group(self, db: str, table: str, kind: str, cols: list[str], rows: list) -> None:
         images = [r[1] for r in rows] if kind == "update" else rows
         self._stage(db, table, cols, images + ([r[0] for r in rows] if kind == "update" else []))
         if kind != "delete":
