@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 import pymysql
 from pymysql.constants import CLIENT
 
+from anonymization._fk_order import fk_depths
 from anonymization.engine import Engine, set_based
 from anonymization.freetext import capture_columns, has_scrub
 from anonymization.inline import sample_table
@@ -188,33 +189,8 @@ class Applier:
                 self._flush_group(db, table, kind, list(cols), rows[i : i + BATCH])
 
     def _ranks(self, db: str) -> dict[str, int] | None:
-        """Each table's depth below the tables its foreign keys reference (0: none); None when
-        the references form a cycle (then changes are applied in their order, group by group)."""
         if db not in self._depths:
-            with self.conn.cursor() as cur:
-                cur.execute(
-                    "SELECT DISTINCT TABLE_NAME, REFERENCED_TABLE_NAME FROM information_schema.KEY_COLUMN_USAGE "
-                    "WHERE TABLE_SCHEMA = %s AND REFERENCED_TABLE_SCHEMA = %s AND TABLE_NAME <> REFERENCED_TABLE_NAME",
-                    (db, db),
-                )
-                refs: dict[str, set[str]] = {}
-                for child, parent in cur.fetchall():
-                    refs.setdefault(child, set()).add(parent)
-            depths: dict[str, int] = {}
-
-            def depth(t: str, seen: frozenset) -> int | None:
-                if t in seen:
-                    return None
-                if t not in depths:
-                    below = [depth(p, seen | {t}) for p in refs.get(t, ())]
-                    known = [d for d in below if d is not None]
-                    if len(known) < len(below):
-                        return None
-                    depths[t] = 1 + max(known, default=-1)
-                return depths[t]
-
-            ok = all(depth(t, frozenset()) is not None for t in refs)
-            self._depths[db] = depths if ok else None
+            self._depths[db] = fk_depths(self.conn, db)
         return self._depths[db]
 
     def _flush_group(self, db: str, table: str, kind: str, cols: list[str], rows: list) -> None:
