@@ -94,6 +94,7 @@ class Applier:
         self._touched: set[tuple] = set()  # (db, table, key) of the rows in the window
         self._held = 0
         self._depths: dict[str, dict[str, int] | None] = {}
+        self._pks: dict[tuple[str, str], list[str]] = {}
 
     def close(self) -> None:
         """Puts the triggers back (also after a failure: the breeder stays consistent)."""
@@ -350,7 +351,7 @@ class Applier:
         return f"NOT COALESCE(({trule.delete_where}), FALSE)" if trule is not None and trule.delete_where else None
 
     def _pk(self, db: str, table: str) -> list[str]:
-        cache = self.__dict__.setdefault("_pks", {})
+        cache = self._pks
         if (db, table) not in cache:
             with self.conn.cursor() as cur:
                 cur.execute(f"SHOW KEYS FROM {quote(db)}.{quote(table)} WHERE Key_name = 'PRIMARY'")

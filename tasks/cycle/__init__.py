@@ -8,6 +8,7 @@ name, and the report is built from those results (`report`), also for a failed c
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -66,6 +67,11 @@ class Cycle:
         the last golden's."""
         return list(self.results["restore"].databases) if "restore" in self.results else list(self.plan.databases)
 
+    @functools.cached_property
+    def recipe(self) -> str:
+        """What this cycle's pseudonyms follow from (rules and key), read once."""
+        return inc.recipe(self.rules_path, self.key)
+
     @property
     def anonymized(self):
         """Step 3's result: the anonymization (full) or the apply (incremental)."""
@@ -118,7 +124,7 @@ _CHECKED: tuple[Step, ...] = (  # steps 4-10: the same for both kinds of cycle
     ("snapshot_breeder", lambda c: s.snapshot_breeder(c.storage, c.breeder)),
     ("clone_golden", lambda c: s.clone_golden(c.storage, c.breeder, c.golden, c.results["forensic_gate"].bytes_scanned,
                                               c.databases, describe(c.source), c.position,
-                                              inc.recipe(c.rules_path, c.key))),
+                                              c.recipe)),
     ("publish", lambda c: s.publish(c.storage, c.golden, c.breeder)),
     ("remove_breeder", lambda c: s.remove_breeder(c.storage, c.runtime, c.breeder)),
     ("retire", lambda c: s.retire(c.storage, c.settings.keep_generations)),
@@ -149,7 +155,7 @@ def breed(c: Cycle, mode: str) -> None:
     from phoenix.errors import IncrementalUnsupported
     from tasks import catalog
 
-    c.plan = choose(c.storage, c.source, mode, inc.recipe(c.rules_path, c.key))
+    c.plan = choose(c.storage, c.source, mode, c.recipe)
     log = get_run_logger()
     log.info(f"{c.plan.mode} cycle: {c.plan.reason}")
     try:
