@@ -82,3 +82,33 @@ def test_an_original_inside_a_written_pseudonym_is_no_leak_in_the_bytes():
     assert border.passed  # across a chunk border too
     seam = scan([Extent("t.ibd", 0, b"xx Jose "), Extent("t.ibd", 8, b"Angel Smith yy")], n)
     assert seam.passed  # the original starts the second chunk, inside the pseudonym that spans the seam
+
+
+def test_a_hit_waits_for_the_next_chunk_to_know_whether_a_written_pseudonym_covers_it():
+    n = _needles("Angel Smith")
+    n.discard(["Jose Angel Smith Junior"])
+    covered = scan([Extent("t.ibd", 0, b"xx Jose Angel Smith"), Extent("t.ibd", 19, b" Junior yy")], n)
+    assert covered.passed  # the pseudonym goes on in the second chunk
+    ends = scan([Extent("t.ibd", 0, b"xx Jose Angel Smith")], n)
+    assert [f.offset for f in ends.findings] == [8]  # the place ends there: no pseudonym covers it
+    other = scan([Extent("a", 0, b"xx Jose Angel Smith"), Extent("b", 0, b" Junior yy")], n)
+    assert [(f.place, f.offset) for f in other.findings] == [("a", 8)]  # another file goes on, not this one
+
+
+def test_chunks_searched_on_several_threads_find_what_one_thread_finds():
+    import random
+
+    rnd = random.Random(7)
+    values = [f"Person{i:04d} Surname{i:04d}" for i in range(300)]
+    n = _needles(*values)
+    n.discard([f"Dr {v} Jr" for v in values[::3]])
+    parts = []
+    for _ in range(3000):
+        v = rnd.choice(values)
+        parts.append(rnd.choice([v, f"Dr {v} Jr", "filler text ", "\x00" * rnd.randint(1, 50)]).encode())
+    data = b"".join(parts)
+    extents = [Extent("f", i, data[i:i + 997]) for i in range(0, len(data), 997)]
+    one, many = scan(extents, n, threads=1), scan(extents, n, threads=3)
+    whole = scan([Extent("f", 0, data)], n, threads=1)
+    assert [f.offset for f in one.findings] == [f.offset for f in many.findings] == [f.offset for f in whole.findings]
+    assert one.findings and one.more == many.more
