@@ -156,12 +156,14 @@ class TextDictionary:
 class Phrases:
     """Sampled originals in clear, for the SQL gate's search inside free text. Memory only."""
 
-    __slots__ = ("_values", "_auto", "_for")
+    __slots__ = ("_values", "_auto", "_for", "_cover", "_longest")
 
     def __init__(self) -> None:
         self._values: dict[str, str] = {}
         self._auto: _Automaton | None = None
         self._for: tuple[int, int] = (0, -1)
+        self._cover: ahocorasick_rs.AhoCorasick | None = None  # the written pseudonyms
+        self._longest = 0
 
     def add(self, value: str, column: str) -> None:
         if len(value) >= MIN_CHARS:
@@ -179,15 +181,29 @@ class Phrases:
 
     def count(self, text: str, exclude: set[str]) -> int:
         """How many sampled originals occur in `text`, not counting values in `exclude` (the
-        pseudonyms written into texts) nor an original inside one of them: those are searched
-        too, and the leftmost-longest match wins — "Angel Smith", another row's original, inside
-        the written "Jose Angel Smith" is no survivor (the 1 GB shop's one false finding)."""
-        if self._auto is None or self._for != (id(exclude), len(exclude)):
-            extra = [w for w in exclude if w not in self._values and len(w) >= MIN_CHARS]
-            self._auto, self._for = _Automaton(list(self._values) + extra), (id(exclude), len(exclude))
+        pseudonyms written into texts) nor an original inside one of them where it stands —
+        "Angel Smith", another row's original, inside the written "Jose Angel Smith" is no
+        survivor (the 1 GB shop's one false finding). The pseudonyms are searched only around
+        a hit: in the phrases' automaton they made every text's search slower."""
+        if self._auto is None:
+            self._auto = _Automaton(list(self._values))
+        if self._for != (id(exclude), len(exclude)):
+            written = [w for w in exclude if len(w) >= MIN_CHARS]
+            self._cover = ahocorasick_rs.AhoCorasick(written) if written else None
+            self._longest = max((len(w) for w in written), default=0)
+            self._for = (id(exclude), len(exclude))
         patterns = self._auto._patterns
         return sum(
-            1 for i, _s, _e in self._auto.matches(text) if patterns[i] in self._values and patterns[i] not in exclude
+            1 for i, s, e in self._auto.matches(text) if patterns[i] not in exclude and not self._covered(text, s, e)
+        )
+
+    def _covered(self, text: str, s: int, e: int) -> bool:
+        if self._cover is None:
+            return False
+        lo = max(0, e - self._longest)
+        window = text[lo : s + self._longest]
+        return any(
+            a + lo <= s and b + lo >= e for _i, a, b in self._cover.find_matches_as_indexes(window, overlapping=True)
         )
 
 
