@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import ahocorasick_rs
 
+from anonymization._cover import covered
 from phoenix.errors import ForensicFailed
 
 MIN_BYTES = 6  # shorter values ("Anna", "Rome") are words, not identifying on their own
@@ -287,13 +288,7 @@ class _Search:
             found(chunk.place, chunk.start + s, idx)
 
     def _covered(self, buf: bytes, s: int, e: int) -> bool:
-        if self.allowed is None:
-            return False
-        lo = max(0, e - self.a_max)
-        window = buf[lo : s + self.a_max]
-        return any(
-            a + lo <= s and b + lo >= e for _i, a, b in self.allowed.find_matches_as_indexes(window, overlapping=True)
-        )
+        return covered(self.allowed, self.a_max, buf, s, e)
 
     def flush(self, found) -> None:
         """The place ended: decide the hits that waited for bytes after them."""

@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 import ahocorasick_rs
 import pymysql
 
+from anonymization._cover import covered
 from anonymization.keyed import hmac_hex
 from anonymization.rules import Rules, TableRule
 from anonymization.strategies import Dictionaries, email_input, py_dict, py_email, py_phone
@@ -198,13 +199,7 @@ class Phrases:
         )
 
     def _covered(self, text: str, s: int, e: int) -> bool:
-        if self._cover is None:
-            return False
-        lo = max(0, e - self._longest)
-        window = text[lo : s + self._longest]
-        return any(
-            a + lo <= s and b + lo >= e for _i, a, b in self._cover.find_matches_as_indexes(window, overlapping=True)
-        )
+        return covered(self._cover, self._longest, text, s, e)
 
 
 # Originals and their pseudonyms travel as few long strings, not one row each: pymysql
