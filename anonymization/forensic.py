@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import ahocorasick_rs
 
-from anonymization._cover import covered
+from anonymization._cover import Cover
 from phoenix.errors import ForensicFailed
 
 MIN_BYTES = 6  # shorter values ("Anna", "Rome") are words, not identifying on their own
@@ -212,15 +212,21 @@ def scan(extents: Iterable, needles: Needles, target: str = "", threads: int = 0
     workers = threads or min(4, os.cpu_count() or 1)
     with ThreadPoolExecutor(workers) as pool:
         pending: deque = deque()
-        for chunk in search.chunks(extents):
-            result.bytes_scanned += chunk.size
-            pending.append((chunk, pool.submit(search.hits, chunk)))
-            if len(pending) > 2 * workers:  # bounded memory: a few chunks in flight
-                chunk_, hits = pending.popleft()
-                search.decide(chunk_, hits.result(), found)
-        while pending:
+
+        def settle() -> None:  # in the chunks' order: a hit may wait for the next chunk
             chunk_, hits = pending.popleft()
             search.decide(chunk_, hits.result(), found)
+
+        place = None
+        for chunk in search.chunks(extents):
+            result.bytes_scanned += chunk.size
+            if chunk.place != place:
+                result.places, place = result.places + 1, chunk.place
+            pending.append((chunk, pool.submit(search.hits, chunk)))
+            if len(pending) > 2 * workers:  # bounded memory: a few chunks in flight
+                settle()
+        while pending:
+            settle()
         search.flush(found)
     result.seconds = time.monotonic() - t0
     return result
@@ -231,12 +237,8 @@ class _Chunk:
     place: str
     start: int  # offset in `place` of buf[0]
     buf: bytes  # the previous chunk's last bytes (`tail` of them), then this chunk's data
-    tail: int
+    tail: int  # 0: the first chunk of its place, or after a gap
     size: int  # this chunk's own bytes
-
-    @property
-    def end(self) -> int:
-        return self.start + len(self.buf)
 
 
 class _Search:
@@ -247,11 +249,9 @@ class _Search:
 
     def __init__(self, patterns: list[bytes], allowed: list[bytes]) -> None:
         self.needles = ahocorasick_rs.BytesAhoCorasick(patterns, matchkind=ahocorasick_rs.MATCHKIND_LEFTMOST_LONGEST)
-        self.allowed = ahocorasick_rs.BytesAhoCorasick(allowed) if allowed else None
-        self.n_max = max(len(p) for p in patterns)
-        self.a_max = max((len(a) for a in allowed), default=0)
+        self.allowed = Cover(allowed)
         # A seam's hit, or one that waited for the next chunk, has its whole left context in the buffer.
-        self.keep = self.n_max + 2 * self.a_max
+        self.keep = max(len(p) for p in patterns) + 2 * self.allowed.longest
         self._deferred: list[tuple[str, int, int, int]] = []  # (place, start, stop, needle) awaiting bytes
         self._last: _Chunk | None = None
 
@@ -260,19 +260,16 @@ class _Search:
         for ext in extents:
             if ext.place != place or ext.offset != end:
                 place, tail = ext.place, b""
-            yield _Chunk(ext.place, ext.offset - len(tail), tail + ext.data, len(tail), len(ext.data))
-            end = ext.offset + len(ext.data)
-            tail = (tail + ext.data)[-self.keep :] if len(ext.data) < self.keep else ext.data[-self.keep :]
+            buf = tail + ext.data
+            yield _Chunk(ext.place, ext.offset - len(tail), buf, len(tail), len(ext.data))
+            end, tail = ext.offset + len(ext.data), buf[-self.keep :]
 
     def hits(self, chunk: _Chunk) -> list[tuple[int, int, int]]:
         """(needle, start, stop) in buf of the matches that end in this chunk's own bytes."""
         return [(i, s, e) for i, s, e in self.needles.find_matches_as_indexes(chunk.buf) if e > chunk.tail]
 
     def decide(self, chunk: _Chunk, hits: list[tuple[int, int, int]], found) -> None:
-        contiguous = (
-            self._last is not None and self._last.place == chunk.place and self._last.end == chunk.end - chunk.size
-        )
-        if not contiguous:
+        if not chunk.tail:  # not the previous chunk's continuation (any hit waiting came from one with bytes)
             self.flush(found)
         deferred, self._deferred = self._deferred, []
         for _place, s, e, i in deferred:  # still inside this buffer: the tail holds them
@@ -282,20 +279,17 @@ class _Search:
         self._last = chunk
 
     def _one(self, chunk: _Chunk, idx: int, s: int, e: int, found) -> None:
-        if self.allowed is not None and s + self.a_max > len(chunk.buf):
+        if self.allowed and s + self.allowed.longest > len(chunk.buf):
             self._deferred.append((chunk.place, chunk.start + s, chunk.start + e, idx))  # needs the next bytes
-        elif not self._covered(chunk.buf, s, e):
+        elif not self.allowed.covers(chunk.buf, s, e):
             found(chunk.place, chunk.start + s, idx)
-
-    def _covered(self, buf: bytes, s: int, e: int) -> bool:
-        return covered(self.allowed, self.a_max, buf, s, e)
 
     def flush(self, found) -> None:
         """The place ended: decide the hits that waited for bytes after them."""
         last, deferred, self._deferred = self._last, self._deferred, []
         for place, s, e, i in deferred:
             assert last is not None
-            if not self._covered(last.buf, s - last.start, e - last.start):
+            if not self.allowed.covers(last.buf, s - last.start, e - last.start):
                 found(place, s, i)
         self._last = None
 

@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 import ahocorasick_rs
 import pymysql
 
-from anonymization._cover import covered
+from anonymization._cover import Cover
 from anonymization.keyed import hmac_hex
 from anonymization.rules import Rules, TableRule
 from anonymization.strategies import Dictionaries, email_input, py_dict, py_email, py_phone
@@ -157,14 +157,13 @@ class TextDictionary:
 class Phrases:
     """Sampled originals in clear, for the SQL gate's search inside free text. Memory only."""
 
-    __slots__ = ("_values", "_auto", "_for", "_cover", "_longest")
+    __slots__ = ("_values", "_auto", "_for", "_cover")
 
     def __init__(self) -> None:
         self._values: dict[str, str] = {}
         self._auto: _Automaton | None = None
         self._for: tuple[int, int] = (0, -1)
-        self._cover: ahocorasick_rs.AhoCorasick | None = None  # the written pseudonyms
-        self._longest = 0
+        self._cover = Cover([])  # the written pseudonyms
 
     def add(self, value: str, column: str) -> None:
         if len(value) >= MIN_CHARS:
@@ -189,17 +188,14 @@ class Phrases:
         if self._auto is None:
             self._auto = _Automaton(list(self._values))
         if self._for != (id(exclude), len(exclude)):
-            written = [w for w in exclude if len(w) >= MIN_CHARS]
-            self._cover = ahocorasick_rs.AhoCorasick(written) if written else None
-            self._longest = max((len(w) for w in written), default=0)
+            self._cover = Cover([w for w in exclude if len(w) >= MIN_CHARS])
             self._for = (id(exclude), len(exclude))
         patterns = self._auto._patterns
         return sum(
-            1 for i, s, e in self._auto.matches(text) if patterns[i] not in exclude and not self._covered(text, s, e)
+            1
+            for i, s, e in self._auto.matches(text)
+            if patterns[i] not in exclude and not self._cover.covers(text, s, e)
         )
-
-    def _covered(self, text: str, s: int, e: int) -> bool:
-        return covered(self._cover, self._longest, text, s, e)
 
 
 # Originals and their pseudonyms travel as few long strings, not one row each: pymysql

@@ -112,3 +112,9 @@ def test_chunks_searched_on_several_threads_find_what_one_thread_finds():
     whole = scan([Extent("f", 0, data)], n, threads=1)
     assert [f.offset for f in one.findings] == [f.offset for f in many.findings] == [f.offset for f in whole.findings]
     assert one.findings and one.more == many.more
+
+
+def test_the_result_counts_the_places_it_read():
+    extents = [Extent("a", 0, b"x" * 10), Extent("a", 10, b"y" * 10), Extent("b", 0, b"z"), Extent("c", 0, b"")]
+    result = scan(extents, _needles("ada.derek@example.org"), threads=2)
+    assert (result.places, result.bytes_scanned) == (3, 21)
