@@ -58,7 +58,15 @@ class KubernetesSettings(BaseModel):
     model_config = _STRICT
     kubeconfig: Path | None = None
     context: str | None = None
-    db_image: str = "mariadb:10.11"
+    # Empty: the image the local cluster's node announces (built here, `phoenix stack up
+    # --kubernetes`) when volumes are local, else the registry's `mariadb:10.11`.
+    db_image: str = ""
+    # The uid/gid of mysql inside db_image: a datadir on the node (local volumes) is chowned to it.
+    db_uid: int = Field(default=999, ge=0)
+    # Where a database pod's datadir comes from: "csi" (ceph-csi maps the RBD image on any node:
+    # production), "local" (Phoenix attaches the image on this host, which is the cluster's node,
+    # and gives the pod a `local` PV), "auto" (csi when ceph-csi's driver is registered, else local).
+    volumes: Literal["auto", "csi", "local"] = "auto"
     base_domain: str = "phoenix.localhost"
     storage_class: str = ""
     fs_type: str = "ext4"

@@ -27,11 +27,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from infra.local import kube_node, kube_pki
+from infra.local import kube_host, kube_node, kube_pki
 from infra.local._proc import pid_alive, read_pid, spawn_daemon, stop_pid
 from phoenix.config import Settings
 from phoenix.errors import StackError
 from phoenix.proc import daemon_env
+from tasks.runtime.kubernetes.node import CEPH_CSI
 
 _BUILD = Path(__file__).with_name("build-kubernetes.sh")
 _DAEMONS = ("etcd", "kube-apiserver", "kube-controller-manager")  # start order
@@ -171,7 +172,10 @@ def _args(settings: Settings, bin_dir: Path) -> dict[str, list[str]]:
             # the PV binder cannot update persistentvolumes/status: PVCs never bind).
             f"--root-ca-file={d / 'pki' / 'ca.crt'}", "--use-service-account-credentials=true",
             "--port=0", "--secure-port=0", "--bind-address=127.0.0.1", "--logtostderr=true", "--v=0",
-            f"--flex-volume-plugin-dir={d / 'kubelet-plugins'}"],  # not /usr/libexec/kubernetes/…
+            f"--flex-volume-plugin-dir={d / 'kubelet-plugins'}",  # not /usr/libexec/kubernetes/…
+            # A static PV and its claim, applied together, often bound only at the binder's next
+            # resync (15 s by default: 5–15 s measured), and the pod waits for that.
+            "--pvclaimbinder-sync-period=1s"],
     }
 
 
@@ -184,6 +188,9 @@ def status(settings: Settings) -> dict | None:
     if _node_wanted(settings):
         out.update(kube_node.status(_dir(settings), _url(settings)))
         out["parts"] = {**{d: {"pid": p} for d, p in pids.items()}, **out["parts"]}
+    # What `kubernetes.volumes = "auto"` picks here (tasks/runtime/kubernetes/node.py).
+    csi = kube_host.api(_dir(settings), _url(settings), "GET", f"/apis/storage.k8s.io/v1/csidrivers/{CEPH_CSI}")
+    out["volumes"] = "csi" if csi else "local"
     return out
 
 

@@ -114,14 +114,19 @@ def _rmdir(p: str) -> None:
         pass  # not empty: something else uses it
 
 
-def api(d: Path, server: str, method: str, path: str, timeout: float = 5.0) -> dict | None:
-    """One admin request (the token of kube.py's token file); None when it fails."""
+def api(d: Path, server: str, method: str, path: str, timeout: float = 5.0, patch: dict | None = None) -> dict | None:
+    """One admin request (the token of kube.py's token file), `patch` a JSON merge patch;
+    None when it fails."""
     try:
         ctx = ssl.create_default_context(cafile=str(d / "pki" / "ca.crt"))
         token = (d / "tokens.csv").read_text().split(",", 1)[0]
     except OSError:
         return None
-    req = urllib.request.Request(server + path, method=method, headers={"Authorization": f"Bearer {token}"})
+    headers = {"Authorization": f"Bearer {token}"}
+    if patch is not None:
+        headers["Content-Type"] = "application/merge-patch+json"
+    req = urllib.request.Request(server + path, method=method, headers=headers,
+                                 data=None if patch is None else json.dumps(patch).encode())
     try:
         with urllib.request.urlopen(req, timeout=timeout, context=ctx) as resp:
             return json.load(resp)

@@ -19,6 +19,7 @@ from pathlib import Path
 from infra.local import images, kube_host
 from infra.local._proc import pid_alive, read_pid, spawn_daemon, stop_pid
 from phoenix.errors import StackError
+from tasks.runtime.kubernetes.node import ANN_DB_IMAGE, HOST_LABEL
 
 NODE = "phoenix-local-node"
 BRIDGE = "phx0"
@@ -223,9 +224,19 @@ def _check_ports() -> None:
                              "runs per machine — stop the other one (`phoenix stack down`) first")
 
 
+def _announce(d: Path, server: str, refs: dict[str, Path]) -> None:
+    """Tell the runtime this node runs on this host (its volumes may be local paths) and
+    which MariaDB image it has (`kubernetes.db_image = ""`)."""
+    patch = {"metadata": {"labels": {HOST_LABEL: "true"}, "annotations": {ANN_DB_IMAGE: images.mariadb_ref(refs)}}}
+    if kube_host.api(d, server, "PATCH", f"/api/v1/nodes/{NODE}", patch=patch) is None:
+        raise StackError(f"could not label the node {NODE}: see {d / 'kube-apiserver.log'}, "
+                         "then re-run `phoenix stack up --kubernetes`")
+
+
 def up(d: Path, bin_dir: Path, server: str, admin_kubeconfig: Path, ip: str) -> None:
     """Start what is not running, in order; each waits for a real readiness check."""
     if all(pid_alive(read_pid(_pid_file(d, n))) for n in DAEMONS) and node_ready(d, server):
+        _announce(d, server, images.ensure(bin_dir, lambda m: None))
         return
     down(d, server)  # half-running: start over cleanly
     _check_ports()
@@ -248,6 +259,7 @@ def up(d: Path, bin_dir: Path, server: str, admin_kubeconfig: Path, ip: str) -> 
             _wait(d, daemon, *checks[daemon])
             if daemon == "containerd":
                 import_images(d, refs)
+        _announce(d, server, refs)
     except BaseException:
         down(d, server)
         raise

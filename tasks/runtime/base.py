@@ -15,8 +15,9 @@ suite on each):
   them keeps the stored one.
 - `stop` is a slow shutdown and keeps the server's state and credentials: `start` again
   serves the same data. Idempotent. The local runtime keeps the image attached; the
-  Kubernetes one releases its volume (PVC and PV), so the image can be re-cloned (reset)
-  or snapshotted while the namespace and its Secret stay.
+  Kubernetes one releases its volume (PVC and PV, and detaches a clone it mounted for a
+  `local` PV), so the image can be re-cloned (reset) or snapshotted while the namespace
+  and its Secret stay.
 - `remove` stops, forgets the server and its runtime resources, releases the image
   (detached / volume released) and never removes the image itself. Idempotent.
 - `seal` (breeders only) renews what the server's files record beyond the live data.
@@ -28,7 +29,8 @@ suite on each):
 - What a runtime needs of storage is `Volumes` (capabilities, not backend names).
 
 Implementations: `local.py` (mariadbd processes on this host), `kubernetes/`
-(namespace + Secret + static ceph-csi PV + Deployment per environment).
+(namespace + Secret + static PV — ceph-csi's, or `local` on a clone mounted on this host's
+node — + Deployment per environment).
 Each is a context manager; `close()` releases clients, never servers.
 """
 

@@ -1,6 +1,8 @@
-"""Fixtures for the `kubernetes` runtime: the local control plane (started — and built
-the first time, with progress — when it is not running, so this directory runs alone),
-settings pointing at it, the runtime on the RBD backend, and the test kubelet."""
+"""Fixtures for the `kubernetes` runtime: the local cluster (started — and built the first
+time, with progress — when it is not running, so this directory runs alone); settings for
+its real node (`node_settings`: btrfs clones mounted here, `local` PVs, the image built here)
+and for ceph-csi volumes (`kube_settings`: the RBD backend; no ceph-csi here, so the test
+kubelet plays the node for them, one test module at a time)."""
 
 from __future__ import annotations
 
@@ -18,8 +20,15 @@ def kube_cluster(settings):
 
 @pytest.fixture(scope="session")
 def kube_settings(settings, kube_cluster, ceph_cluster):
-    k = settings.kubernetes.model_copy(update={"kubeconfig": Path(kube_cluster["kubeconfig"])})
+    k = settings.kubernetes.model_copy(update={"kubeconfig": Path(kube_cluster["kubeconfig"]), "volumes": "csi"})
     return settings.model_copy(update={"storage": "rbd", "runtime": "kubernetes", "kubernetes": k})
+
+
+@pytest.fixture(scope="session")
+def node_settings(settings, kube_cluster, btrfs_pool):
+    """The defaults a user of the local cluster gets: volumes and image derived from it."""
+    k = settings.kubernetes.model_copy(update={"kubeconfig": Path(kube_cluster["kubeconfig"])})
+    return settings.model_copy(update={"storage": "local", "runtime": "kubernetes", "kubernetes": k})
 
 
 @pytest.fixture(scope="session")
@@ -33,8 +42,10 @@ def k8s(kube_settings):
         yield api
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def kubelet(k8s):
+    """Module-scoped: while it plays, the real node is tainted, so tests of the real node
+    sit in other modules."""
     from tests.kube.kubelet import FakeKubelet
 
     with FakeKubelet(k8s) as kl:

@@ -33,7 +33,6 @@ class FakeKubelet:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="fake-kubelet", daemon=True)
         self.errors: list[str] = []
-        self._lock = threading.Lock()  # held by each round; `paused()` holds it meanwhile
 
     def __enter__(self) -> FakeKubelet:
         try:
@@ -51,6 +50,8 @@ class FakeKubelet:
         self._stop.set()
         self._thread.join(5)
         self._taint_real_nodes(add=False)
+        with contextlib.suppress(ApiException):
+            self.core.delete_node(NODE)
 
     def _taint_real_nodes(self, *, add: bool) -> None:
         for node in self.core.list_node().items:
@@ -63,17 +64,10 @@ class FakeKubelet:
     def serve(self, namespace: str) -> None:
         self.namespaces.add(namespace)
 
-    @contextlib.contextmanager
-    def paused(self):
-        """No rounds meanwhile (a test stops and starts the API server)."""
-        with self._lock:
-            yield
-
     def _loop(self) -> None:
         while not self._stop.wait(0.2):
             try:
-                with self._lock:
-                    self._tick()
+                self._tick()
             except Exception as exc:  # noqa: BLE001 - keep playing; the test sees the errors
                 self.errors.append(repr(exc))
 

@@ -117,8 +117,9 @@ def test_worker_rbac_runs_an_environment_and_allows_no_more(worker_kubeconfig, k
         storage_rbd.remove(image_name(name))
 
 
-def test_kubernetes_runtime_on_btrfs_storage_is_refused_in_one_line():
-    res = run_phoenix("ls", backend="local", env={"PHOENIX_RUNTIME": "kubernetes"})
+def test_csi_volumes_on_btrfs_storage_are_refused_in_one_line():
+    res = run_phoenix("ls", backend="local", env={"PHOENIX_RUNTIME": "kubernetes", "PHOENIX_KUBERNETES__VOLUMES": "csi"})
     assert res.returncode == 2
-    assert res.stderr.strip() == ('phoenix: error: runtime \'kubernetes\' needs storage = "rbd": '
-                                  'its volumes are ceph-csi RBD images')
+    assert res.stderr.strip() == ('phoenix: error: runtime \'kubernetes\' with kubernetes.volumes = "csi" needs '
+                                  'storage = "rbd": ceph-csi maps RBD images; on a node of this host set '
+                                  'kubernetes.volumes = "local"')

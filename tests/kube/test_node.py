@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pymysql
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 
 from infra.local import images, kube, kube_host, kube_node
 from tests.kube.kubelet import TAINT
@@ -23,14 +23,6 @@ pytestmark = pytest.mark.timeout(1800)  # the first run on a machine builds bina
 _USER, _PASSWORD = "phx", "not-secret-node-test"
 _INIT_SQL = (f"CREATE USER IF NOT EXISTS '{_USER}'@'%' IDENTIFIED BY '{_PASSWORD}';\n"
              f"GRANT ALL ON *.* TO '{_USER}'@'%';\n")
-
-
-@pytest.fixture(scope="module")
-def core(kube_cluster):
-    cfg = client.Configuration()
-    config.load_kube_config(kube_cluster["kubeconfig"], client_configuration=cfg)
-    with client.ApiClient(cfg) as api:
-        yield client.CoreV1Api(api)
 
 
 def _wait(cond, timeout: float, what: str):
@@ -81,7 +73,7 @@ def _pod(ref: str) -> client.V1Pod:
     return client.V1Pod(
         metadata=client.V1ObjectMeta(name="mariadb", labels={"app": "mariadb"}),
         spec=client.V1PodSpec(
-            # The session's fake kubelet taints the real node while it plays (tests/kube/kubelet.py).
+            # A test module's fake kubelet taints the real node while it plays (tests/kube/kubelet.py).
             tolerations=[client.V1Toleration(key=TAINT.key, operator="Exists", effect="NoSchedule")],
             termination_grace_period_seconds=5,
             init_containers=[client.V1Container(
@@ -214,11 +206,10 @@ def _host(home) -> dict:
     return {"iptables": _iptables(), "mounts": mounts, "links": links, "sysctls": sysctls, "dirs": dirs}
 
 
-def test_down_restores_the_host(settings, core, kube_cluster, kubelet, tmp_path):
+def test_down_restores_the_host(settings, core, kube_cluster, tmp_path):
     """Runs a pod, then `down` without deleting it first; the session's cluster is
-    started again afterwards (the session's fake kubelet waits meanwhile)."""
-    with kubelet.paused():
-        _down_restores_the_host(settings, core, tmp_path)
+    started again afterwards."""
+    _down_restores_the_host(settings, core, tmp_path)
 
 
 def _down_restores_the_host(settings, core, tmp_path) -> None:

@@ -15,6 +15,7 @@ from phoenix.names import env_id, image_name
 from tasks import environments as envs
 from tasks.runtime.base import ServerFailed
 from tasks.runtime.kubernetes import manifests as m
+from tasks.runtime.kubernetes import node
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -100,7 +101,8 @@ def test_spawn_creates_exactly_the_environment_objects(spawned, k8s, kube_settin
     dep = apps.read_namespaced_deployment("mariadb", ns)
     assert dep.spec.replicas == 1 and dep.spec.strategy.type == "Recreate"
     c = dep.spec.template.spec.containers[0]
-    assert c.image == kube_settings.kubernetes.db_image
+    assert c.image == node.REGISTRY_IMAGE  # db_image "" with ceph-csi volumes: a registry's image
+    assert c.image_pull_policy == "IfNotPresent"
     assert "SELECT 1" in " ".join(c.readiness_probe._exec.command)
     assert c.env_from[0].secret_ref.name == "phoenix-db" and c.resources.limits["memory"]
     assert dep.spec.template.spec.volumes[0].persistent_volume_claim.claim_name == "data"

@@ -1,3 +1,3 @@
 """The runtime contract suite runs on the Kubernetes runtime too: its fixtures come from tests/kube."""
 
-from tests.kube.conftest import k8s, kube_cluster, kube_settings, kubelet  # noqa: F401
+from tests.kube.conftest import kube_cluster, node_settings  # noqa: F401

@@ -18,13 +18,17 @@ VERSION = kubernetes_validate.latest_version()
 _ROOK = {("ceph.rook.io/v1", "CephBlockPool")}  # a CRD: no schema in kubernetes-validate
 
 
-def _objects(profile: str, app: bool) -> list[dict]:
+def _objects(profile: str, app: bool, **target: str) -> list[dict]:
     s = load_settings(kubernetes={"app_image": "registry.example.com/shop:1" if app else "",
                                   "app_env": {"MODE": "integration"}})
     t = m.Target(name="feature-x", image="env-feature-x", namespace=m.namespace_for(s, "feature-x"),
                  profile=profile, size_bytes=3 << 30, labels={"phoenix.io/env": "feature-x"},
-                 annotations={"phoenix.io/expires": "2026-11-25T20:00:00+00:00"})
+                 annotations={"phoenix.io/expires": "2026-11-25T20:00:00+00:00"}, **target)
     return m.all_objects(s, t, Credentials.generate("app"), "root-pw", env_id="feature-x")
+
+
+_LOCAL = {"volume": "local", "host_path": "/srv/phoenix/images/env-feature-x", "node": "node-1",
+          "db_image": "localhost/phoenix-mariadb:10.11.18"}
 
 
 def test_a_current_kubernetes_version_is_used():
@@ -32,9 +36,24 @@ def test_a_current_kubernetes_version_is_used():
     assert (major, minor) >= (1, 30)
 
 
-@pytest.mark.parametrize("profile,app", [("environment", False), ("environment", True), ("restore", False)])
-def test_runtime_manifests_validate_strictly(profile, app):
-    objs = _objects(profile, app)
+def test_local_volumes_are_a_local_pv_on_the_node_with_the_image_built_there():
+    objs = {o["kind"]: o for o in _objects("environment", False, **_LOCAL)}
+    pv, pvc = objs["PersistentVolume"]["spec"], objs["PersistentVolumeClaim"]["spec"]
+    assert "csi" not in pv and pv["local"] == {"path": _LOCAL["host_path"]}
+    term = pv["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"][0]
+    assert term == {"key": "kubernetes.io/hostname", "operator": "In", "values": ["node-1"]}
+    assert pv["storageClassName"] == pvc["storageClassName"] == m.LOCAL_CLASS
+    c = objs["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    assert (c["image"], c["imagePullPolicy"]) == (_LOCAL["db_image"], "Never")  # no registry to pull from
+    csi = {o["kind"]: o for o in _objects("environment", False)}
+    assert csi["PersistentVolume"]["spec"]["csi"]["volumeHandle"] == "env-feature-x"
+    assert csi["Deployment"]["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] == "IfNotPresent"
+
+
+@pytest.mark.parametrize("profile,app,target", [("environment", False, {}), ("environment", True, {}),
+                                                ("restore", False, {}), ("environment", False, _LOCAL)])
+def test_runtime_manifests_validate_strictly(profile, app, target):
+    objs = _objects(profile, app, **target)
     kinds = [o["kind"] for o in objs]
     assert ("Ingress" in kinds) == app
     for obj in objs:

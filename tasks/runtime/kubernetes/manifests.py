@@ -19,6 +19,7 @@ from tasks.runtime.mariadb import COMMON_ARGS, PROFILES  # one definition for bo
 MANAGED_BY = {"app.kubernetes.io/managed-by": "phoenix"}
 DB_NAME, SECRET_NAME, PVC_NAME, POLICY_NAME, APP_NAME = "mariadb", "phoenix-db", "data", "phoenix-db-ingress", "app"
 DB_PORT = 3306
+LOCAL_CLASS = "phoenix-local"  # the class of the `local` PVs (no StorageClass object: bound by name)
 MOUNT = "/var/lib/phoenix"
 DATADIR = f"{MOUNT}/mysql"  # the same layout the local runtime writes inside an image
 ANN_NAME, ANN_IMAGE, ANN_EXPIRES, ANN_PROFILE = (
@@ -85,6 +86,11 @@ class Target:
     size_bytes: int
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
+    db_image: str = "mariadb:10.11"
+    # "csi": ceph-csi maps the RBD image; "local": the image is mounted at host_path on `node`
+    volume: str = "csi"
+    host_path: str = ""
+    node: str = ""
 
     @property
     def pv_name(self) -> str:
@@ -153,36 +159,48 @@ def _quantity(size_bytes: int) -> str:
     return f"{max(1, -(-size_bytes // 2**20))}Mi"
 
 
+def _storage_class(settings: Settings, t: Target) -> str:
+    return LOCAL_CLASS if t.volume == "local" else settings.kubernetes.storage_class
+
+
+def _local_source(t: Target) -> dict:
+    """The clone as Phoenix mounted it on the node (tasks/runtime/kubernetes/node.py)."""
+    term = {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": [t.node]}]}
+    return {"local": {"path": t.host_path}, "nodeAffinity": {"required": {"nodeSelectorTerms": [term]}}}
+
+
 def persistent_volume(settings: Settings, t: Target) -> dict:
-    k = settings.kubernetes
+    spec = {
+        "capacity": {"storage": _quantity(t.size_bytes)},
+        "accessModes": ["ReadWriteOnce"],
+        "persistentVolumeReclaimPolicy": "Retain",  # the image belongs to Phoenix, not to Kubernetes
+        "volumeMode": "Filesystem",
+        "storageClassName": _storage_class(settings, t),
+        "claimRef": {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": t.namespace, "name": PVC_NAME},
+    }
+    spec |= _local_source(t) if t.volume == "local" else _csi_source(settings, t)
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolume",
         "metadata": _meta(t.pv_name, t, namespaced=False),
-        "spec": {
-            "capacity": {"storage": _quantity(t.size_bytes)},
-            "accessModes": ["ReadWriteOnce"],
-            "persistentVolumeReclaimPolicy": "Retain",  # the image belongs to Phoenix, not to Kubernetes
-            "volumeMode": "Filesystem",
-            "storageClassName": k.storage_class,
-            "claimRef": {
-                "apiVersion": "v1",
-                "kind": "PersistentVolumeClaim",
-                "namespace": t.namespace,
-                "name": PVC_NAME,
+        "spec": spec,
+    }
+
+
+def _csi_source(settings: Settings, t: Target) -> dict:
+    k = settings.kubernetes
+    return {
+        "csi": {
+            "driver": "rbd.csi.ceph.com",
+            "fsType": k.fs_type,
+            "volumeHandle": t.image,
+            "volumeAttributes": {
+                "clusterID": settings.rbd.cluster_id,
+                "pool": settings.rbd.pool,
+                "staticVolume": "true",
+                "imageFeatures": "layering",
             },
-            "csi": {
-                "driver": "rbd.csi.ceph.com",
-                "fsType": k.fs_type,
-                "volumeHandle": t.image,
-                "volumeAttributes": {
-                    "clusterID": settings.rbd.cluster_id,
-                    "pool": settings.rbd.pool,
-                    "staticVolume": "true",
-                    "imageFeatures": "layering",
-                },
-                "nodeStageSecretRef": {"name": k.node_stage_secret, "namespace": k.node_stage_secret_namespace},
-            },
+            "nodeStageSecretRef": {"name": k.node_stage_secret, "namespace": k.node_stage_secret_namespace},
         },
     }
 
@@ -194,7 +212,7 @@ def persistent_volume_claim(settings: Settings, t: Target) -> dict:
         "metadata": _meta(PVC_NAME, t),
         "spec": {
             "accessModes": ["ReadWriteOnce"],
-            "storageClassName": settings.kubernetes.storage_class,
+            "storageClassName": _storage_class(settings, t),
             "volumeName": t.pv_name,
             "volumeMode": "Filesystem",
             "resources": {"requests": {"storage": _quantity(t.size_bytes)}},
@@ -203,10 +221,14 @@ def persistent_volume_claim(settings: Settings, t: Target) -> dict:
 
 
 def deployment(settings: Settings, t: Target, replicas: int = 1) -> dict:
-    probe = {"exec": {"command": ["sh", "-c", _PROBE]}, "periodSeconds": 3, "timeoutSeconds": 5, "failureThreshold": 3}
+    # Each probe execs a client in the container: every 2 s once up (CPU adds up over dozens of
+    # environments on a node), every 1 s while starting, so a spawn waits little for the Ready.
+    probe = {"exec": {"command": ["sh", "-c", _PROBE]}, "periodSeconds": 2, "timeoutSeconds": 5, "failureThreshold": 3}
     container = {
         "name": DB_NAME,
-        "image": settings.kubernetes.db_image,
+        "image": t.db_image,
+        # Images built on the node (localhost/…) cannot be pulled: a missing one fails at once.
+        "imagePullPolicy": "Never" if t.db_image.startswith("localhost/") else "IfNotPresent",
         "command": [
             "sh",
             "-c",
@@ -217,7 +239,8 @@ def deployment(settings: Settings, t: Target, replicas: int = 1) -> dict:
         "envFrom": [{"secretRef": {"name": SECRET_NAME}}],
         "ports": [{"name": "mysql", "containerPort": DB_PORT}],
         "readinessProbe": probe,
-        "startupProbe": {**probe, "failureThreshold": 200},  # crash recovery/first start may take a while
+        # crash recovery/first start may take a while
+        "startupProbe": {**probe, "periodSeconds": 1, "failureThreshold": 600},
         "resources": _RESOURCES[t.profile],
         "volumeMounts": [{"name": "data", "mountPath": MOUNT}],
     }

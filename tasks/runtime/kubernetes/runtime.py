@@ -1,7 +1,8 @@
-"""The `kubernetes` runtime: one namespace per environment (or breeder) on Rook/ceph-csi.
+"""The `kubernetes` runtime: one namespace per environment (or breeder).
 
-`phoenix-<id>` holds a Secret with the database credentials, a PVC bound to a static
-ceph-csi PV that points at the RBD clone, the database Deployment (one replica,
+`phoenix-<id>` holds a Secret with the database credentials, a PVC bound to a static PV —
+ceph-csi's, pointing at the RBD clone, or (`kubernetes.volumes = "local"`, the local cluster)
+a `local` PV on the clone Phoenix mounted on this host's node (`node.py`) — the database Deployment (one replica,
 Recreate), its Service, a NetworkPolicy and, if configured, the application. The
 namespace's labels and annotations carry the state (whose, which generation, until
 when); the API server is the only bookkeeping, so a restarted worker finds everything.
@@ -19,7 +20,7 @@ import secrets
 import time
 
 from phoenix.config import Settings
-from phoenix.errors import ConfigError
+from phoenix.errors import KubernetesError
 from tasks.runtime.base import (
     AdminAccess,
     Credentials,
@@ -32,6 +33,7 @@ from tasks.runtime.base import (
     Volumes,
 )
 from tasks.runtime.kubernetes import manifests as m
+from tasks.runtime.kubernetes import node
 from tasks.runtime.kubernetes.api import Api
 
 _NS, _PV, _PVC, _DEP, _SEC, _POD = (
@@ -62,14 +64,51 @@ def _why_not_ready(pod: dict | None) -> str:
     return f"pod {st.get('phase', 'Pending')}, readiness probe not passing"
 
 
+# Waiting states no amount of waiting gets a container out of: the spawn fails at once.
+_HOPELESS = {
+    "ErrImageNeverPull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CrashLoopBackOff",
+}
+
+
+def _hopeless(pod: dict) -> tuple[str, bool] | None:
+    """(the kubelet's reason, whether the last container's log says more) once the database
+    container cannot become ready: it exited (mariadbd never exits by itself) or is stuck."""
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        state, last = cs.get("state") or {}, cs.get("lastState") or {}
+        exited = state.get("terminated") or last.get("terminated")
+        if exited:
+            return f"the database container exited with code {exited.get('exitCode')} ({exited.get('reason')})", True
+        waiting = state.get("waiting") or {}
+        if waiting.get("reason") in _HOPELESS:
+            message = (waiting.get("message") or "").strip().splitlines()
+            return f"{waiting['reason']}" + (f": {message[0][:200]}" if message else ""), False
+    return None
+
+
+def _last_error(log: str) -> str:
+    """mariadbd's last [ERROR] line without its timestamp (not its closing "Aborting"), else
+    the log's last line."""
+    lines = [ln.strip() for ln in log.splitlines() if ln.strip()]
+    errors = [e for ln in lines if "[ERROR]" in ln and (e := ln.split("[ERROR]", 1)[1].strip()) != "Aborting"]
+    return (errors or lines or [""])[-1][:300]
+
+
 class KubernetesRuntime(Runtime):
     name = "kubernetes"
 
     def __init__(self, settings: Settings, storage: Volumes) -> None:
-        if not storage.network_volumes:
-            raise ConfigError("runtime 'kubernetes' needs storage = \"rbd\": its volumes are ceph-csi RBD images")
+        node.refuse_impossible(settings, storage)
         self.settings, self.storage = settings, storage
         self.api = Api(settings)
+        try:
+            self.volumes = node.volume_kind(settings, storage, self.api)
+        except BaseException:
+            self.api.close()
+            raise
 
     def close(self) -> None:
         self.api.close()
@@ -78,6 +117,7 @@ class KubernetesRuntime(Runtime):
     def _target(self, name: str, image: str, profile: Profile, labels: dict[str, str]) -> m.Target:
         good, rest = m.split_labels(labels)
         good.setdefault("phoenix.io/role", "breeder" if profile == "restore" else "environment")
+        local = self.volumes == "local"
         return m.Target(
             name=name,
             image=image,
@@ -86,7 +126,19 @@ class KubernetesRuntime(Runtime):
             size_bytes=self.storage.size(image),
             labels=good,
             annotations=rest,
+            db_image=node.db_image(self.settings, self.volumes, self.api),
+            volume=self.volumes,
+            host_path=str(node.attach(self.storage, image, self.settings.kubernetes.db_uid)) if local else "",
+            node=node.host_node(self.api)["metadata"]["name"] if local else "",
         )
+
+    def _host(self, ns: str) -> str:
+        """The cluster's DNS name; from this host (local volumes: the host is the node, outside
+        the cluster's DNS) the Service's ClusterIP, which kube-proxy routes here too."""
+        if self.volumes == "csi":
+            return f"{m.DB_NAME}.{ns}.svc.cluster.local"
+        svc = self.api.get("v1", "Service", m.DB_NAME, ns) or {}
+        return (svc.get("spec") or {}).get("clusterIP") or ""
 
     def _pod(self, ns: str) -> dict | None:
         pods = [
@@ -114,7 +166,7 @@ class KubernetesRuntime(Runtime):
         return Endpoint(
             name=ann.get(m.ANN_NAME, ns),
             image=ann.get(m.ANN_IMAGE, ""),
-            host=f"{m.DB_NAME}.{ns}.svc.cluster.local",
+            host=self._host(ns),
             port=m.DB_PORT,
             state=state,
             profile=ann.get(m.ANN_PROFILE, "environment"),
@@ -156,7 +208,7 @@ class KubernetesRuntime(Runtime):
         if not data:
             raise ServerNotFound(f"no server {name!r} in Kubernetes")
         return AdminAccess(
-            host=f"{m.DB_NAME}.{m.namespace_for(self.settings, name)}.svc.cluster.local",
+            host=self._host(m.namespace_for(self.settings, name)),
             port=m.DB_PORT,
             user="root",
             password=data["MARIADB_ROOT_PASSWORD"],
@@ -190,6 +242,8 @@ class KubernetesRuntime(Runtime):
             creds = credentials or Credentials.generate(self.settings.database)
         root = old.get("MARIADB_ROOT_PASSWORD") or secrets.token_urlsafe(24)
         for obj in m.all_objects(self.settings, t, creds, root, env_id=name):
+            if obj["kind"] == "Deployment":
+                self._wait_bound(t.namespace)
             self.api.apply(obj)
         return self.get(name) or Endpoint(
             name=name, image=image, host="", port=m.DB_PORT, state="starting", profile=profile
@@ -206,27 +260,64 @@ class KubernetesRuntime(Runtime):
             pod = self._pod(ns)
             if pod and _ready(pod):
                 return self.get(name)  # type: ignore[return-value]
+            if pod and (why := _hopeless(pod)):
+                raise ServerFailed(f"database of {name!r} cannot start: {self._reason(pod, *why)}")
             time.sleep(0.5)
         raise ServerFailed(
             f"database of {name!r} not ready after {timeout:.0f} s: {_why_not_ready(pod)}; "
             f"see `kubectl -n {ns} describe pod -l app.kubernetes.io/name={m.DB_NAME}`"
         )
 
+    def _reason(self, pod: dict, reason: str, exited: bool) -> str:
+        if not exited:
+            return reason
+        meta = pod["metadata"]
+        restarted = not ((pod["status"].get("containerStatuses") or [{}])[0].get("state") or {}).get("terminated")
+        try:
+            log = self.api.log(meta["name"], meta["namespace"], previous=restarted)
+        except KubernetesError:
+            return reason  # the reason alone still says the container exited
+        said = _last_error(log)
+        return f"{reason}: {said}" if said else reason
+
     def stop(self, name: str, timeout: float = 600.0) -> None:
         ns_obj = self._namespace(name)
         if ns_obj is None:
             return
         ns = ns_obj["metadata"]["name"]
-        if self.api.get(*_DEP, m.DB_NAME, ns) is not None:
-            self.api.patch(*_DEP, m.DB_NAME, {"spec": {"replicas": 0}}, namespace=ns)
-        deadline = time.monotonic() + timeout
-        while self._pod(ns) is not None:  # the pod's grace period covers the slow shutdown
-            if time.monotonic() > deadline:
-                raise ServerFailed(f"database of {name!r} did not stop within {timeout:.0f} s")
-            time.sleep(0.5)
+        self._scale_down(name, ns, timeout)
         # The volume is released too (PVC, then PV): a reset re-clones the image under the same
         # namespace and credentials, and a breeder's image is snapshotted, only once no PV names it.
         self._release_volume(ns)
+        self._detach(ns_obj)
+
+    def _wait_bound(self, ns: str, timeout: float = 30.0) -> None:
+        """A pod whose claim is not bound yet is unschedulable, and the scheduler retries it
+        only after a backoff (2–3 s measured): the Deployment comes once the claim is bound.
+        Not bound in time: the Deployment anyway, and wait_ready says why."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pvc = self.api.get(*_PVC, m.PVC_NAME, ns) or {}
+            if (pvc.get("status") or {}).get("phase") == "Bound":
+                return
+            time.sleep(0.1)
+
+    def _scale_down(self, name: str, ns: str, timeout: float) -> None:
+        """No database pod left, terminating ones included: mariadbd's slow shutdown is over
+        (the pod's grace period covers it) and the node has let go of the volume."""
+        if self.api.get(*_DEP, m.DB_NAME, ns) is not None:
+            self.api.patch(*_DEP, m.DB_NAME, {"spec": {"replicas": 0}}, namespace=ns)
+        deadline = time.monotonic() + timeout
+        while self.api.list(*_POD, namespace=ns, labels={"app.kubernetes.io/name": m.DB_NAME}):
+            if time.monotonic() > deadline:
+                raise ServerFailed(f"database of {name!r} did not stop within {timeout:.0f} s")
+            time.sleep(0.5)
+
+    def _detach(self, ns_obj: dict) -> None:
+        """Local volumes: the clone Phoenix mounted for the PV, once no PV names it."""
+        image = (ns_obj["metadata"].get("annotations") or {}).get(m.ANN_IMAGE)
+        if self.volumes == "local" and image and self.storage.exists(image):
+            self.storage.detach(image)
 
     def seal(self, name: str, timeout: float = 600.0) -> None:
         if self._namespace(name) is None:
@@ -246,10 +337,16 @@ class KubernetesRuntime(Runtime):
 
     def remove(self, name: str) -> None:
         ns = m.namespace_for(self.settings, name)
-        if self._namespace(name) is not None:
+        ns_obj = self._namespace(name)
+        if ns_obj is not None:
+            # Scaled down first: a namespace deleted under its running pod took 4 minutes on
+            # the real node (the pod, its Secret and PVC all terminating at once); stopped, 10 s.
+            self._scale_down(name, ns, 600.0)
             self.api.delete(*_NS, ns)
             self.api.wait_gone(*_NS, ns, timeout=300)
         pv = self.api.get(*_PV, ns)
         if pv is not None and (pv["metadata"].get("labels") or {}).get("app.kubernetes.io/managed-by") == "phoenix":
             self.api.delete(*_PV, ns)
             self.api.wait_gone(*_PV, ns)
+        if ns_obj is not None:
+            self._detach(ns_obj)
