@@ -13,7 +13,8 @@ reaches a user, and no message holds a secret or an original value.
     │       ├── GenerationNotFound      2
     │       ├── SourceInvalid           2  not a source at all: a device, FIFO, plain dir, not SQL (also a SourceError)
     │       ├── UnverifiedGeneration    2  published before the forensic gate (--allow-unverified)
-    │       └── EnvironmentNotFound     2
+    │       ├── EnvironmentNotFound     2
+    │       └── EnvironmentElsewhere    2  it runs on another runtime than the configured one
     ├── StackError                      1  a part of the local stack cannot start or be reached
     ├── StorageError                    1  (tasks/storage)
     │   ├── NotFound                    1
@@ -99,6 +100,10 @@ class GenerationNotFound(InvalidInput):
 
 
 class EnvironmentNotFound(InvalidInput):
+    pass
+
+
+class EnvironmentElsewhere(InvalidInput):
     pass
 
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from phoenix.config import Settings
-from phoenix.errors import EnvironmentNotFound
+from phoenix.errors import EnvironmentElsewhere, EnvironmentNotFound
 from phoenix.locks import file_lock
 from phoenix.names import env_id, image_name, parse_ttl
 from phoenix.proc import die_at
@@ -26,7 +26,7 @@ from tasks.storage import NotFound, Storage
 
 META_CREATED, META_KIND = Meta.CREATED, Meta.KIND
 
-META_ENV, META_GEN, META_EXPIRES = Meta.ENV, Meta.GENERATION, Meta.EXPIRES
+META_ENV, META_GEN, META_EXPIRES, META_RUNTIME = Meta.ENV, Meta.GENERATION, Meta.EXPIRES, Meta.RUNTIME
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,7 @@ def spawn(settings: Settings, storage: Storage, runtime: Runtime, name: str, gen
     eid, lifetime = env_id(name), parse_ttl(ttl or settings.default_ttl)
     image = image_name(eid)
     with env_lock(settings.home_dir, eid):
+        _require_here(storage, runtime, eid, name)
         if storage.exists(image) and recreate:
             # refuse before throwing the old clone away, not after
             catalog.require_verified(storage, catalog.resolve(storage, generation), allow_unverified)
@@ -96,7 +97,8 @@ def spawn(settings: Settings, storage: Storage, runtime: Runtime, name: str, gen
         catalog.require_verified(storage, gen, allow_unverified)  # before anything is cloned
         now = catalog.now_utc()
         meta = {META_ENV: name, META_GEN: gen, META_CREATED: catalog.utc_iso(now),
-                META_EXPIRES: catalog.utc_iso(now + lifetime), META_KIND: catalog.ENV}  # the kind last: see _half
+                META_EXPIRES: catalog.utc_iso(now + lifetime), META_RUNTIME: runtime.name,
+                META_KIND: catalog.ENV}  # the kind last: see _half
         try:
             # Killed between any two of these, the clone is half (`_half`): the reaper removes
             # it and a re-spawn of the name clones it anew.
@@ -117,6 +119,21 @@ def spawn(settings: Settings, storage: Storage, runtime: Runtime, name: str, gen
                 storage.remove(image)
             raise
         return _info(storage, runtime, eid)
+
+
+def _elsewhere(storage: Storage, runtime: Runtime, eid: str) -> str | None:
+    """The other runtime an environment's server runs on (both may share one storage: the
+    local cluster's node mounts the same btrfs pool). Clones from before the key: this one."""
+    other = storage.get_meta(image_name(eid), META_RUNTIME)
+    return other if other and other != runtime.name else None
+
+
+def _require_here(storage: Storage, runtime: Runtime, eid: str, name: str) -> None:
+    if storage.exists(image_name(eid)) and (other := _elsewhere(storage, runtime, eid)):
+        raise EnvironmentElsewhere(
+            f"environment {name!r} runs on runtime {other!r}, not {runtime.name!r}: "
+            f"use that runtime for it (PHOENIX_RUNTIME={other})"
+        )
 
 
 def _half(storage: Storage, runtime: Runtime, eid: str) -> bool:
@@ -150,6 +167,7 @@ def teardown(settings: Settings, storage: Storage, runtime: Runtime, name: str) 
     """True if there was something to remove."""
     eid = env_id(name)
     with env_lock(settings.home_dir, eid):
+        _require_here(storage, runtime, eid, name)
         return _teardown_locked(storage, runtime, eid)
 
 
@@ -161,6 +179,7 @@ def reset(settings: Settings, storage: Storage, runtime: Runtime, name: str, to_
     with env_lock(settings.home_dir, eid):
         if not storage.exists(image):
             raise EnvironmentNotFound(f"no environment {name!r}: spawn it first (`phoenix spawn {name}`)")
+        _require_here(storage, runtime, eid, name)
         meta = storage.list_meta(image)
         creds = runtime.credentials(eid)
         old_gen = meta.get(META_GEN, "")
@@ -209,8 +228,8 @@ def reap(settings: Settings, storage: Storage, runtime: Runtime, now: datetime |
     for image in sorted(images):
         eid = image.removeprefix("env-")
         with env_lock(settings.home_dir, eid, wait=False) as free:
-            if not free:
-                continue  # being spawned/reset right now
+            if not free or _elsewhere(storage, runtime, eid):
+                continue  # being spawned/reset right now, or another runtime's to look after
             meta = storage.list_meta(image)
             expires = meta.get(META_EXPIRES)
             ep = runtime.get(eid)

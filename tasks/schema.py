@@ -37,6 +37,7 @@ class Meta(StrEnum):
     ENV = "phoenix.env"  # env: the name the user gave
     GENERATION = "phoenix.generation"  # env: the golden it was cloned from
     EXPIRES = "phoenix.expires"  # env: ISO-8601 UTC
+    RUNTIME = "phoenix.runtime"  # env: the runtime its server runs on ("local" | "kubernetes")
 
 
 BASE_SNAPSHOT = "base"  # the protected snapshot of a golden every environment is cloned from

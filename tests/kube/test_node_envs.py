@@ -134,3 +134,23 @@ def test_a_pod_that_cannot_start_fails_the_spawn_with_its_reason_and_leaves_noth
     assert "Traceback" not in res.stderr
     assert _leftovers(core, node_settings, storage_local, name) == []
 
+
+def test_the_local_runtime_leaves_an_environment_of_the_cluster_alone(
+        core, on_cluster, node_settings, storage_local, published, names):
+    """Both runtimes share the btrfs pool here; the stack's reaper runs with runtime = "local".
+    It took the cluster's clone (no local server, no local account) for a half spawn and
+    removed it under the running pod."""
+    published("local")
+    name = names("shared")
+    info = _spawn(name, on_cluster)
+    res = run_phoenix("reap")
+    assert res.returncode == 0, res.stderr[-2000:]
+    res = run_phoenix("teardown", name)
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines()[-1] == (
+        f"phoenix: error: environment {name!r} runs on runtime 'kubernetes', not 'local': "
+        "use that runtime for it (PHOENIX_RUNTIME=kubernetes)")
+    assert storage_local.exists(image_name(info["id"]))
+    with _conn(info) as conn, conn.cursor() as cur:
+        cur.execute("SELECT 1")
+        assert cur.fetchone()[0] == 1
