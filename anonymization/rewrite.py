@@ -50,7 +50,7 @@ def _show_create(conn: pymysql.Connection, t: str) -> list[str]:
     return _q(conn, f"SHOW CREATE TABLE {quote(t)}")[0][1].splitlines()
 
 
-def _pk(conn: pymysql.Connection, t: str) -> list[str]:
+def primary_key(conn: pymysql.Connection, t: str) -> list[str]:
     return [
         r[0]
         for r in _q(
@@ -62,7 +62,7 @@ def _pk(conn: pymysql.Connection, t: str) -> list[str]:
     ]
 
 
-def _unique_columns(defs: list[str]) -> list[list[str]]:
+def unique_columns(defs: list[str]) -> list[list[str]]:
     """The column lists of the UNIQUE keys among key definitions (prefix lengths dropped)."""
     return [
         [c.replace("``", "`") for c in _COLUMN.findall(m.group(1))] for m in (_UNIQUE_DEF.match(d) for d in defs) if m
@@ -81,7 +81,7 @@ def rewrite(conns: list[pymysql.Connection], t: str, select: str, cols: dict[str
     keys = [(m.group(2), m.group(1)) for m in map(_KEY_LINE.match, _show_create(conn, SCRATCH)) if m]
     if keys:
         _q(conn, f"ALTER TABLE {quote(SCRATCH)} " + ", ".join(f"DROP KEY {quote(n)}" for n, _ in keys))
-    _fill(conns, t, select, _pk(conn, t))
+    _fill(conns, t, select, primary_key(conn, t))
     if keys:
         add_keys(conn, SCRATCH, t, [d for _, d in keys], cols)
     _put_in_place(conn, t)
@@ -133,7 +133,7 @@ def add_keys(conn: pymysql.Connection, target: str, t: str, defs: list[str], col
     pseudonyms that collide are made distinct deterministically: in each group the row
     with the lowest primary key keeps its value, the others get a numbered variant (so
     only they lose cross-table consistency)."""
-    pk = _pk(conn, target)
+    pk = primary_key(conn, target)
     for _ in range(_ROUNDS):
         try:
             _q(conn, f"ALTER TABLE {quote(target)} " + ", ".join(f"ADD {d}" for d in defs))
@@ -141,9 +141,16 @@ def add_keys(conn: pymysql.Connection, target: str, t: str, defs: list[str], col
         except pymysql.err.IntegrityError as exc:
             if exc.args[0] != 1062:
                 raise
-        for icols in _unique_columns(defs):
+        for icols in unique_columns(defs):
             _resolve(conn, target, t, icols, pk, cols)
     raise CollisionError(f"{t}: pseudonyms still collide in a unique key after {_ROUNDS} rounds")
+
+
+def may_be_variant(c: str) -> str:
+    """SQL true for every value `_resolve` writes (a superset): the row number after '.'
+    before an e-mail's domain, or after '~' (a text's own variant, or a cut one's). Readers
+    of pseudonyms while the keys are added (_dictionary.py) compute these rows' again."""
+    return f"{c} REGEXP '[~.][0-9]+(@[^@]*)?$'"
 
 
 def _resolve(
