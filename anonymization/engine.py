@@ -107,6 +107,7 @@ class Inlined:
     tables: set[str] = field(default_factory=set)
     keys: dict[str, list[str]] = field(default_factory=dict)
     texts: dict[str, str] = field(default_factory=dict)  # table -> capture of its originals (freetext.py)
+    text_keys: dict[str, list[str]] = field(default_factory=dict)  # table -> its capture's key columns (_dictionary.py)
 
 
 def _var(fam: str) -> str:

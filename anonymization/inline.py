@@ -22,14 +22,15 @@ after (`drop_samples`) — before anything is snapshotted.
 
 The free-text scrub needs the originals of these tables' identifying columns too (names,
 e-mails, … quoted inside ticket bodies, see freetext.py). When the rules scrub any column,
-each such INSERT is followed by one that copies only those columns, as they came, into a
-narrow key-less MyISAM table `_phx_text_<table>` (no redo or undo log holds them; appending
-there cost 1.25 s where InnoDB cost 1.83 s, beside 5.30 s for the pseudonymizing INSERTs of the
-same five shop tables at scale 20, one connection); the engine reads its distinct values into
-memory before the scrub and drops it (the seal, zeroing and the forensic gate then clean and
-check the breeder's bytes):
+each such INSERT is followed by one that copies only those columns, as they came, and the
+row's primary key (the dictionary then reads the row's pseudonyms instead of computing them
+again, _dictionary.py) into a narrow index-less MyISAM table `_phx_text_<table>` (no redo or
+undo log holds them; appending there cost 1.25 s where InnoDB cost 1.83 s, beside 5.30 s for
+the pseudonymizing INSERTs of the same five shop tables at scale 20, one connection); the
+engine reads its distinct values into memory before the scrub and drops it (the seal,
+zeroing and the forensic gate then clean and check the breeder's bytes):
 
-    INSERT INTO `_phx_text_t` (`a`) WITH _phx_rows(`a`, `b`, …) AS (VALUES (…)) SELECT `a` FROM _phx_rows
+    INSERT INTO `_phx_text_t` (`a`, `id`) WITH _phx_rows(`id`, `a`, …) AS (VALUES (…)) SELECT `a`, `id` FROM _phx_rows
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from collections.abc import Iterator
 
 from anonymization.engine import Engine, Inlined, connect, schema, set_based
 from anonymization.freetext import capture_columns, capture_table, has_scrub
+from anonymization.rewrite import primary_key
 from anonymization.rules import Rules
 from phoenix.db import AdminAccess, quote
 
@@ -68,7 +70,8 @@ class _Database:
         self.done = Inlined()
         self.samples: set[str] = set()
         self.schema: dict[str, dict[str, tuple[str, int | None]]] = {}
-        self.heads: dict[tuple[bytes, str, bytes], tuple[bytes, bytes, bytes | None]] = {}
+        self.heads: dict[tuple[bytes, str, bytes], tuple[bytes, bytes, tuple[bytes, bytes] | None]] = {}
+        self.keys: dict[str, list[str]] = {}  # table -> the primary key its capture also holds
         self.count: dict[str, int] = {}
 
 
@@ -158,23 +161,21 @@ class Inline:
             if capture is not None:
                 yield from self._capture(d, line, table, capture, stmt[m.end() :])
 
-    def _capture(self, d: _Database, line: int, table: str, head: bytes, values: bytes) -> Statements:
+    def _capture(self, d: _Database, line: int, table: str, capture: tuple[bytes, bytes], values: bytes) -> Statements:
         """The originals of the columns the text dictionary needs (see the module's doc)."""
         target = capture_table(table)
         if table not in d.done.texts:
             d.done.texts[table] = target
-            cols = ", ".join(f"{quote(c)}" for c in d.capture[table])
+            # The key's columns from an outer join's other side: nullable, so an INSERT
+            # without them is captured too (that table is joined to nothing, see `_keys`).
+            cols = ", ".join([f"t.{quote(c)}" for c in d.capture[table]] + [f"k.{quote(c)}" for c in d.keys[table]])
             yield line, f"DROP TABLE IF EXISTS {quote(target)}".encode()
-            yield line, f"CREATE TABLE {quote(target)} ENGINE=MyISAM SELECT {cols} FROM {quote(table)} LIMIT 0".encode()
-        yield (
-            line,
-            head
-            + b"VALUES "
-            + values
-            + b") SELECT "
-            + ", ".join(f"{quote(c)}" for c in d.capture[table]).encode()
-            + b" FROM _phx_rows",
-        )
+            yield (
+                line,
+                f"CREATE TABLE {quote(target)} ENGINE=MyISAM SELECT {cols} "
+                f"FROM {quote(table)} t LEFT JOIN {quote(table)} k ON FALSE LIMIT 0".encode(),
+            )
+        yield line, capture[0] + b"VALUES " + values + capture[1]
 
     def _sample(self, d: _Database, line: int, stmt: bytes, table: str, m: re.Match) -> Statements:
         sample = sample_table(table)
@@ -183,9 +184,11 @@ class Inline:
             yield line, f"CREATE TABLE {quote(sample)} LIKE {quote(table)}".encode()
         yield line, stmt[: m.start(2)] + sample.encode() + stmt[m.end(2) :]
 
-    def _head(self, d: _Database, verb: bytes, table: str, listed: bytes) -> tuple[bytes, bytes, bytes | None]:
+    def _head(
+        self, d: _Database, verb: bytes, table: str, listed: bytes
+    ) -> tuple[bytes, bytes, tuple[bytes, bytes] | None]:
         """`INSERT INTO t (cols) WITH _phx_rows(cols) AS (` and `) SELECT … FROM _phx_rows t`,
-        and the head of the capture statement (None: nothing to capture)."""
+        and the capture statement's head and tail (None: nothing to capture)."""
         if (verb, table, listed) not in d.heads:
             eng = self._engine
             assert eng is not None, "Inline.open() first"
@@ -197,9 +200,10 @@ class Inline:
             select = eng.select_list(table, d.eligible[table], cols)
             capture = None
             if table in d.capture and all(c in cols for c in d.capture[table]):
-                captured = ", ".join(f"{quote(c)}" for c in d.capture[table])
+                captured = ", ".join(f"{quote(c)}" for c in d.capture[table] + self._keys(d, verb, table, cols))
                 capture = (
-                    f"INSERT INTO {quote(capture_table(table))} ({captured}) WITH _phx_rows({names}) AS (".encode()
+                    f"INSERT INTO {quote(capture_table(table))} ({captured}) WITH _phx_rows({names}) AS (".encode(),
+                    f") SELECT {captured} FROM _phx_rows".encode(),
                 )
             d.heads[(verb, table, listed)] = (
                 verb + f" INTO {quote(table)} ({names}) WITH _phx_rows({names}) AS (".encode(),
@@ -207,6 +211,23 @@ class Inline:
                 capture,
             )
         return d.heads[(verb, table, listed)]
+
+    def _keys(self, d: _Database, verb: bytes, table: str, cols: list[str]) -> list[str]:
+        """The primary-key columns this INSERT's capture holds, for the dictionary to join it
+        to the table's pseudonyms (_dictionary.py): none, and no join for the table, when the key
+        is ruled (the table's key is a pseudonym) or an INSERT lacks it or may skip or
+        replace rows (IGNORE, REPLACE: a capture row may then join another row)."""
+        if table not in d.keys:
+            assert self._engine is not None
+            pk = primary_key(self._engine.conn, table)  # in d's database: _head selected it
+            rules = d.rules.tables[table].columns
+            d.keys[table] = [] if any(c in rules and rules[c].changes for c in pk) else pk
+            if d.keys[table]:
+                d.done.text_keys[table] = d.keys[table]
+        if verb != b"INSERT" or not all(c in cols for c in d.keys[table]):
+            d.done.text_keys.pop(table, None)
+            return [c for c in d.keys[table] if c in cols]
+        return d.keys[table]
 
     # -- used by the anonymize step -----------------------------------------------------------
     def drop_samples(self, database: str | None = None) -> None:
