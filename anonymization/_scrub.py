@@ -11,7 +11,8 @@ from typing import Any
 
 import pymysql
 
-from anonymization import freetext
+from anonymization import _dictionary, freetext
+from anonymization._dictionary import Stored
 from anonymization.rules import ColumnRule, Rules
 from anonymization.strategies import Dictionaries
 from phoenix.db import quote
@@ -64,7 +65,7 @@ class TextScrub:
         if freetext.has_scrub(self.rules):
             assert self.dicts is not None
             t0 = time.monotonic()
-            self.texts = freetext.build(
+            self.texts = _dictionary.build(
                 self.conns,
                 self.rules,
                 self.schema,
@@ -72,6 +73,7 @@ class TextScrub:
                 self.inlined.texts,
                 self.inlined.tables,
                 skip_names=os.environ.get("PHOENIX_FAULT_SCRUB_SKIP_NAMES") == "1",
+                stored=Stored(self.inlined.text_keys, self.inlined.keys),
             )
             self.texts_seconds = time.monotonic() - t0
         self._drop_captures()

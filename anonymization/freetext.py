@@ -12,8 +12,8 @@ as the forensic gate). Matches respect word boundaries ("Ann" is not replaced in
 
 The originals live only in this process's memory: no repr, no pickling, never logged.
 With inline anonymization (inline.py) the tables' originals are gone after the restore, so
-the restore captures the needed columns into `_phx_text_<table>` (`CAPTURE_PREFIX`), read
-here and dropped right after.
+the restore captures the needed columns (and the row's primary key) into `_phx_text_<table>`
+(`CAPTURE_PREFIX`), read by `_dictionary.build` and dropped right after.
 """
 
 from __future__ import annotations
@@ -21,17 +21,13 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import ahocorasick_rs
-import pymysql
 
 from anonymization._cover import Cover
 from anonymization.keyed import hmac_hex
 from anonymization.rules import Rules, TableRule
 from anonymization.strategies import Dictionaries, email_input, py_dict, py_email, py_phone
-from phoenix.db import quote
-from phoenix.errors import AnonymizationError
 
 # Strategies whose originals are searched inside text (with first_name + last_name pairs).
 IN_TEXT = ("name", "email", "phone", "street", "iban")
@@ -126,6 +122,19 @@ class TextDictionary:
             self._map.setdefault(original, pseudonym)
             self._auto = None
 
+    def update(self, pairs: dict[str, str]) -> None:
+        """`add` of each pair (of one item: an original has one pseudonym there)."""
+        known = self._map
+        for original, pseudonym in pairs.items():
+            if original not in known and len(original) >= MIN_CHARS and original != pseudonym:
+                known[original] = pseudonym
+        self._auto = None
+
+    def __eq__(self, other: object) -> bool:  # the same originals and pseudonyms (never shown)
+        return isinstance(other, TextDictionary) and self._map == other._map
+
+    __hash__ = None  # type: ignore[assignment]  # equal by content: not hashable
+
     def __len__(self) -> int:
         return len(self._map)
 
@@ -196,95 +205,6 @@ class Phrases:
             for i, s, e in self._auto.matches(text)
             if patterns[i] not in exclude and not self._cover.covers(text, s, e)
         )
-
-
-# Originals and their pseudonyms travel as few long strings, not one row each: pymysql
-# parses ~15 µs per row (the 1 GB shop has 1.5 M originals); the server computes the
-# pseudonyms with the engine's own SQL, on as many sessions as the run has.
-_US, _RS = "\x1f", "\x1e"
-_CHUNK = 20_000
-Pseudonym = Callable[[str, str], str]  # (strategy, SQL of the original) -> SQL of its pseudonym
-
-
-def _exact(expr: str) -> str:
-    """`expr` compared byte for byte: the columns' collations fold case and accents, so a
-    DISTINCT that followed them kept "Clément" and dropped "Clement"."""
-    return f"CONVERT({expr} USING utf8mb4) COLLATE utf8mb4_bin"
-
-
-def _pairs_sql(src: str, cols: list[str], original: str, pseudonym: str, rows: int) -> str:
-    """(original, pseudonym) of every row, in chunks of about `_CHUNK` (a hash of the value
-    picks the chunk). No DISTINCT: it cost 3× the rest (measured); the dict drops repeats."""
-    nonnull = " AND ".join(f"{quote(c)} IS NOT NULL" for c in cols)
-    o = _exact(original)
-    return (
-        f"SELECT GROUP_CONCAT(CONCAT({o}, CHAR(31), {pseudonym}) SEPARATOR 0x1e), "
-        f"SUM(LOCATE(CHAR(31), {o}) + LOCATE(CHAR(30), {o})) "
-        f"FROM {quote(src)} WHERE {nonnull} GROUP BY CRC32({o}) MOD {max(1, -(-rows // _CHUNK))}"
-    )
-
-
-def _rows(conn: pymysql.Connection, src: str) -> int:
-    with conn.cursor() as cur:
-        cur.execute(f"SELECT COUNT(*) FROM {quote(src)}")
-        return int(cur.fetchone()[0])
-
-
-def _fetch(conn: pymysql.Connection, sql: str) -> list[tuple[str, str]]:
-    with conn.cursor() as cur:
-        cur.execute("SET SESSION group_concat_max_len = 1073741824")
-        cur.execute(sql)
-        chunks = cur.fetchall()
-    if any(bad for _, bad in chunks):  # a separator inside a value: never guess where it ends
-        raise AnonymizationError(
-            "free-text dictionary: an original holds a control character (0x1e or 0x1f) used as its separator; remove it from the source or rule the column `keep`"
-        )
-    return [tuple(item.split(_US, 1)) for chunk, _ in chunks if chunk for item in chunk.split(_RS)]
-
-
-def build(
-    conns: list[pymysql.Connection],
-    rules: Rules,
-    schema: dict,
-    pseudonym: Pseudonym,
-    sources: dict[str, str],
-    gone: set[str],
-    skip_names: bool = False,
-) -> TextDictionary:
-    """The run's dictionary from the originals: of each table itself, or of its capture
-    table in `sources`; tables in `gone` hold pseudonyms already and no capture (skipped).
-    Pairs first: a full name known as first + last and as a `name` value gets the pair's
-    pseudonym. `pseudonym` is the engine's SQL, so texts get the same fakes as the rows."""
-    queries: list[str] = []
-    rows = functools.cache(lambda src: _rows(conns[0], src))
-    tables = [
-        (t, r, sources.get(t, t))
-        for t, r in rules.tables.items()
-        if not r.truncate and t in schema and capture_columns(r) and (t in sources or t not in gone)
-    ]
-    for t, trule, src in tables:
-        pair = name_pair(trule)
-        if pair and not skip_names and all(c in schema[t] for c in pair):
-            f, la = (quote(c) for c in pair)
-            full = f"CONCAT({pseudonym('first_name', f)}, ' ', {pseudonym('last_name', la)})"
-            queries.append(_pairs_sql(src, list(pair), f"CONCAT({f}, ' ', {la})", full, rows(src)))
-    for t, trule, src in tables:
-        for c, r in trule.columns.items():
-            if r.strategy not in IN_TEXT or c not in schema[t] or (skip_names and r.strategy == "name"):
-                continue
-            queries.append(_pairs_sql(src, [c], quote(c), pseudonym(r.strategy, quote(c)), rows(src)))
-    n = max(1, min(len(conns), len(queries)))
-
-    def run(i: int) -> list[list[tuple[str, str]]]:  # one thread per session: a session is not shared
-        return [_fetch(conns[i], sql) for sql in queries[i::n]]
-
-    with ThreadPoolExecutor(n) as pool:
-        per_conn = list(pool.map(run, range(n)))
-    d = TextDictionary()
-    for k in range(len(queries)):  # in the queries' order: pairs first
-        for original, fake in per_conn[k % n][k // n]:
-            d.add(original, fake)
-    return d
 
 
 def regex_scrub(keys: dict[str, bytes], dicts: Dictionaries, domain: str) -> Callable[[str], str]:

@@ -7,6 +7,9 @@ twice, alternately: once as the cycle does (each ruled INSERT followed by the ca
 the text dictionary's original columns) and once with the capture switched off; then the
 engine's run on the captured one (dictionary build, scrub through the rewrite), and the
 SQL gate with and without the search for sampled full names/e-mails/phones inside text.
+Before that run, the dictionary is built both ways, alternately: its pseudonyms computed
+from the captured originals, and read from the rows joined on the key (_dictionary.py);
+the two must be equal (checked, never printed: they hold originals).
 """
 
 from __future__ import annotations
@@ -20,8 +23,11 @@ from pathlib import Path
 import pymysql
 
 from anonymization import anonymize, load_rules, run_gate, take_baseline
+from anonymization._dictionary import Stored, build
+from anonymization.engine import Engine
 from anonymization.freetext import Phrases
 from anonymization.inline import Inline, originals
+from anonymization.rules import ColumnRule
 from tasks.runtime.mariadb import MariaDBServer, free_port
 from tasks.sources.generate import generate
 from tasks.sources.restore import restore
@@ -42,6 +48,30 @@ def _restore(server: MariaDBServer, dump: Path, db: str, capture: bool) -> tuple
     t0 = time.monotonic()
     restore(str(dump), server.admin(), db, jobs=2, inline=il)
     return time.monotonic() - t0, il
+
+
+def _dictionaries(server: MariaDBServer, il: Inline, rounds: int, workers: int = 2) -> None:
+    conns = [pymysql.connect(**server.admin().pymysql_kwargs(), database="b", autocommit=True) for _ in range(workers)]
+    try:
+        eng = Engine(conns, load_rules(RULES), KEY, inlined=il.done)
+        eng.prepare()
+        stored = Stored(il.done.text_keys, il.done.keys)
+        times: dict[bool, list[float]] = {False: [], True: []}
+        found = {}
+        for r in range(rounds):
+            for joined in (True, False) if r % 2 else (False, True):
+                t0 = time.monotonic()
+                found[joined] = build(conns, eng.rules, eng.schema, lambda s, v: eng._expr(ColumnRule(s), v),
+                                      il.done.texts, il.done.tables, stored=stored if joined else None)
+                times[joined].append(time.monotonic() - t0)
+        assert found[False] == found[True], "the dictionaries differ"
+        for joined, ts in times.items():
+            how = "read from the rows" if joined else "computed          "
+            print(f"dictionary of {len(found[joined]):,} originals {how}: median {statistics.median(ts):.2f} s "
+                  f"({', '.join(f'{t:.2f}' for t in ts)}), {workers} sessions")
+    finally:
+        for c in conns:
+            c.close()
 
 
 def _gate(server: MariaDBServer, rules, baseline) -> None:
@@ -81,6 +111,7 @@ def main() -> None:
             for capture, ts in times.items():
                 print(f"restore inline, capture {'on ' if capture else 'off'}: median {statistics.median(ts):.2f} s "
                       f"({', '.join(f'{t:.2f}' for t in ts)})")
+            _dictionaries(server, il, args.rounds)
             rules = load_rules(RULES)
             baseline = take_baseline(server.admin(), "b", rules, KEY, originals(il.samples))
             il.drop_samples()
