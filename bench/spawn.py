@@ -4,6 +4,7 @@ memory per idle environment; and a density run.
 
     .venv/bin/python bench/spawn.py --quick     # goldens from scale 5 and 50 dumps, 10 spawns each, density 20
     .venv/bin/python bench/spawn.py             # scale 50 (≈100 MB) and 500 (≈1 GB), density 50
+    .venv/bin/python bench/spawn.py --runtime kubernetes   # the local cluster's real node (bench/_spawn_kube.py)
 
 Runs in its own state directory and ports (/var/tmp/phoenix-bench), so it touches no other stack.
 Goals (issue 6): p50 ≤ 1.5 s, p50 ratio large/small ≤ 1.2, ≥ 50 environments answering at once.
@@ -54,12 +55,39 @@ def _answer(info) -> None:
     conn.close()
 
 
+def _kubernetes(density: int) -> None:
+    import _spawn_kube
+
+    from infra.local import btrfs
+    from infra.local import prefect as local_prefect
+
+    os.environ.update({"PHOENIX_STORAGE": "local", "PHOENIX_KUBERNETES__API_PORT": "6433",
+                       "PHOENIX_KUBERNETES__ETCD_PORT": "2333"})
+    get_settings.cache_clear()
+    settings = get_settings()
+    btrfs.up(settings)
+    local_prefect.up(settings)
+    os.environ.update(local_prefect.client_env(settings))
+    from flows.breed import breed
+
+    dump = HOME / "shop-50.sql.zst"
+    if not dump.exists():
+        generate(dump, scale=50)
+    gen = breed(source=str(dump))["golden"]
+    for line in _spawn_kube.run(settings, gen, _answer, spawns=10, density=density):
+        print(line)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--backends", default="local,rbd")
     ap.add_argument("--density", type=int, help="Environments up at once (default 20 quick, 50 full).")
+    ap.add_argument("--runtime", choices=("local", "kubernetes"), default="local",
+                    help="kubernetes: spawn on the local cluster's node (no other local node may run).")
     args = ap.parse_args()
+    if args.runtime == "kubernetes":
+        return _kubernetes(args.density or 20)
     scales = (5, 50) if args.quick else (50, 500)
     spawns, density = (10, 20) if args.quick else (10, 50)
     density = args.density or density

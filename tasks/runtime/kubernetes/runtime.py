@@ -64,14 +64,10 @@ def _why_not_ready(pod: dict | None) -> str:
     return f"pod {st.get('phase', 'Pending')}, readiness probe not passing"
 
 
-# Waiting states no amount of waiting gets a container out of: the spawn fails at once.
-_HOPELESS = {
-    "ErrImageNeverPull",
-    "ImagePullBackOff",
-    "InvalidImageName",
-    "CreateContainerConfigError",
-    "CrashLoopBackOff",
-}
+# Waiting states no amount of waiting gets a container out of: the spawn fails at once. Not
+# CreateContainerConfigError: a busy kubelet reports it while its Secret cache catches up
+# ("failed to sync secret cache", seen with 15 pods starting) and then starts the container.
+_HOPELESS = {"ErrImageNeverPull", "ImagePullBackOff", "InvalidImageName", "CrashLoopBackOff"}
 
 
 def _hopeless(pod: dict) -> tuple[str, bool] | None:
