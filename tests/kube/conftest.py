@@ -42,6 +42,17 @@ def k8s(kube_settings):
         yield api
 
 
+@pytest.fixture(scope="session")
+def core(kube_cluster):
+    """The core API as an admin of the local cluster (tests read back what happened)."""
+    from kubernetes import client, config
+
+    cfg = client.Configuration()
+    config.load_kube_config(kube_cluster["kubeconfig"], client_configuration=cfg)
+    with client.ApiClient(cfg) as api:
+        yield client.CoreV1Api(api)
+
+
 @pytest.fixture(scope="module")
 def kubelet(k8s):
     """Module-scoped: while it plays, the real node is tainted, so tests of the real node
