@@ -19,6 +19,8 @@ import base64
 import secrets
 import time
 
+import pymysql
+
 from phoenix.config import Settings
 from phoenix.errors import KubernetesError
 from tasks.runtime.base import (
@@ -254,7 +256,7 @@ class KubernetesRuntime(Runtime):
             if self._namespace(name) is None:
                 raise ServerNotFound(f"no server {name!r} in Kubernetes (namespace {ns} is gone)")
             pod = self._pod(ns)
-            if pod and _ready(pod):
+            if pod and _ready(pod) and self._answers(name):
                 return self.get(name)  # type: ignore[return-value]
             if pod and (why := _hopeless(pod)):
                 raise ServerFailed(f"database of {name!r} cannot start: {self._reason(pod, *why)}")
@@ -263,6 +265,20 @@ class KubernetesRuntime(Runtime):
             f"database of {name!r} not ready after {timeout:.0f} s: {_why_not_ready(pod)}; "
             f"see `kubectl -n {ns} describe pod -l app.kubernetes.io/name={m.DB_NAME}`"
         )
+
+    def _answers(self, name: str) -> bool:
+        """With local volumes the caller is on this host and uses the ClusterIP: kube-proxy
+        may route it to the new pod a moment after the kubelet reports Ready (a query right
+        after a restart was reset), so a query through it must answer too."""
+        if self.volumes != "local":
+            return True  # in a cluster the callers' path is the Service's DNS name, from pods
+        try:
+            kw = self.admin(name).pymysql_kwargs()
+            with pymysql.connect(**kw, connect_timeout=3, read_timeout=5) as conn, conn.cursor() as cur:
+                cur.execute("SELECT 1")
+            return True
+        except (pymysql.MySQLError, OSError):
+            return False
 
     def _reason(self, pod: dict, reason: str, exited: bool) -> str:
         if not exited:
