@@ -55,12 +55,14 @@ def host_node(api: Api) -> dict:
     return nodes[0]
 
 
-def db_image(settings: Settings, kind: VolumeKind, api: Api) -> str:
+def db_image(settings: Settings, host: dict | None) -> str:
+    """The configured image; for "": the image `host` (the local node, with local volumes)
+    announces, else the registry's."""
     if settings.kubernetes.db_image:
         return settings.kubernetes.db_image
-    if kind == "csi":
+    if host is None:
         return REGISTRY_IMAGE
-    ann = host_node(api)["metadata"].get("annotations") or {}
+    ann = host["metadata"].get("annotations") or {}
     if not ann.get(ANN_DB_IMAGE):
         raise ConfigError(
             f"the local node announces no MariaDB image ({ANN_DB_IMAGE}): re-run "

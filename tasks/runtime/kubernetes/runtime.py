@@ -115,7 +115,7 @@ class KubernetesRuntime(Runtime):
     def _target(self, name: str, image: str, profile: Profile, labels: dict[str, str]) -> m.Target:
         good, rest = m.split_labels(labels)
         good.setdefault("phoenix.io/role", "breeder" if profile == "restore" else "environment")
-        local = self.volumes == "local"
+        host = node.host_node(self.api) if self.volumes == "local" else None
         return m.Target(
             name=name,
             image=image,
@@ -124,10 +124,10 @@ class KubernetesRuntime(Runtime):
             size_bytes=self.storage.size(image),
             labels=good,
             annotations=rest,
-            db_image=node.db_image(self.settings, self.volumes, self.api),
+            db_image=node.db_image(self.settings, host),
             volume=self.volumes,
-            host_path=str(node.attach(self.storage, image, self.settings.kubernetes.db_uid)) if local else "",
-            node=node.host_node(self.api)["metadata"]["name"] if local else "",
+            host_path=str(node.attach(self.storage, image, self.settings.kubernetes.db_uid)) if host else "",
+            node=host["metadata"]["name"] if host else "",
         )
 
     def _host(self, ns: str) -> str:
