@@ -13,14 +13,15 @@ import statistics
 import time
 from pathlib import Path
 
+from _stack import percentile, rss_mb
+
 from phoenix.config import Settings
 
 
 def _rss_kb(pid: int) -> int:
     try:
-        with open(f"/proc/{pid}/status") as f:
-            return next((int(ln.split()[1]) for ln in f if ln.startswith("VmRSS:")), 0)
-    except OSError:
+        return int(rss_mb(pid) * 1024)
+    except OSError:  # gone meanwhile
         return 0
 
 
@@ -43,11 +44,6 @@ def _shims_kb(sock: Path) -> tuple[int, int]:
         if args and args[0].endswith(b"containerd-shim-runc-v2") and str(sock).encode() in args:
             n, total = n + 1, total + _rss_kb(int(cmdline.split("/")[2]))
     return n, total
-
-
-def _pct(xs: list[float], p: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p * (len(xs) - 1))))]
 
 
 def run(settings: Settings, gen: str, answer, spawns: int, density: int) -> list[str]:
@@ -77,7 +73,7 @@ def run(settings: Settings, gen: str, answer, spawns: int, density: int) -> list
             t0 = time.monotonic()
             environments.teardown(ks, st, rt, f"kbench-{i}")
             downs.append(time.monotonic() - t0)
-        print(f"kubernetes spawn → query p50 {statistics.median(times):.2f} s, p95 {_pct(times, 0.95):.2f} s; "
+        print(f"kubernetes spawn → query p50 {statistics.median(times):.2f} s, p95 {percentile(times, 0.95):.2f} s; "
               f"teardown p50 {statistics.median(downs):.1f} s", flush=True)
         infos = [environments.spawn(ks, st, rt, f"kdense-{i}", gen, "1h") for i in range(density)]
         answering = 0
@@ -96,7 +92,7 @@ def run(settings: Settings, gen: str, answer, spawns: int, density: int) -> list
     per_env = (statistics.mean(pod_kb) + shim_kb / max(1, shims)) / 1024
     return [
         f"kubernetes (real node, local PVs on btrfs): spawn → query p50 {statistics.median(times):.2f} s, "
-        f"p95 {_pct(times, 0.95):.2f} s over {spawns} (goal p50 ≤ 5 s); teardown p50 {statistics.median(downs):.1f} s",
+        f"p95 {percentile(times, 0.95):.2f} s over {spawns} (goal p50 ≤ 5 s); teardown p50 {statistics.median(downs):.1f} s",
         f"kubernetes density: {ready}/{density} pods Ready, {answering}/{density} answering at once; "
         f"RSS {per_env:.0f} MB each (mariadbd + pause {statistics.mean(pod_kb) / 1024:.0f} MB, "
         f"shim {shim_kb / max(1, shims) / 1024:.0f} MB; {shims} shims)",

@@ -16,6 +16,17 @@ def isolate(home: Path, prefect_port: int, mon_port: int) -> None:
         os.environ.setdefault(key, value)
 
 
+def percentile(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p * (len(xs) - 1))))]
+
+
+def rss_mb(pid: int | str = "self") -> float:
+    """A process's resident memory; 0 for one without (a kernel thread)."""
+    with open(f"/proc/{pid}/status") as f:
+        return next((int(ln.split()[1]) / 1024 for ln in f if ln.startswith("VmRSS:")), 0.0)
+
+
 def stop(home: Path) -> None:
     """Stop the benchmark's stack; `down` stops every server of the home first."""
     from infra.local import stack

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pymysql
-from _stack import isolate, stop  # noqa: E402
+from _stack import isolate, rss_mb, stop  # noqa: E402
 
 HOME = Path(os.environ.get("PHOENIX_HOME", "/var/tmp/phoenix-soak"))
 isolate(HOME, prefect_port=4241, mon_port=6741)
@@ -31,11 +31,6 @@ from phoenix.proc import mounts  # noqa: E402
 
 # Growth a long run may show without leaking: the allocator keeps freed arenas (RSS, MB).
 RSS_SLACK_MB = 40
-
-
-def _rss_mb(pid: int | str = "self") -> float:
-    with open(f"/proc/{pid}/status") as f:
-        return next(int(ln.split()[1]) / 1024 for ln in f if ln.startswith("VmRSS:"))
 
 
 def _processes(home: str) -> list[int]:
@@ -60,7 +55,7 @@ def snapshot(home: str, server_pids: frozenset[int]) -> dict[str, float]:
         "processes (state dir)": len(procs),
         "open fds (this process)": len(os.listdir("/proc/self/fd")),
         "threads (this process)": len(os.listdir("/proc/self/task")),
-        "RSS MB (this process)": round(_rss_mb(), 1),
+        "RSS MB (this process)": round(rss_mb(), 1),
     }
 
 

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pymysql
-from _stack import isolate, stop  # noqa: E402
+from _stack import isolate, percentile, rss_mb, stop  # noqa: E402
 
 HOME = Path("/var/tmp/phoenix-bench")
 isolate(HOME, prefect_port=4231, mon_port=6731)
@@ -31,19 +31,6 @@ from tasks.runtime.mariadb import MariaDBServer, free_port  # noqa: E402
 from tasks.sources.generate import generate  # noqa: E402
 from tasks.sources.restore import restore  # noqa: E402
 from tasks.storage import open_storage  # noqa: E402
-
-
-def _pct(xs: list[float], p: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p * (len(xs) - 1))))]
-
-
-def _rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def _answer(info) -> None:
@@ -127,7 +114,7 @@ def main() -> None:
                 for i in range(spawns):
                     environments.teardown(settings, st, rt, f"bench-{backend}-{s}-{i}")
             lat[s] = times
-            rows.append((backend, s, size, statistics.median(times), _pct(times, 0.95)))
+            rows.append((backend, s, size, statistics.median(times), percentile(times, 0.95)))
         small, large = scales
         rows.append((backend, "ratio", 0, statistics.median(lat[large]) / statistics.median(lat[small]), 0))
     # CI's path: trigger the `spawn` deployment through the Prefect API, a worker runs it
@@ -171,7 +158,7 @@ def main() -> None:
                 answering += 1
             except pymysql.MySQLError:
                 pass
-        rss = [_rss_mb(rt.get(i.id).pid) for i, _ in infos]
+        rss = [rss_mb(rt.get(i.id).pid) for i, _ in infos]
         used = [st.usage(f"env-{i.id}") for i, _ in infos]
         for i, _ in infos:
             environments.teardown(settings, st, rt, i.name)
