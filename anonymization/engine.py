@@ -29,7 +29,7 @@ from anonymization.freetext import EMAIL_RE, IBAN_RE, PHONE_RE  # noqa: F401 (ga
 from anonymization.keyed import derive, set_pads_sql, sql_hmac
 from anonymization.rewrite import OLD, SCRATCH, Column, add_keys, recover, rewrite
 from anonymization.rules import ColumnRule, Rules, TableRule, check_against_schema
-from anonymization.strategies import Dictionaries, email_input_sql, family, sql_expr
+from anonymization.strategies import Dictionaries, dictionary_kinds, email_input_sql, family, sql_expr
 from phoenix.db import AdminAccess, quote
 from phoenix.db import connect as connect
 
@@ -92,6 +92,11 @@ def _families(rules: Rules) -> set[str]:
             if c.strategy == "scrub":
                 fams |= {"email", "phone", "iban"}
     return fams
+
+
+def dictionaries(rules: Rules) -> Dictionaries:
+    """The dictionaries an engine on `rules` draws from (the gate excludes exactly these)."""
+    return Dictionaries.build(rules.locales, dictionary_kinds(_families(rules)))
 
 
 def set_based(trule: TableRule) -> dict[str, ColumnRule]:
@@ -170,8 +175,7 @@ class Engine(TextScrub):
         for conn in self.conns:
             self._set_up(conn)
         recover(self.conn)  # a previous run that died mid-swap: its foreign keys and triggers come back
-        kinds = {f for f in self.families if f not in ("email", "phone", "ip", "date", "hash")} | {"iban"}
-        self.dicts = Dictionaries.build(self.rules.locales, kinds)
+        self.dicts = dictionaries(self.rules)
 
     def cleanup(self) -> None:
         self._exec(f"DROP TABLE IF EXISTS {quote(SCRATCH)}")

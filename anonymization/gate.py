@@ -3,8 +3,10 @@
 (a) a column whose name or sampled content looks like personal data has no rule
     (`keep` is an explicit, allowed answer);
 (b) any of a sample of original values — kept only as keyed hashes, never in clear —
-    still appears anywhere in the anonymized database (whole values in every text
-    column, and e-mails/phones/IBANs inside free text); sampled full names, e-mails and
+    still appears in the anonymized database: identifying ones (e-mails, phones, IBANs,
+    full names, streets) as whole values in every text column, `public` ones included, and
+    e-mails/phones/IBANs inside free text; single words (first names, cities, …) only in
+    their own column (and the `keep` columns of its table); sampled full names, e-mails and
     phones are also searched inside free text at once (freetext.Phrases: in clear, in
     this process's memory only), except pseudonyms the engine wrote there;
 (c) row counts or foreign-key integrity changed where no rule deleted rows.
@@ -13,29 +15,23 @@
 from __future__ import annotations
 
 import re
-import threading
 import zlib
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 import pymysql
+from pymysql.converters import escape_string
 
-from anonymization.engine import _TEXT_TYPES, EMAIL_RE, IBAN_RE, PHONE_RE, connect, may_hold_pii, schema
+from anonymization._sessions import _Sessions
+from anonymization.engine import _TEXT_TYPES, EMAIL_RE, IBAN_RE, PHONE_RE, connect, dictionaries, may_hold_pii, schema
 from anonymization.forensic import Needles
 from anonymization.freetext import Phrases
 from anonymization.keyed import derive, hmac_hex, pads, set_pads_sql, sql_hmac
-from anonymization.originals import SAMPLE, needles_of, phrases_of, sample
-from anonymization.rules import DICT_STRATEGIES, Rules, check_against_schema
-from anonymization.strategies import Dictionaries
+from anonymization.originals import column_rule, hashed_sample, needles_of, phrases_of
+from anonymization.rules import Rules, check_against_schema
 from phoenix.db import AdminAccess, quote
 from phoenix.errors import GateFailed
 
-_DICT_KINDS = set(DICT_STRATEGIES)
-_SAMPLE = SAMPLE
-T = TypeVar("T")
-R = TypeVar("R")
 _NAME_PATTERNS = {
     "email": r"e_?mail",
     "phone": r"phone|mobile|^tel|fax",
@@ -61,6 +57,8 @@ class Baseline:
     counts: dict[str, int] = field(default_factory=dict)
     orphans: dict[str, int] = field(default_factory=dict)
     hashes: set[str] = field(default_factory=set)
+    # hash -> the columns ("t.c") a single word is searched in; a hash not here: every column.
+    own: dict[str, set[str]] = field(default_factory=dict)
     # hash -> keyed CRC32 of the same value: a cheap prefilter, so the leak search
     # computes the HMAC only for the rare rows whose CRC matches (see run_gate).
     crcs: dict[str, int] = field(default_factory=dict)
@@ -80,9 +78,18 @@ class Baseline:
         self.written |= written
         self.needles.discard(written)
 
-    def add(self, gate_key: bytes, value: str) -> None:
-        """Remember an original value, as its HMAC and keyed CRC only."""
+    def own_columns(self, t: str) -> set[str]:
+        """The columns of table t whose single words were sampled."""
+        return {col for cols in self.own.values() for col in cols if col.startswith(f"{t}.")}
+
+    def add(self, gate_key: bytes, value: str, column: str = "") -> None:
+        """Remember an original value, as its HMAC and keyed CRC only: searched in every
+        column, or (a single word, `column` "t.c") only in the column it came from."""
         h = hmac_hex(gate_key, value)
+        if not column:
+            self.own.pop(h, None)
+        elif h not in self.hashes or h in self.own:
+            self.own.setdefault(h, set()).add(column)
         self.hashes.add(h)
         self.crcs[h] = zlib.crc32(pads(gate_key)[0] + value.encode("utf-8"))
 
@@ -143,43 +150,6 @@ def _integrity(admin: AdminAccess, database: str) -> tuple[dict[str, int], dict[
     return counts, orphans
 
 
-class _Sessions:
-    """Two sessions on the database; `map` runs fn(session, item) for the items on both at
-    once (the gate's scans are independent, and the server has a core for each)."""
-
-    def __init__(
-        self,
-        admin: AdminAccess,
-        database: str,
-        setup: Callable[[pymysql.Connection], None] = lambda c: None,
-        size: int = 2,
-    ) -> None:
-        self.admin, self.database, self.setup, self.size = admin, database, setup, size
-        self._local = threading.local()
-        self._conns: list[pymysql.Connection] = []
-        self._lock = threading.Lock()
-
-    def _session(self) -> pymysql.Connection:
-        if not hasattr(self._local, "conn"):
-            conn = connect(self.admin, self.database)
-            with self._lock:
-                self._conns.append(conn)
-            self.setup(conn)
-            self._local.conn = conn
-        return self._local.conn
-
-    def map(self, fn: Callable[[pymysql.Connection, T], R], items: list[T]) -> list[R]:
-        with ThreadPoolExecutor(self.size) as pool:
-            return list(pool.map(lambda item: fn(self._session(), item), items))
-
-    def __enter__(self) -> _Sessions:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for conn in self._conns:
-            conn.close()
-
-
 def _pii_columns(conn, sch) -> dict[tuple[str, str], str]:
     """Columns that look like personal data, by name or by sampled content."""
     found = {}
@@ -200,12 +170,40 @@ def _pii_columns(conn, sch) -> dict[tuple[str, str], str]:
     return found
 
 
+def _collations(conn) -> dict[tuple[str, str], str]:
+    rows = _q(
+        conn,
+        "SELECT TABLE_NAME, COLUMN_NAME, COLLATION_NAME FROM information_schema.COLUMNS "
+        "WHERE TABLE_SCHEMA = DATABASE() AND COLLATION_NAME IS NOT NULL",
+    )
+    return {(t, c): coll for t, c, coll in rows}
+
+
+def _advice(rules: Rules, t: str, c: str) -> str:
+    """Which rule to add or change for originals found in t.c."""
+    rule = column_rule(rules, t, c)
+    if rule is None:
+        return f"add a rule for {t}.{c}, or mark it `public` if it is public reference data"
+    if rule.strategy == "keep":
+        return f"{t}.{c} is `keep`: give it a strategy, or mark it `public` if it is public reference data"
+    if rule.public:
+        return f"{t}.{c} is `public` but holds identifying originals (e-mails, phones, IBANs, names, streets): give it a strategy"
+    return f"its rule ({rule.strategy}) leaves originals: check its `where`, or choose another strategy"
+
+
 def take_baseline(
-    admin: AdminAccess, database: str, rules: Rules, key: bytes, originals: dict[str, str] | None = None
+    admin: AdminAccess,
+    database: str,
+    rules: Rules,
+    key: bytes,
+    originals: dict[str, str] | None = None,
+    drawn: Sequence[Rules] = (),
 ) -> Baseline:
     """Before anonymizing: counts, FK orphans, and keyed hashes of sampled PII values.
     `originals` maps a table whose rows were anonymized on the way in to the table that
-    holds a sample of its original rows: its values are sampled there."""
+    holds a sample of its original rows: its values are sampled there. `drawn`: the rules
+    of other engines that wrote into the database (an inline restore's, for all databases):
+    what their dictionaries hold is not searched for either."""
     originals = originals or {}
     conn = connect(admin, database)
     try:
@@ -214,32 +212,15 @@ def take_baseline(
         gate_key = derive(key, "gate")
         counts, orphans = _integrity(admin, database)
         base = Baseline(counts=counts, orphans=orphans)
-        # Values the dictionaries themselves hold ("Anna", "Berlin") are not identifying,
-        # and a pseudonym may legitimately equal one: they are not searched for.
-        fakes = {
-            v
-            for vals in Dictionaries.build(
-                rules.locales, _DICT_KINDS | {"faker_" + p for p in rules.faker_providers()}
-            ).values.values()
-            for v in vals
-        }
+        # Values the engine draws ("Anna", "Berlin") are not identifying, and a pseudonym may
+        # legitimately equal one: exactly the dictionaries of this run's engines are left out.
+        dicts = [dictionaries(r) for r in (rules, *drawn)]
+        fakes = {v for d in dicts for vals in d.values.values() for v in vals}
         base.needles = needles_of(conn, sch, rules, originals, fakes)
         base.phrases = phrases_of(conn, sch, rules, originals, fakes)
-        for (t, c), _kind in _pii_columns(conn, sch).items():
-            if sch[t][c][0] in ("date", "datetime"):
-                continue  # dates repeat across rows; date_shift never keeps a row's own date
-            rule = rules.tables.get(t)
-            crule = rule.columns.get(c) if rule else None
-            if crule is not None and not crule.changes:
-                continue  # explicitly kept: not personal data
-            for (v,) in sample(conn, originals.get(t, t), c, sch[t]):
-                text = v.isoformat() if hasattr(v, "isoformat") else str(v)
-                if crule is not None and crule.strategy == "scrub":
-                    for rx in (EMAIL_RE, PHONE_RE, IBAN_RE):
-                        for m in rx.findall(text):
-                            base.add(gate_key, m)
-                elif len(text) >= 4 and text not in fakes:
-                    base.add(gate_key, text)
+        pii = _pii_columns(conn, sch)
+        for value, column in hashed_sample(conn, sch, rules, originals, pii, dicts, _collations(conn)):
+            base.add(gate_key, value, column)
         return base
     finally:
         conn.close()
@@ -255,13 +236,15 @@ def run_gate(admin: AdminAccess, database: str, rules: Rules, key: bytes, baseli
             trule = rules.tables.get(t)
             if trule and (trule.truncate or c in trule.columns):
                 continue
-            result.findings.append(f"unruled column {t}.{c} looks like {kind}: add a rule (or `keep`)")
+            result.findings.append(
+                f"unruled column {t}.{c} looks like {kind}: add a rule for it (`keep` or `public` if it is not personal)"
+            )
         if baseline is None:
             return result
         # (b) surviving originals, searched set-based in SQL, one scan per table, tables in parallel
         result.checked_values = len(baseline.hashes)
         if baseline.hashes:
-            result.findings += _search_originals(admin, database, sch, derive(key, "gate"), baseline)
+            result.findings += _search_originals(admin, database, sch, rules, derive(key, "gate"), baseline)
         # (c) rows and foreign keys
         counts, orphans = _integrity(admin, database)
         for t, before in baseline.counts.items():
@@ -278,8 +261,12 @@ def run_gate(admin: AdminAccess, database: str, rules: Rules, key: bytes, baseli
         conn.close()
 
 
-def _search_originals(admin: AdminAccess, database: str, sch: dict, gate_key: bytes, baseline: Baseline) -> list[str]:
-    """Every text value of every table, hashed in SQL and looked up among the baseline's.
+def _search_originals(
+    admin: AdminAccess, database: str, sch: dict, rules: Rules, gate_key: bytes, baseline: Baseline
+) -> list[str]:
+    """Every text value of every table, hashed in SQL and looked up among the baseline's:
+    identifying originals in every column, single words in their own column (and in the
+    `keep` columns of their table), never in a `public` one.
 
     The keyed CRC32 of each value is tested against the baseline's CRCs first (a constant
     IN list: a binary search); only on a match is the HMAC computed and looked up. All
@@ -289,27 +276,41 @@ def _search_originals(admin: AdminAccess, database: str, sch: dict, gate_key: by
 
     def setup(conn: pymysql.Connection) -> None:
         _q(conn, *set_pads_sql("phx_gate", gate_key))
-        _q(conn, "CREATE TEMPORARY TABLE _phx_baseline (h CHAR(64) NOT NULL PRIMARY KEY)")
+        _q(
+            conn,
+            "CREATE TEMPORARY TABLE _phx_baseline (h CHAR(64) NOT NULL, c VARCHAR(400) NOT NULL, PRIMARY KEY (h, c)) "
+            "CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+        )
         with conn.cursor() as cur:
-            cur.executemany("INSERT INTO _phx_baseline VALUES (%s)", [(h,) for h in sorted(baseline.hashes)])
+            rows = [(h, col) for h in sorted(baseline.hashes) for col in sorted(baseline.own.get(h, {""}))]
+            cur.executemany("INSERT INTO _phx_baseline VALUES (%s, %s)", rows)
 
     def scan(conn: pymysql.Connection, item: tuple[str, list[str]]) -> list[str]:
         t, cols = item
         hits = []
         for c in cols:
             value = f"CONVERT(CAST(x.{quote(c)} AS CHAR) USING utf8mb4)"
+            places = ", ".join(f"'{escape_string(p)}'" for p in _searched_for(rules, baseline, t, c))
             hits.append(
                 f"IFNULL(SUM(CRC32(CONCAT(@phx_gate_i, {value})) IN ({crcs}) AND "
-                f"{sql_hmac('phx_gate', f'CAST(x.{quote(c)} AS CHAR)')} IN (SELECT h FROM _phx_baseline)), 0)"
+                f"{sql_hmac('phx_gate', f'CAST(x.{quote(c)} AS CHAR)')} IN "
+                f"(SELECT h FROM _phx_baseline WHERE c IN ({places}))), 0)"
             )
         counts = _q(conn, f"SELECT {', '.join(hits)} FROM {quote(t)} x{_where(baseline, t)}")[0]
-        return [f"{n} original value(s) survive in {t}.{c}" for c, n in zip(cols, counts, strict=True) if n]
+        return [
+            f"{n} original value(s) survive in {t}.{c}: {_advice(rules, t, c)}"
+            for c, n in zip(cols, counts, strict=True)
+            if n
+        ]
 
     def inside(conn: pymysql.Connection, item: tuple[str, str]) -> list[str]:
         t, c = item
         n, named = _surviving_in_text(conn, t, c, gate_key, baseline)
-        return ([f"{n} original e-mail/phone/IBAN(s) survive inside {t}.{c}"] if n else []) + (
-            [f"{named} sampled original full name(s)/e-mail(s)/phone(s) survive inside {t}.{c}"] if named else []
+        advice = _advice(rules, t, c)
+        return ([f"{n} original e-mail/phone/IBAN(s) survive inside {t}.{c}: {advice}"] if n else []) + (
+            [f"{named} sampled original full name(s)/e-mail(s)/phone(s) survive inside {t}.{c}: {advice}"]
+            if named
+            else []
         )
 
     # Free texts (Python reads them) first, beside the scans: the longest items start first.
@@ -334,9 +335,24 @@ def _search_originals(admin: AdminAccess, database: str, sch: dict, gate_key: by
     return [f for fs in found for f in fs]
 
 
+def _searched_for(rules: Rules, baseline: Baseline, t: str, c: str) -> list[str]:
+    """Whose originals are searched in t.c: "" (identifying, from anywhere), then unless t.c
+    is `public`, its own single words — a `keep` column also those of its whole table."""
+    rule = column_rule(rules, t, c)
+    if rule is not None and rule.public:
+        return [""]
+    if rule is not None and rule.strategy == "keep":
+        return ["", *sorted(baseline.own_columns(t))]
+    return ["", f"{t}.{c}"]
+
+
 def _where(baseline: Baseline, t: str) -> str:
     scoped = (baseline.scope or {}).get(t)
     return f" WHERE {scoped}" if scoped else ""
+
+
+def _everywhere(h: str, baseline: Baseline) -> bool:
+    return h in baseline.hashes and h not in baseline.own
 
 
 def _surviving_in_text(conn, t: str, c: str, gate_key: bytes, baseline: Baseline) -> tuple[int, int]:
@@ -359,8 +375,8 @@ def _surviving_in_text(conn, t: str, c: str, gate_key: bytes, baseline: Baseline
         for rx in (EMAIL_RE, PHONE_RE, IBAN_RE):
             for m in rx.findall(text):
                 if m not in known:
-                    known[m] = (
-                        zlib.crc32(m.encode("utf-8"), pad_crc) in crcs and hmac_hex(gate_key, m) in baseline.hashes
+                    known[m] = zlib.crc32(m.encode("utf-8"), pad_crc) in crcs and _everywhere(
+                        hmac_hex(gate_key, m), baseline
                     )
                 n += known[m]
     return n, named

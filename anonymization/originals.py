@@ -6,12 +6,14 @@ in clear, in memory only) and the free-text search's full names, e-mails and pho
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Iterator
 
 import pymysql
 
 from anonymization.forensic import Needles
 from anonymization.freetext import EMAIL_RE, IBAN_RE, PHONE_RE, Phrases, name_pair
-from anonymization.rules import Rules
+from anonymization.rules import ColumnRule, Rules
+from anonymization.strategies import Dictionaries, drawn_for
 from phoenix.db import quote
 
 SAMPLE = 200  # rows per column for the keyed-hash sample and the phrases
@@ -128,3 +130,66 @@ def phrases_of(conn, sch: dict, rules: Rules, originals: dict[str, str], fakes: 
                     if text not in fakes and not text.lower().endswith(own_domain):
                         out.add(text, f"{t}.{c}")
     return out
+
+
+# Kinds of PII-looking columns whose values identify a person wherever they occur.
+_IDENTIFYING_KINDS = {"email", "phone", "iban"}
+_WHOLE = (EMAIL_RE, PHONE_RE, IBAN_RE)
+
+
+def folder(collation: str | None) -> Callable[[str], str]:
+    """How a column compares values: case-insensitive collations (`*_ci`) fold case."""
+    return str.casefold if collation and "_ci" in collation else str
+
+
+def hashed_sample(
+    conn, sch: dict, rules: Rules, originals: dict[str, str], pii: dict, dicts: list[Dictionaries], collations: dict
+) -> Iterator[tuple[str, str]]:
+    """(original, column) for the SQL gate's keyed-hash search; column "" = searched in every
+    column. Identifying values (e-mails, phones, IBANs, full names, streets, and those inside
+    scrubbed texts) are searched everywhere unless the engine draws them (any dictionary);
+    single words (first names, cities, postcodes, …) only in their own column, unless the
+    engine draws them for that column. Both compared under the column's collation."""
+    fakes = {v for d in dicts for vals in d.values.values() for v in vals}
+    folded = {str: fakes, str.casefold: {v.casefold() for v in fakes}}
+    for (t, c), kind in pii.items():
+        if sch[t][c][0] in ("date", "datetime"):
+            continue  # dates repeat across rows; date_shift never keeps a row's own date
+        crule = column_rule(rules, t, c)
+        if crule is not None and not crule.changes:
+            continue  # explicitly kept or public: not personal data
+        fold = folder(collations.get((t, c)))
+        everywhere = kind in _IDENTIFYING_KINDS or (crule is not None and crule.strategy in IDENTIFYING)
+        drawn_any = folded[fold]
+        drawn_here = {fold(v) for d in dicts for v in drawn_for(crule, d)}
+        for (v,) in sample(conn, originals.get(t, t), c, sch[t]):
+            text = v.isoformat() if hasattr(v, "isoformat") else str(v)
+            if crule is not None and crule.strategy == "scrub":
+                yield from ((m, "") for rx in _WHOLE for m in rx.findall(text))
+            elif len(text) < 4:
+                continue
+            elif everywhere or any(rx.fullmatch(text) for rx in _WHOLE):
+                if fold(text) not in drawn_any:
+                    yield text, ""
+            elif fold(text) not in drawn_here:
+                yield text, f"{t}.{c}"
+    yield from _full_names(conn, sch, rules, originals, fakes)
+
+
+def _full_names(conn, sch: dict, rules: Rules, originals: dict[str, str], fakes: set[str]) -> Iterator[tuple[str, str]]:
+    """First + last name of a row: identifying, searched everywhere (unless both are entries the
+    engine draws: a pseudonymized pair may be written anywhere)."""
+    for t, trule in rules.tables.items():
+        pair = name_pair(trule)
+        if t not in sch or trule.truncate or not pair or not all(c in sch[t] for c in pair):
+            continue
+        expr = f"CONCAT({quote(pair[0])}, ' ', {quote(pair[1])})"
+        for (v,) in sample(conn, originals.get(t, t), pair[0], sch[t], SAMPLE, expr):
+            f, _, la = str(v).partition(" ")
+            if not (f in fakes and la in fakes):
+                yield str(v), ""
+
+
+def column_rule(rules: Rules, t: str, c: str) -> ColumnRule | None:
+    trule = rules.tables.get(t)
+    return trule.columns.get(c) if trule else None

@@ -11,6 +11,8 @@
           company: "faker:company"                   # any Faker provider
           profile: {json: {"$.secondary_email": email, "$.mobile": phone}}
           locale: keep                               # explicitly not personal data
+      regions:
+        columns: {name: public}                      # public reference data (see `public` below)
       sessions: {truncate: true}
       audit_log: {delete_where: "created_at < NOW() - INTERVAL 90 DAY"}
       crm.contacts:                                  # `db.table`: a table of another database
@@ -20,6 +22,13 @@
         tables:
           invoices: {columns: {iban: iban}}
     database: shop    # the database unqualified tables are in (default: the dump's only one)
+
+`keep` and `public` both leave a column as it is. `keep` says "checked: not personal";
+`public` says "public reference data" (regions, cities of stores, names of public figures):
+its values may equal words of personal data, so the gate searches a `public` column only for
+identifying originals (e-mails, phones, IBANs, full names, streets), never for single words
+such as first names or cities — `keep` columns are also searched for the single words of
+their own table (a kept copy of a rewritten column).
 
 Errors name the file, the line, the table and the column, and what is wrong.
 """
@@ -45,6 +54,7 @@ STRATEGIES = DICT_STRATEGIES | {
     "null",
     "empty",
     "keep",
+    "public",
     "scrub",
     "json",
 }
@@ -64,7 +74,11 @@ class ColumnRule:
 
     @property
     def changes(self) -> bool:
-        return self.strategy != "keep"
+        return self.strategy not in ("keep", "public")
+
+    @property
+    def public(self) -> bool:
+        return self.strategy == "public"
 
 
 @dataclass
@@ -186,6 +200,14 @@ def _column(path: Path, node: yaml.Node, where: str) -> ColumnRule:
     rule = ColumnRule(strategy="", line=line)
     for k, v in _mapping(path, node, where):
         key = _scalar(path, k, where)
+        if key == "public":
+            raise _fail(
+                path,
+                k,
+                where,
+                "`public` is a strategy of its own (`column: public`), not a key: a column is either "
+                "rewritten by a strategy or public reference data, not both",
+            )
         if key not in _COLUMN_KEYS:
             raise _fail(path, k, where, f"unknown key {key!r}; expected {', '.join(sorted(_COLUMN_KEYS))}")
         if key == "strategy":
@@ -201,11 +223,19 @@ def _column(path: Path, node: yaml.Node, where: str) -> ColumnRule:
                 if not p.startswith("$"):
                     raise _fail(path, pk, where, f"JSON path {p!r} must start with '$'")
                 sub = _column(path, pv, f"{where} {p}")
-                if sub.strategy in ("json", "scrub"):
+                if sub.strategy in ("json", "scrub", "public"):
                     raise _fail(path, pv, where, f"strategy {sub.strategy!r} is not allowed inside json")
                 rule.paths[p] = sub
     if not rule.strategy:
         raise _fail(path, node, where, "no strategy given")
+    if rule.public and (rule.where or rule.args):
+        raise _fail(
+            path,
+            node,
+            where,
+            "`public` takes no `where` or `args`: public reference data is public in every row; "
+            "give the column another strategy if some rows are personal",
+        )
     if rule.strategy == "fixed" and "value" not in rule.args:
         raise _fail(path, node, where, "strategy 'fixed' needs args: {value: ...}")
     return rule

@@ -11,6 +11,7 @@ table (0.1 s vs 1.7 s per million rows, issue 5).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -49,6 +50,25 @@ _FAKER_KIND = {
 }
 
 
+def dictionary_kinds(families: set[str]) -> set[str]:
+    """The dictionaries an engine with these hash families draws from. The values of a kind
+    depend on the other kinds built beside it (one seeded Faker draws them in turn), so the
+    gate builds exactly these to know what the engine wrote."""
+    return {f for f in families if f not in ("email", "phone", "ip", "date", "hash")} | {"iban"}
+
+
+def drawn_for(rule: ColumnRule | None, dicts: Dictionaries) -> list[str]:
+    """The dictionary values the engine may write into a column under `rule`."""
+    if rule is None:
+        return []
+    out: list[str] = []
+    for r in (rule, *rule.paths.values()):
+        kind = family(r.strategy)
+        if kind in dicts.values and (r.strategy in _FAKER_KIND or r.strategy.startswith("faker:")):
+            out += dicts.values[kind]
+    return out
+
+
 def family(strategy: str) -> str | None:
     if strategy.startswith("faker:"):
         return "faker_" + strategy.split(":", 1)[1]
@@ -70,6 +90,11 @@ class Dictionaries:
 
     @classmethod
     def build(cls, locales: list[str], kinds: set[str]) -> Dictionaries:
+        """Built once per process for the same locales and kinds (the engine and the gate share them)."""
+        return _build(tuple(locales), frozenset(kinds))
+
+    @classmethod
+    def _make(cls, locales: tuple[str, ...], kinds: frozenset[str]) -> Dictionaries:
         fakers = [Faker(loc) for loc in locales]
         for i, fk in enumerate(fakers):
             fk.seed_instance(1000 + i)
@@ -87,6 +112,11 @@ class Dictionaries:
         out["email_first"] = [ascii_slug(fakers[i % len(fakers)].first_name()) for i in range(DICT_SIZE)]
         out["email_last"] = [ascii_slug(fakers[i % len(fakers)].last_name()) for i in range(DICT_SIZE)]
         return cls(out)
+
+
+@functools.lru_cache(maxsize=8)
+def _build(locales: tuple[str, ...], kinds: frozenset[str]) -> Dictionaries:
+    return Dictionaries._make(locales, kinds)
 
 
 def _lookup(dicts: Dictionaries, kind: str, h: str, start: int = 0) -> str:
@@ -110,7 +140,7 @@ def sql_expr(rule: ColumnRule, v: str, hash_sql: str, var: str, domain: str, dic
     the variable is always set by the row being written before it is read."""
     s = rule.strategy
     h = var
-    if s == "keep":
+    if s in ("keep", "public"):
         return v
     if s == "null":
         return "NULL"

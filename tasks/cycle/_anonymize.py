@@ -56,7 +56,10 @@ def anonymize_breeder(runtime: Runtime, name: str, databases: list[str], rules_p
     from anonymization.inline import originals
 
     log = get_run_logger()
-    rules = load_rules(rules_path).split(databases)  # RulesError before anything changes
+    loaded = load_rules(rules_path)
+    rules = loaded.split(databases)  # RulesError before anything changes
+    # The inline restore's engine drew from the dictionaries of all databases' rules.
+    drawn = [loaded.everything()] if inline is not None else []
     admin = runtime.admin(name)
     baselines = Baselines()
     written: set[str] = set()
@@ -64,7 +67,9 @@ def anonymize_breeder(runtime: Runtime, name: str, databases: list[str], rules_p
     for db, db_rules in rules.items():
         def take(db=db, db_rules=db_rules) -> None:  # before any rewrite, beside the held-key builds
             samples = inline.samples_in(db) if inline else set()
-            baselines.per[db] = take_baseline(admin, db, db_rules, key, originals(samples) if samples else None)
+            baselines.per[db] = take_baseline(
+                admin, db, db_rules, key, originals(samples) if samples else None, drawn=drawn
+            )
             if inline is not None:
                 inline.drop_samples(db)
 

@@ -83,3 +83,22 @@ def test_one_database_named_on_its_own_gets_its_qualified_and_the_unqualified_ru
     plain = _rules(tmp_path, "tables:\n  customers: {columns: {email: email}}\n  crm.contacts: {truncate: true}\n")
     assert sorted(plain.of("anything").tables) == ["customers"] and sorted(plain.of("crm").tables) == [
         "contacts", "customers"]
+
+
+def test_public_is_a_strategy_that_takes_no_where_and_no_key(tmp_path):
+    """`public` (public reference data) is a strategy of its own; a rule that also rewrites the
+    column, or limits it to some rows, is refused with a one-line error naming the line."""
+    ok = tmp_path / "ok.yaml"
+    ok.write_text("tables:\n  regions:\n    columns: {name: public, code: keep}\n")
+    rule = load_rules(ok).tables["regions"].columns["name"]
+    assert rule.public and not rule.changes
+    for body, message in (
+        ("{strategy: public, where: \"id > 1\"}", "`public` takes no `where`"),
+        ("{strategy: email, public: true}", "`public` is a strategy of its own"),
+        ("{json: {\"$.a\": public}}", "'public' is not allowed inside json"),
+    ):
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(f"tables:\n  regions:\n    columns:\n      name: {body}\n")
+        with pytest.raises(RulesError, match=message) as err:
+            load_rules(bad)
+        assert f"{bad}:4:" in str(err.value) and "\n" not in str(err.value)

@@ -1,0 +1,110 @@
+"""The gate without false alarms (issue 13, item 4): a pseudonym equal to another row's
+original, public reference data that shares words with personal data — and a real leak in
+a `public` column still fails when the value is identifying."""
+
+from __future__ import annotations
+
+import pymysql
+import pytest
+
+from anonymization import anonymize, load_rules, run_gate, take_baseline
+
+KEY = b"test-key-0123456789abcdef-0123456789"
+
+
+def run(server, db: str, sql: str, args=None) -> list[tuple]:
+    conn = pymysql.connect(**server.admin().pymysql_kwargs(), autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE DATABASE IF NOT EXISTS `{db}`")
+            cur.execute(f"USE `{db}`")
+            if isinstance(args, list):
+                cur.executemany(sql, args)
+            else:
+                cur.execute(sql, args)
+            return list(cur.fetchall())
+    finally:
+        conn.close()
+
+
+def rules_file(tmp_path, body: str):
+    path = tmp_path / "rules.yaml"
+    path.write_text("locale: en_US\ntables:\n" + body)
+    return load_rules(path)
+
+
+PEOPLE = "CREATE TABLE people (id INT PRIMARY KEY, email VARCHAR(80), postcode VARCHAR(12)) COLLATE utf8mb4_general_ci"
+
+
+def people(server, db: str, postcodes: list[str]) -> None:
+    run(server, db, PEOPLE)
+    rows = [(i + 1, f"person{i}@mail.test", p) for i, p in enumerate(postcodes)]
+    run(server, db, "INSERT INTO people VALUES (%s, %s, %s)", rows)
+
+
+def test_a_pseudonym_equal_to_another_rows_original_is_no_leak(mariadb, tmp_path):
+    """The rules use only two dictionary kinds: the engine draws other postcodes than a build
+    of every kind would. A row whose original postcode is the pseudonym the engine writes
+    into another row is not a surviving original."""
+    rules = rules_file(tmp_path, "  people: {columns: {email: email, postcode: postcode}}\n")
+    originals = [f"{10000 + 37 * i}" for i in range(30)]
+    people(mariadb, "probe", originals)
+    anonymize(mariadb.admin(), "probe", rules, KEY)
+    pseudonyms = [p for (p,) in run(mariadb, "probe", "SELECT postcode FROM people ORDER BY id")]
+    # the same rows, and rows whose originals are the pseudonyms of the first ones
+    people(mariadb, "app", originals + [p for p in pseudonyms if p not in originals][:10])
+    baseline = take_baseline(mariadb.admin(), "app", rules, KEY)
+    anonymize(mariadb.admin(), "app", rules, KEY)
+    result = run_gate(mariadb.admin(), "app", rules, KEY, baseline)
+    assert result.passed, result.findings
+
+
+REFERENCE = """\
+  customers: {columns: {first_name: first_name, last_name: last_name, email: email, city: city}}
+  saints: {columns: {name: keep}}
+  regions: {columns: {name: public, capital: public}}
+"""
+
+
+@pytest.fixture
+def reference(mariadb):
+    """Customers whose first names and cities are also words of public reference data."""
+    run(mariadb, "app", "CREATE TABLE customers (id INT PRIMARY KEY, first_name VARCHAR(40), "
+        "last_name VARCHAR(40), email VARCHAR(80), city VARCHAR(40))")
+    firsts, lasts = ["Eustace", "Ignatius", "Benedikta"], ["Wigglesworth", "Quennell", "Oakhurst"]
+    cities = ["Limburg", "Zeeland", "Drenthe"]
+    rows = [(i + 1, firsts[i % 3], lasts[i % 3], f"c{i}@mail.test", cities[i % 3]) for i in range(30)]
+    run(mariadb, "app", "INSERT INTO customers VALUES (%s, %s, %s, %s, %s)", rows)
+    run(mariadb, "app", "CREATE TABLE saints (id INT PRIMARY KEY, name VARCHAR(80))")
+    run(mariadb, "app", "INSERT INTO saints VALUES (%s, %s)", list(enumerate(firsts, 1)))
+    run(mariadb, "app", "CREATE TABLE regions (id INT PRIMARY KEY, name VARCHAR(80), capital VARCHAR(80))")
+    run(mariadb, "app", "INSERT INTO regions VALUES (%s, %s, %s)", [(1, "Limburg", "Maastricht"), (2, "Zeeland", "Middelburg")])
+    return mariadb
+
+
+@pytest.mark.parametrize("kind", ["public", "keep"])
+def test_public_reference_data_sharing_words_is_no_leak(reference, tmp_path, kind):
+    """A customer's first name is a saint's name (a `keep` column of another table), a city is a
+    region's name: single words are searched only in their own column."""
+    rules = rules_file(tmp_path, REFERENCE.replace("public", kind))
+    baseline = take_baseline(reference.admin(), "app", rules, KEY)
+    anonymize(reference.admin(), "app", rules, KEY)
+    result = run_gate(reference.admin(), "app", rules, KEY, baseline)
+    assert result.passed, result.findings
+    assert run(reference, "app", "SELECT name FROM regions ORDER BY id") == [("Limburg",), ("Zeeland",)]
+
+
+def test_an_identifying_original_in_a_public_column_still_fails(reference, tmp_path):
+    rules = rules_file(tmp_path, REFERENCE)
+    baseline = take_baseline(reference.admin(), "app", rules, KEY)
+    anonymize(reference.admin(), "app", rules, KEY)
+    run(reference, "app", "UPDATE regions SET capital = 'c4@mail.test' WHERE id = 1")  # an e-mail
+    run(reference, "app", "UPDATE saints SET name = 'Ignatius Quennell' WHERE id = 2")  # a full name
+    run(reference, "app", "UPDATE customers SET city = 'Drenthe' WHERE id = 3")  # a single word, own column
+    findings = run_gate(reference.admin(), "app", rules, KEY, baseline).findings
+    assert any(f.startswith("1 original value(s) survive in regions.capital: regions.capital is `public`")
+               for f in findings), findings
+    assert any(f.startswith("1 original value(s) survive in saints.name: saints.name is `keep`") for f in findings)
+    assert any("survive in customers.city: its rule (city)" in f for f in findings)
+    assert not any("regions.name" in f for f in findings)
+    assert not any(v in str(findings) for v in ("c4@mail.test", "Ignatius", "Drenthe"))
