@@ -103,7 +103,7 @@ def needles_of(conn, sch: dict, rules: Rules, originals: dict[str, str], fakes: 
             expr = f"CONCAT({quote(first)}, ' ', {quote(last)})"
             for (v,) in sample(conn, src, first, sch[t], NEEDLES_PER_COLUMN, expr):
                 f, _, la = str(v).partition(" ")
-                if not (f in fakes and la in fakes):
+                if str(v) not in fakes and not (f in fakes and la in fakes):
                     add(v, f"{t}.{first} + {last}")
     needles.discard_inside(fakes)
     return needles
@@ -121,7 +121,7 @@ def phrases_of(conn, sch: dict, rules: Rules, originals: dict[str, str], fakes: 
         if pair and all(c in sch[t] for c in pair):
             for (v,) in sample(conn, src, pair[0], sch[t], SAMPLE, f"CONCAT({quote(pair[0])}, ' ', {quote(pair[1])})"):
                 f, _, la = str(v).partition(" ")
-                if not (f in fakes and la in fakes):
+                if str(v) not in fakes and not (f in fakes and la in fakes):
                     out.add(str(v), f"{t}.{pair[0]} + {pair[1]}")
         for c, r in trule.columns.items():
             if r.strategy in ("name", "email", "phone") and c in sch[t]:
@@ -186,7 +186,8 @@ def _full_names(conn, sch: dict, rules: Rules, originals: dict[str, str], fakes:
         expr = f"CONCAT({quote(pair[0])}, ' ', {quote(pair[1])})"
         for (v,) in sample(conn, originals.get(t, t), pair[0], sch[t], SAMPLE, expr):
             f, _, la = str(v).partition(" ")
-            if not (f in fakes and la in fakes):
+            # A pseudonym of a `name` column (a whole dictionary entry) may be written anywhere too.
+            if str(v) not in fakes and not (f in fakes and la in fakes):
                 yield str(v), ""
 
 
