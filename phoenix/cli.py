@@ -72,6 +72,30 @@ def _unreachable_prefect(exc: BaseException) -> bool:
     return False
 
 
+def _run_app() -> None:
+    """Click's usage errors (an unknown flag, a missing argument, a bad choice) as one line
+    like every other error, instead of its boxed usage text; the exit code stays 2."""
+    from phoenix.errors import InvalidInput
+
+    try:  # typer ≥ 0.25 carries its own copy of click
+        from typer._click import exceptions as click
+    except ImportError:
+        from click import exceptions as click  # type: ignore[no-redef]
+
+    try:
+        code = app(standalone_mode=False)
+    except click.NoArgsIsHelpError:  # `phoenix ci`: typer printed the group's help, as before
+        sys.exit(2)
+    except click.UsageError as err:
+        where = err.ctx.command_path if err.ctx else "phoenix"
+        raise InvalidInput(f"{err.format_message().rstrip('.')}: see `{where} --help`") from None
+    except click.ClickException as err:
+        raise PhoenixError(err.format_message(), exit_code=err.exit_code) from None
+    except typer.Abort:
+        raise KeyboardInterrupt from None
+    sys.exit(code if isinstance(code, int) else 0)
+
+
 def main() -> None:
     try:
         if not {"--help", "-h"} & set(sys.argv[1:]):
@@ -79,7 +103,7 @@ def main() -> None:
 
             get_settings()  # a bad config is exit 2 before any command starts a run
         _use_local_prefect()
-        app()
+        _run_app()
     except PhoenixError as err:
         print(f"phoenix: error: {err}", file=sys.stderr)
         sys.exit(err.exit_code)

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import inspect
+import os
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from phoenix import errors
 from phoenix.db import redact
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+REPO = Path(__file__).resolve().parents[2]
+README = REPO / "README.md"
 
 
 def test_the_readme_publishes_the_exit_codes_of_the_error_module():
@@ -40,3 +45,18 @@ def test_server_messages_lose_the_values_they_quote():
     syntax = "You have an error in your SQL syntax; … near 'VALUES ((1,'Ada','De\\'rek'),(2,' at line 1"
     assert "Ada" not in redact(syntax) and "at line 1" in redact(syntax)
     assert "\\xF0" not in redact("Incorrect string value: '\\xF0\\x9F' for column `t`.`c` at row 1")
+
+
+@pytest.mark.parametrize("args, says", [
+    (["ci", "spawn", "x", "--json"], "No such option: --json: see `phoenix ci spawn --help`"),
+    (["spawn"], "Missing argument 'name': see `phoenix spawn --help`"),
+    (["nosuch"], "No such command 'nosuch': see `phoenix --help`"),
+    (["generate", "--scale", "x"], "Invalid value for '--scale'"),
+])
+def test_a_usage_error_is_one_line_and_exit_2(tmp_path, args, says):
+    """Click's boxed usage text was 5 lines of box drawing on stderr, not `phoenix: error:`."""
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PHOENIX_HOME": str(tmp_path)}
+    res = subprocess.run([str(REPO / ".venv/bin/phoenix"), *args], capture_output=True, text=True, env=env, timeout=60)
+    assert res.returncode == 2 and res.stdout == ""
+    assert res.stderr.startswith("phoenix: error: ") and says in res.stderr, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
