@@ -52,11 +52,20 @@ class AnonymizeReport:
     known_seconds: float = 0.0  # reading them and computing their pseudonyms
 
     def to_markdown(self) -> str:
-        lines = ["## Anonymization", "", "| table | rows | seconds | rules |", "|---|---:|---:|---|"]
+        # One rule a row: the Prefect UI does not wrap table cells, and a table's rules in one
+        # cell made the table twice the page's width (bench/ui.py).
+        lines = ["## Anonymization", "", "| table | rows | seconds | column | rule |", "|---|---:|---:|---|---|"]
         for t in self.rows:
-            rules = ", ".join(f"{c}: {s}" for c, s in self.applied.get(t, {}).items())
-            where = " (rows rewritten during the restore)" if t in self.inlined else ""
-            lines.append(f"| {t} | {self.rows[t]:,} | {self.seconds.get(t, 0):.2f} | {rules}{where} |")
+            rules = list(self.applied.get(t, {}).items()) or [("", "")]
+            lines.append(f"| {t} | {self.rows[t]:,} | {self.seconds.get(t, 0):.2f} | {rules[0][0]} | {rules[0][1]} |")
+            lines += [f"| | | | {c} | {s} |" for c, s in rules[1:]]
+        if self.inlined:
+            lines += [
+                "",
+                "Tables whose rows were rewritten during the restore: "
+                + ", ".join(f"`{t}`" for t in sorted(self.inlined))
+                + ".",
+            ]
         if self.known:
             lines += [
                 "",

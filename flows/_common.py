@@ -54,7 +54,9 @@ def password_hint(settings: Settings, eid: str) -> str:
     if settings.runtime == "kubernetes":
         ns = f"{settings.kubernetes.namespace_prefix}{eid}"
         return f"kubectl -n {ns} get secret phoenix-db -o jsonpath='{{.data.MARIADB_PASSWORD}}' | base64 -d"
-    return f"phoenix spawn {eid} --json   # on the host that runs the servers; or `phoenix ci spawn --password-file`"
+    # Comments on their own lines: the UI does not wrap a code block (bench/ui.py).
+    return (f"# on the host that runs the servers:\nphoenix spawn {eid} --json\n"
+            f"# from a CI job, on any machine (sealed to the job's own key):\nphoenix ci spawn {eid} --password-file F")
 
 
 def announce(settings: Settings, info: environments.EnvInfo, what: str) -> None:
