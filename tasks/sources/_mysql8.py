@@ -53,6 +53,11 @@ _MYSQL_ONLY = re.compile(rb"[ \t]*/\*!(?:50[7-9]\d\d|5[1-9]\d{3}|[6-9]\d{4})\b.*
 _CHEAP = (b"/*!", b"0900_", b"DEFINER", b"KEY `", b"TIME_TRUNCATE_FRACTIONAL")
 
 
+def _blank(m: re.Match[bytes]) -> bytes:
+    """What is removed leaves its newlines: the client's line numbers stay the dump's."""
+    return b"\n" * m.group(0).count(b"\n")
+
+
 def is_mysql8(head: bytes) -> bool:
     """Whether a dump's first bytes are MySQL 8's (or later) mysqldump header."""
     m = _HEADER.match(head)
@@ -123,7 +128,7 @@ class Translator:
         chunk = self.rewrite(chunk, line)  # first: its errors count lines of the dump as it is
         if session and (b"SET @" in chunk or b"USER" in chunk or b"GRANT" in chunk or b"ROLE" in chunk
                         or b"REVOKE" in chunk):
-            chunk = _DROP_LINES.sub(b"", chunk)
+            chunk = _DROP_LINES.sub(_blank, chunk)
         return chunk
 
     # -- the rules, shared --------------------------------------------------------------------
@@ -141,7 +146,7 @@ class Translator:
         if b"/*!" in text:
             text = _INVISIBLE_INDEX.sub(rb"\1IGNORED", text)
             text = _INVISIBLE_COLUMN.sub(b"INVISIBLE", text)
-            text = _MYSQL_ONLY.sub(b"", text)
+            text = _MYSQL_ONLY.sub(_blank, text)
         if b"TIME_TRUNCATE_FRACTIONAL" in text:
             text = _SQL_MODE_TTF.sub(b"", text)  # a MySQL 8 sql_mode MariaDB has not
         return text

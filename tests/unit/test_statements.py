@@ -17,7 +17,44 @@ def test_statements_follow_delimiters_and_count_lines():
     assert got[3][1].endswith(b"SET NEW.a = 1; END ")
     with pytest.raises(StatementError) as err:
         list(statements(iter([b"SELECT 1;\nINSERT INTO t VALUES (1),\n(2"])))
-    assert err.value.line == 2
+    assert err.value.cut and err.value.begun == 2
+
+
+def test_a_truncation_is_where_the_stream_ends_not_where_its_statement_began():
+    dump = b"SET NAMES utf8mb4;\nINSERT INTO `people` VALUES (1,'a'),\n(2,'b'),\n(3,'"
+    with pytest.raises(StatementError) as err:
+        list(statements(iter([dump[:25], dump[25:50], dump[50:]])))  # blocks cut mid-line
+    assert (err.value.line, err.value.offset, err.value.table, err.value.begun) == (4, len(dump), "people", 2)
+    assert "inside the statement begun at line 2" in err.value.message
+
+
+def test_a_server_error_is_placed_in_its_line_of_a_multi_line_statement():
+    from tasks.sources._position import Tracker, within
+
+    stmt = b"INSERT INTO `people` VALUES (1,'a'),\n(2,'b' oops),\n(3,'c')"
+    message = "You have an error in your SQL syntax; ... near 'oops),\n(3,'c')' at line 2"
+    assert within(message, stmt) == (1, stmt.index(b"oops"))
+    assert within("You have an error ... near '' at line 3", stmt + b";") == (2, len(stmt))  # at the end
+    assert within("Duplicate entry '…' for key 'PRIMARY'", stmt) == (0, 0)  # no place: the statement's start
+    # The client names the line its statement began on; the tracker finds it in what passed.
+    dump = b"-- head\nCREATE TABLE `people` (\n  `id` int\n);\n" + stmt + b";\nINSERT INTO `other` VALUES (1);\n"
+    track = Tracker(decompressed=True, keep=len(dump) - 16)  # its first block is forgotten
+    for _ in track.blocks(iter([dump[i:i + 16] for i in range(0, len(dump), 16)])):
+        pass
+    at = track.locate(5, message)
+    assert (at.line, at.offset, at.table) == (6, dump.index(b"oops"), "people")
+    assert str(at) == f"line 6, decompressed byte {dump.index(b'oops')}, table `people`"
+    assert str(track.end()) == f"line 8, decompressed byte {len(dump)}, table `other`"
+
+
+def test_the_clients_error_is_its_whole_message_redacted_on_one_line():
+    from tasks.sources._client import failure
+
+    stderr = (b"ERROR 1064 (42000) at line 16: You have an error in your SQL syntax; check the manual near "
+              b"'oops),\n(601,'secret-601'),\n(602,'secret-602' at line 600\n")
+    got = failure(stderr)
+    assert got.line == 16 and "near 'oops)," in got.raw  # to locate it, never shown
+    assert got.message == "ERROR 1064 (42000): You have an error in your SQL syntax; check the manual near '…' at line 600"
 
 
 def test_keys_leave_create_table_and_come_back_after_the_rows():
