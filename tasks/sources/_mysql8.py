@@ -45,6 +45,10 @@ _FUNCTIONAL_KEY = re.compile(rb"^\s*(?:UNIQUE |FULLTEXT |SPATIAL )?KEY `((?:[^`]
                              rb"\((?:`(?:[^`]|``)+`(?:\(\d+\))?(?: (?:ASC|DESC))?,)*\(", re.M)
 _CREATE_TABLE = re.compile(rb"CREATE TABLE (?:IF NOT EXISTS )?`((?:[^`]|``)+)`")
 _DEFINER = re.compile(rb"DEFINER\s*=\s*(`(?:[^`]|``)*`|'(?:[^'\\]|\\.)*')@(`(?:[^`]|``)*`|'(?:[^'\\]|\\.)*')")
+# An unenforced CHECK (MySQL ≥ 8.0.16; MariaDB has no NOT ENFORCED and would enforce it): its
+# line; then the comma of a definition left last before the table's `) ENGINE=`.
+_UNENFORCED = re.compile(rb"\n[ \t]*CONSTRAINT `((?:[^`]|``)+)` CHECK \(.*\) /\*!80016 NOT ENFORCED \*/,?(?=\n)")
+_LAST_COMMA = re.compile(rb",(\n(?:[ \t]*\n)*\) ENGINE=)")
 _SQL_MODE_TTF = re.compile(rb",TIME_TRUNCATE_FRACTIONAL\b|\bTIME_TRUNCATE_FRACTIONAL,?")
 # What MariaDB would skip anyway (50700–99999, read as plain comments): removed, so no
 # MySQL-only syntax reaches the server at all — e.g. `/*!80016 DEFAULT ENCRYPTION='N' */`,
@@ -108,6 +112,7 @@ class Translator:
         self.table: str | None = None  # the last CREATE TABLE seen (a statement may span blocks)
         self._definers: set[tuple[str, str]] = set()
         self._collations: dict[bytes, bytes] = {}
+        self.notes: list[str] = []  # what the translation changed that a report should say
 
     # -- the statement-by-statement path ------------------------------------------------------
     def statements(self, stmts: Statements) -> Statements:
@@ -144,6 +149,8 @@ class Translator:
         if b"0900_" in text:
             text = _COLLATION.sub(lambda m: self._collation(m, text, line), text)
         if b"/*!" in text:
+            if b"NOT ENFORCED" in text:
+                text = self._unenforced(text)
             text = _INVISIBLE_INDEX.sub(rb"\1IGNORED", text)
             text = _INVISIBLE_COLUMN.sub(b"INVISIBLE", text)
             text = _MYSQL_ONLY.sub(_blank, text)
@@ -165,6 +172,22 @@ class Translator:
                 "without that index")
         if tables:
             self.table = _ident(tables[-1].group(1))
+
+    def _unenforced(self, text: bytes) -> bytes:
+        """Drop each unenforced CHECK: it never constrained the source's rows, and enforced by
+        MariaDB it could refuse them or give the constraint another meaning. Its line stays,
+        blank (the client's line numbers stay the dump's)."""
+        tables = list(_CREATE_TABLE.finditer(text))
+
+        def drop(m: re.Match[bytes]) -> bytes:
+            before = [t for t in tables if t.start() < m.start()]
+            table = _ident(before[-1].group(1)) if before else self.table
+            self.notes.append(f"table `{table}`: CHECK constraint `{_ident(m.group(1))}` dropped (NOT ENFORCED "
+                              "in MySQL, so it never constrained the data; MariaDB would enforce it)")
+            return b"\n"
+
+        out = _UNENFORCED.sub(drop, text)
+        return _LAST_COMMA.sub(rb"\1", out) if out != text else out
 
     def _collation(self, m: re.Match[bytes], text: bytes, line: int) -> bytes:
         name = m.group(0)

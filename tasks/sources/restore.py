@@ -60,6 +60,7 @@ class RestoreReport:
     databases: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # system schemas the dump held, not restored
     position: str | None = None  # a live source's binary-log position of the copy (live.Position JSON)
+    notes: list[str] = field(default_factory=list)  # what a translation changed (e.g. a dropped MySQL 8 CHECK)
 
 
 def describe(source: str) -> str:
@@ -228,7 +229,7 @@ def _restore_dump(path: Path, admin: AdminAccess, database: str, progress: Progr
         tail = [b""]
         stream = _reporting(raw, total, itertools.chain([first], blocks), progress, t0, tail)
         dumped = _from_dump_tool(first)
-        dbs = Databases()
+        dbs, notes = Databases(), []
         mysql8 = Mysql8Restore(admin, str(path)) if dumped and is_mysql8(first) else None
         try:
             try:
@@ -243,6 +244,7 @@ def _restore_dump(path: Path, admin: AdminAccess, database: str, progress: Progr
                 _blame_the_stream(exc, stream, track)
             if mysql8:
                 mysql8.grant(dbs.names if named else [database])
+                notes = mysql8.translator.notes
         finally:
             if mysql8:
                 mysql8.close()
@@ -253,7 +255,8 @@ def _restore_dump(path: Path, admin: AdminAccess, database: str, progress: Progr
                            f"({', '.join(dbs.skipped) or 'none'}); dump the application's databases")
     secs = time.monotonic() - t0
     progress(total, total, total / max(secs, 1e-6), 0.0)
-    return RestoreReport(str(path), "dump", total, secs, target, dbs.names if named else [database], dbs.skipped)
+    return RestoreReport(str(path), "dump", total, secs, target, dbs.names if named else [database], dbs.skipped,
+                         notes=notes)
 
 
 def _blame_the_stream(exc: RestoreError, stream: Iterator[bytes], track: Tracker) -> None:
