@@ -96,6 +96,12 @@ def _ident(raw: bytes) -> str:
     return raw.replace(b"``", b"`").decode("utf-8", "replace")
 
 
+def definers_in(text: bytes) -> Iterator[tuple[str, str]]:
+    """The (user, host) of each `DEFINER=` in `text`."""
+    for m in _DEFINER.finditer(text):
+        yield _unquote(m.group(1)), _unquote(m.group(2))
+
+
 def _unquote(quoted: bytes) -> str:
     q, body = quoted[:1], quoted[1:-1]
     text = body.replace(b"``", b"`") if q == b"`" else re.sub(rb"\\(.)", rb"\1", body).replace(b"''", b"'")
@@ -140,8 +146,7 @@ class Translator:
     def rewrite(self, text: bytes, line: int) -> bytes:
         if not any(c in text for c in _CHEAP):
             return text
-        for m in _DEFINER.finditer(text):
-            account = (_unquote(m.group(1)), _unquote(m.group(2)))
+        for account in definers_in(text):
             if account not in self._definers:
                 self._definers.add(account)
                 self.on_definer(*account)

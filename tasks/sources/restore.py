@@ -32,6 +32,7 @@ from phoenix.errors import RestoreError, SourceInvalid
 from tasks.sources import _client, live
 from tasks.sources._client import client_error, feed
 from tasks.sources._databases import Databases
+from tasks.sources._definers import Definers, Statements
 from tasks.sources._mysql8 import is_mysql8
 from tasks.sources._mysql8_blocks import BlockTranslator
 from tasks.sources._mysql8_server import Mysql8Restore
@@ -231,23 +232,26 @@ def _restore_dump(path: Path, admin: AdminAccess, database: str, progress: Progr
         dumped = _from_dump_tool(first)
         dbs, notes = Databases(), []
         mysql8 = Mysql8Restore(admin, str(path)) if dumped and is_mysql8(first) else None
+        definers = mysql8.definers if mysql8 else Definers(admin) if dumped else None
         try:
             try:
                 # A dump that names its databases goes statement by statement: the system schemas are left out.
                 if (jobs > 1 or inline or named) and dumped:
-                    _load_parallel(path, stream, admin, target, jobs, inline, dbs, mysql8, track)
+                    translate = mysql8.translator.statements if mysql8 else definers.wrap if definers else None
+                    _load_parallel(path, stream, admin, target, jobs, inline, dbs, translate, track)
                 else:
-                    lines = BlockTranslator(mysql8.translator).blocks(stream) if mysql8 else stream
+                    lines = (BlockTranslator(mysql8.translator).blocks(stream) if mysql8
+                             else definers.tap(stream) if definers else stream)
                     _load_client(path, dbs.tap(lines) if named else lines, admin, target, track,
                                  lambda: dumped and b"-- Dump completed" not in tail[0])
             except RestoreError as exc:
                 _blame_the_stream(exc, stream, track)
-            if mysql8:
-                mysql8.grant(dbs.names if named else [database])
-                notes = mysql8.translator.notes
+            if definers:
+                definers.grant(dbs.names if named else [database])
+            notes = mysql8.translator.notes if mysql8 else []
         finally:
-            if mysql8:
-                mysql8.close()
+            if definers:
+                definers.close()
     if dumped and b"-- Dump completed" not in tail[0]:
         raise RestoreError(f"{path}: the dump ends at {track.end()} without its '-- Dump completed' trailer; {_CUT}")
     if named and not dbs.names:
@@ -300,15 +304,14 @@ def _reporting(raw: BinaryIO, total: int, blocks: Iterator[bytes], progress: Pro
 
 
 def _load_parallel(path: Path, stream: Iterator[bytes], admin: AdminAccess, target: str | None, jobs: int,
-                   inline: RowRewriter | None, dbs: Databases, mysql8: Mysql8Restore | None, track: Tracker) -> None:
+                   inline: RowRewriter | None, dbs: Databases, translate: Callable[[Statements], Statements] | None,
+                   track: Tracker) -> None:
     from tasks.sources._keys import Deferral
-    from tasks.sources._parallel import StatementError, Statements, load
+    from tasks.sources._parallel import StatementError, load
 
-    # A MySQL 8 dump is translated first: everything after it sees MariaDB's syntax.
-    translate = mysql8.translator.statements if mysql8 else (lambda s: s)
-
+    # A MySQL 8 dump is translated first (its definers made): everything after it sees MariaDB's syntax.
     def dump(s: Statements) -> Statements:
-        return dbs.wrap(translate(s))
+        return dbs.wrap(translate(s) if translate else s)
 
     if inline is None:
         deferral = Deferral()
