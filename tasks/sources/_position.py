@@ -17,12 +17,15 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
+
 from phoenix.errors import RestoreError
 
 _KEEP = 8 << 20  # what the client may still hold unread when it fails: its statement, the pipe
 _HEADS = (b"\nINSERT ", b"\nREPLACE ", b"\nCREATE TABLE ", b"\nLOCK TABLES ")
 _TABLE = re.compile(rb"\n(?:INSERT (?:IGNORE )?INTO|REPLACE INTO|CREATE TABLE(?: IF NOT EXISTS)?|LOCK TABLES) "
                     rb"(?:`((?:[^`]|``)+)`|(\w+))")
+_WALK = 32  # line starts looked at from a block's end before one search of the whole block
 _NEAR = re.compile(r"near '(.*)' at line (\d+)\s*$", re.S)
 
 
@@ -51,6 +54,10 @@ class Position:
         return ", ".join(parts)
 
 
+def _name(m: re.Match[bytes]) -> str:
+    return (m.group(1) or m.group(2)).decode("utf-8", "replace").replace("``", "`")
+
+
 def table_in(data: bytes, end: int | None = None) -> str | None:
     """The table the last statement head in `data[:end]` (at a line start) names."""
     end = len(data) if end is None else end
@@ -58,7 +65,7 @@ def table_in(data: bytes, end: int | None = None) -> str | None:
     while at >= 0:
         m = _TABLE.match(data, at)
         if m:
-            return (m.group(1) or m.group(2)).decode("utf-8", "replace").replace("``", "`")
+            return _name(m)
         at = max(data.rfind(h, 0, at) for h in _HEADS)
     return None
 
@@ -111,9 +118,23 @@ class Tracker:
         while self._kept > self.keep and len(self._blocks) > 2:
             self._kept -= len(self._blocks.popleft()[2])
         self.offset += len(block)
-        self.lines += block.count(b"\n")
-        self.table = table_in(self._tail + block) or self.table
-        self._tail = (self._tail + block)[-256:]
+        self.lines += int(np.count_nonzero(np.frombuffer(block, np.uint8) == 10))  # 4× bytes.count
+        self.table = self._last_table(block) or self.table
+        self._tail = block[-256:] if len(block) >= 256 else (self._tail + block)[-256:]
+
+    def _last_table(self, block: bytes) -> str | None:
+        """The table the block's last statement head names: its last few line starts are looked
+        at first (a dump's blocks end in rows of the table being dumped), then one search."""
+        at = len(block)
+        for _ in range(_WALK):
+            nl = block.rfind(b"\n", 0, at)
+            if nl < 0:  # a head at or across the block's first bytes
+                return table_in(self._tail + block[:256])
+            m = _TABLE.match(block, nl)
+            if m:
+                return _name(m)
+            at = nl
+        return table_in(block) or table_in(self._tail + block[:256])
 
     def end(self) -> Position:
         """Where the stream ends (so far): its last line."""
