@@ -25,14 +25,9 @@ def collations(conn: pymysql.connections.Connection) -> set[str]:
 
 
 class Mysql8Restore:
-    """One MySQL 8 dump's restore: its Translator, and the accounts made for its definers."""
+    """One MySQL 8 dump's restore: its Translator, and the accounts made for its definers (the
+    caller grants and closes them)."""
 
     def __init__(self, admin: AdminAccess, where: str) -> None:
         self.definers = Definers(admin)
         self.translator = Translator(collations(self.definers.conn), self.definers.need, where)
-
-    def grant(self, databases: list[str]) -> None:
-        self.definers.grant(databases)
-
-    def close(self) -> None:
-        self.definers.close()

@@ -82,7 +82,8 @@ def within(message: str, text: bytes) -> tuple[int, int | None]:
         start = text.find(b"\n", start) + 1
         if start == 0:
             return down, None
-    near = m.group(1).split("\n", 1)[0].encode("utf-8", "replace")
+    # The server quotes at most 80 characters, then `...`: the rest of the statement from the token.
+    near = m.group(1).removesuffix("...").split("\n", 1)[0].encode("utf-8", "replace")
     end = text.find(b"\n", start)
     end = len(text) if end < 0 else end
     if not near:  # `near ''`: the statement's end, before its delimiter
@@ -170,6 +171,6 @@ class Tracker:
         start = self.line_start(line)
         if start is None:
             return Position(line, None, self.table_at(self.offset), self.decompressed)
-        down, byte = within(message, self.text(start))
+        down, byte = within(message, self.text(start, self.keep))
         at = start + byte if byte is not None else self.line_start(line + down)
         return Position(line + down, at, self.table_at(start), self.decompressed)

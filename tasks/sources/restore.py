@@ -160,6 +160,8 @@ class RowRewriter(Protocol):
 _CUT = "the file was cut short (truncated file): copy or dump it again"
 _DAMAGED = "the file is damaged or not compressed as its name says: copy or dump it again"
 _SQL = "the dump holds what this server cannot run there: fix it on the source or dump again"
+
+
 def dump_blocks(path: Path | str) -> Iterator[bytes]:
     """The decompressed bytes of a dump file (.sql, .sql.gz, .sql.zst), block by block."""
     with open(path, "rb") as raw:

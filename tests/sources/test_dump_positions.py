@@ -47,6 +47,12 @@ def test_a_broken_dump_names_its_line_byte_and_table(mariadb, tmp_path, jobs):
     assert f"restore failed at line {_line_of(bad, at)}, byte {at}, table `people`: ERROR 1064" in str(err.value)
     assert "secret-name" not in str(err.value) and "\n" not in str(err.value)  # no value of the dump
 
+    one = bad.replace(b",\n(", b",(")  # the same INSERT on one line: the byte inside the line
+    (tmp_path / "one.sql").write_bytes(one)
+    with pytest.raises(RestoreError) as err:
+        restore(str(tmp_path / "one.sql"), mariadb.admin(), "one", jobs=jobs)
+    assert f"restore failed at line 16, byte {one.index(b'oops')}, table `people`: ERROR 1064" in str(err.value)
+
     # gzip: a block corrupted mid-way; its damage is the cause, not what the server made of it
     big = full[: -len(TAIL)] + b"".join(b"INSERT INTO `people` VALUES (%d,'%s');\n" % (i, os.urandom(1500).hex().encode())
                                         for i in range(2000, 5000)) + TAIL.encode()
