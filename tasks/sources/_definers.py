@@ -6,25 +6,23 @@ given all privileges on the dump's databases: the objects keep their DEFINER exa
 source has it (a golden's objects equal the source's) and still run for the environment's
 own user — an object whose definer does not exist fails every call ("The user specified as a
 definer does not exist"). No one can log in as such an account, and no production password
-hash is ever copied. Only statement heads are read for definers, never rows: a value that
-reads `DEFINER=…` makes no account.
+hash is ever copied. A MySQL 8 dump's definers are made as the translation meets them; a
+MariaDB dump's are read from the restored objects (information_schema) after the restore —
+nothing is read from the stream, and a row whose text reads `DEFINER=…` makes no account.
+Nothing needs them sooner: mysqldump creates each table's triggers after its rows.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 
 import pymysql
 
 from phoenix.db import AdminAccess, quote
 from phoenix.errors import RestoreError
-from tasks.sources._mysql8 import ROWS, definers_in
 
-Statements = Iterator[tuple[int, bytes]]
-# Where mysqldump writes a definer: `/*!50003 CREATE*/ /*!50017 DEFINER=…*/ … TRIGGER`, a view's
-# `/*!50013 DEFINER=… SQL SECURITY … */` line, `CREATE DEFINER=… PROCEDURE`, an event's `/*!50106 …`.
-_HEADS = (b"/*!", b"CREATE ")
+_OBJECTS = (("TRIGGERS", "TRIGGER_SCHEMA"), ("VIEWS", "TABLE_SCHEMA"), ("ROUTINES", "ROUTINE_SCHEMA"),
+            ("EVENTS", "EVENT_SCHEMA"))
 
 
 class Definers:
@@ -48,32 +46,19 @@ class Definers:
                 raise RestoreError(f"a DEFINER account of the dump cannot be created (error {exc.args[0]})") from None
         self.created.append((user, host))
 
-    def wrap(self, stmts: Statements) -> Statements:
-        """The statement path: each statement passed on, the definers of non-row ones made."""
-        for line, stmt in stmts:
-            if b"DEFINER" in stmt and not stmt.startswith(ROWS):
-                for account in definers_in(stmt):
-                    self.need(*account)
-            yield line, stmt
-
-    def tap(self, blocks: Iterator[bytes]) -> Iterator[bytes]:
-        """The client path: the blocks passed on; the definers of lines that begin an object
-        (a line cut by a block is joined first). One C-level find per block without any."""
-        rest = b""
-        for block in blocks:
-            data = rest + block
-            cut = data.rfind(b"\n") + 1
-            at = data.find(b"DEFINER", 0, cut)
-            while at >= 0:
-                start = data.rfind(b"\n", 0, at) + 1
-                end = data.find(b"\n", at)
-                line = data[start:end]
-                if line.startswith(_HEADS):
-                    for account in definers_in(line):
-                        self.need(*account)
-                at = data.find(b"DEFINER", end, cut)
-            rest = data[cut : cut + 4096]  # a line's head is all a definer needs (a long row line: no copies)
-            yield block
+    def of_objects(self, databases: list[str]) -> None:
+        """After a restore: make the definers of the databases' triggers, views, routines and
+        events exist. The server has them parsed — no dump text is read for them."""
+        if not databases:
+            return
+        marks = ", ".join(["%s"] * len(databases))
+        sql = " UNION ".join(f"SELECT DEFINER FROM information_schema.{view} WHERE {col} IN ({marks})"
+                             for view, col in _OBJECTS)
+        with self.conn.cursor() as cur:
+            cur.execute(sql, databases * len(_OBJECTS))
+            accounts = sorted({tuple(r[0].rsplit("@", 1)) for r in cur.fetchall() if r[0] and "@" in r[0]})
+        for user, host in accounts:  # a role as definer has no host: nothing to make
+            self.need(user, host)
 
     def grant(self, databases: list[str]) -> None:
         """After the restore: the made definers get all privileges on the dump's databases."""

@@ -31,8 +31,8 @@ from phoenix.db import AdminAccess, client_binary, quote
 from phoenix.errors import RestoreError, SourceInvalid
 from tasks.sources import _client, live
 from tasks.sources._client import client_error, feed
-from tasks.sources._databases import Databases
-from tasks.sources._definers import Definers, Statements
+from tasks.sources._databases import Databases, Statements
+from tasks.sources._definers import Definers
 from tasks.sources._mysql8 import is_mysql8
 from tasks.sources._mysql8_blocks import BlockTranslator
 from tasks.sources._mysql8_server import Mysql8Restore
@@ -239,16 +239,17 @@ def _restore_dump(path: Path, admin: AdminAccess, database: str, progress: Progr
             try:
                 # A dump that names its databases goes statement by statement: the system schemas are left out.
                 if (jobs > 1 or inline or named) and dumped:
-                    translate = mysql8.translator.statements if mysql8 else definers.wrap if definers else None
+                    translate = mysql8.translator.statements if mysql8 else None
                     _load_parallel(path, stream, admin, target, jobs, inline, dbs, translate, track)
                 else:
-                    lines = (BlockTranslator(mysql8.translator).blocks(stream) if mysql8
-                             else definers.tap(stream) if definers else stream)
+                    lines = BlockTranslator(mysql8.translator).blocks(stream) if mysql8 else stream
                     _load_client(path, dbs.tap(lines) if named else lines, admin, target, track,
                                  lambda: dumped and b"-- Dump completed" not in tail[0])
             except RestoreError as exc:
                 _blame_the_stream(exc, stream, track)
             if definers:
+                if not mysql8:
+                    definers.of_objects(dbs.names if named else [database])
                 definers.grant(dbs.names if named else [database])
             notes = mysql8.translator.notes if mysql8 else []
         finally:
