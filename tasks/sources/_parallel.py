@@ -61,13 +61,9 @@ class Splitter:
     def start(self, line: int) -> int | None:
         return self.starts.get(line)
 
-    def _begun(self, line: int, offset: int) -> None:
-        self.starts[line] = offset
-        if len(self.starts) > 2 * self._KEEP:  # forget the oldest half, now and then
-            self.starts = dict(list(self.starts.items())[-self._KEEP :])
-
     def split(self, blocks: Iterator[bytes]) -> Iterator[tuple[int, bytes]]:
         delim, buf, start, lineno, rest, pos = b";", [], 0, 0, b"", 0
+        starts = self.starts
         for block in blocks:
             if not block:
                 continue
@@ -84,7 +80,9 @@ class Splitter:
                         delim = s.split()[1]
                         continue
                     start = lineno
-                    self._begun(start, at)
+                    starts[start] = at
+                    if len(starts) > 2 * self._KEEP:  # forget the oldest half, now and then
+                        starts = self.starts = dict(list(starts.items())[-self._KEEP :])
                 buf.append(line)
                 stripped = line.rstrip()
                 if stripped.endswith(delim):
