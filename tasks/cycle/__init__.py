@@ -191,6 +191,7 @@ def report(c: Cycle, error: BaseException | None = None, removed: list[str] | No
     if "restore" in r:
         rep.source_bytes = r["restore"].bytes_read
         rep.databases, rep.skipped = list(r["restore"].databases), list(r["restore"].skipped)
+        rep.notes = list(getattr(r["restore"], "notes", []))
     rep.mode, rep.reason = c.plan.mode, c.plan.reason
     if "apply" in r:
         rep.applied = r["apply"].applied

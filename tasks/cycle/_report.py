@@ -29,6 +29,7 @@ class CycleReport:
     removed: list[str] = field(default_factory=list)
     databases: list[str] = field(default_factory=list)  # what the restore filled
     skipped: list[str] = field(default_factory=list)  # system schemas in the dump, not restored
+    notes: list[str] = field(default_factory=list)  # what the restore's translation changed
     mode: str = "full"  # or "incremental"
     reason: str = ""  # why this mode (auto: why not incremental)
     applied: dict[str, dict[str, int]] = field(default_factory=dict)  # incremental: table -> rows per kind
@@ -45,6 +46,7 @@ class CycleReport:
                          f"{self.lag:,.0f} s before this report (the golden's lag behind the source)")
         if self.skipped:
             lines.append("- system schemas in the dump, not restored: " + ", ".join(f"`{d}`" for d in self.skipped))
+        lines += [f"- restore: {n}" for n in self.notes]
         lines += ["", "| step | seconds |", "|---|---:|"]
         lines += [f"| {k} | {v:.2f} |" for k, v in self.steps.items()]
         lines += [f"| **total** | **{sum(self.steps.values()):.2f}** |", "", "## Rows", "", "| table | rows |",

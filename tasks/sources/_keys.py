@@ -59,7 +59,10 @@ def split_create(stmt: bytes) -> tuple[bytes, list[bytes]]:
         return stmt, []
     for i in range(len(keep) - 1, 0, -1):  # the last definition before `)` loses its comma
         if keep[i].lstrip().startswith(b")"):
-            keep[i - 1] = keep[i - 1].rstrip().rstrip(b",")
+            j = i - 1
+            while j > 0 and not keep[j].strip():  # a line a translation left blank
+                j -= 1
+            keep[j] = keep[j].rstrip().rstrip(b",")
             break
     return b"\n".join(keep), defs
 

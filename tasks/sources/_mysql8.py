@@ -45,12 +45,21 @@ _FUNCTIONAL_KEY = re.compile(rb"^\s*(?:UNIQUE |FULLTEXT |SPATIAL )?KEY `((?:[^`]
                              rb"\((?:`(?:[^`]|``)+`(?:\(\d+\))?(?: (?:ASC|DESC))?,)*\(", re.M)
 _CREATE_TABLE = re.compile(rb"CREATE TABLE (?:IF NOT EXISTS )?`((?:[^`]|``)+)`")
 _DEFINER = re.compile(rb"DEFINER\s*=\s*(`(?:[^`]|``)*`|'(?:[^'\\]|\\.)*')@(`(?:[^`]|``)*`|'(?:[^'\\]|\\.)*')")
+# An unenforced CHECK (MySQL ≥ 8.0.16; MariaDB has no NOT ENFORCED and would enforce it): its
+# line; then the comma of a definition left last before the table's `) ENGINE=`.
+_UNENFORCED = re.compile(rb"\n[ \t]*CONSTRAINT `((?:[^`]|``)+)` CHECK \(.*\) /\*!80016 NOT ENFORCED \*/,?(?=\n)")
+_LAST_COMMA = re.compile(rb",(\n(?:[ \t]*\n)*\) ENGINE=)")
 _SQL_MODE_TTF = re.compile(rb",TIME_TRUNCATE_FRACTIONAL\b|\bTIME_TRUNCATE_FRACTIONAL,?")
 # What MariaDB would skip anyway (50700–99999, read as plain comments): removed, so no
 # MySQL-only syntax reaches the server at all — e.g. `/*!80016 DEFAULT ENCRYPTION='N' */`,
 # `/*!80013 … */`, `/*!80003 SRID 4326 */`, Percona's `/*!50717 … */` statements.
 _MYSQL_ONLY = re.compile(rb"[ \t]*/\*!(?:50[7-9]\d\d|5[1-9]\d{3}|[6-9]\d{4})\b.*?\*/", re.S)
 _CHEAP = (b"/*!", b"0900_", b"DEFINER", b"KEY `", b"TIME_TRUNCATE_FRACTIONAL")
+
+
+def _blank(m: re.Match[bytes]) -> bytes:
+    """What is removed leaves its newlines: the client's line numbers stay the dump's."""
+    return b"\n" * m.group(0).count(b"\n")
 
 
 def is_mysql8(head: bytes) -> bool:
@@ -87,6 +96,12 @@ def _ident(raw: bytes) -> str:
     return raw.replace(b"``", b"`").decode("utf-8", "replace")
 
 
+def definers_in(text: bytes) -> Iterator[tuple[str, str]]:
+    """The (user, host) of each `DEFINER=` in `text`."""
+    for m in _DEFINER.finditer(text):
+        yield _unquote(m.group(1)), _unquote(m.group(2))
+
+
 def _unquote(quoted: bytes) -> str:
     q, body = quoted[:1], quoted[1:-1]
     text = body.replace(b"``", b"`") if q == b"`" else re.sub(rb"\\(.)", rb"\1", body).replace(b"''", b"'")
@@ -103,6 +118,7 @@ class Translator:
         self.table: str | None = None  # the last CREATE TABLE seen (a statement may span blocks)
         self._definers: set[tuple[str, str]] = set()
         self._collations: dict[bytes, bytes] = {}
+        self.notes: list[str] = []  # what the translation changed that a report should say
 
     # -- the statement-by-statement path ------------------------------------------------------
     def statements(self, stmts: Statements) -> Statements:
@@ -123,15 +139,14 @@ class Translator:
         chunk = self.rewrite(chunk, line)  # first: its errors count lines of the dump as it is
         if session and (b"SET @" in chunk or b"USER" in chunk or b"GRANT" in chunk or b"ROLE" in chunk
                         or b"REVOKE" in chunk):
-            chunk = _DROP_LINES.sub(b"", chunk)
+            chunk = _DROP_LINES.sub(_blank, chunk)
         return chunk
 
     # -- the rules, shared --------------------------------------------------------------------
     def rewrite(self, text: bytes, line: int) -> bytes:
         if not any(c in text for c in _CHEAP):
             return text
-        for m in _DEFINER.finditer(text):
-            account = (_unquote(m.group(1)), _unquote(m.group(2)))
+        for account in definers_in(text):
             if account not in self._definers:
                 self._definers.add(account)
                 self.on_definer(*account)
@@ -139,9 +154,11 @@ class Translator:
         if b"0900_" in text:
             text = _COLLATION.sub(lambda m: self._collation(m, text, line), text)
         if b"/*!" in text:
+            if b"NOT ENFORCED" in text:
+                text = self._unenforced(text)
             text = _INVISIBLE_INDEX.sub(rb"\1IGNORED", text)
             text = _INVISIBLE_COLUMN.sub(b"INVISIBLE", text)
-            text = _MYSQL_ONLY.sub(b"", text)
+            text = _MYSQL_ONLY.sub(_blank, text)
         if b"TIME_TRUNCATE_FRACTIONAL" in text:
             text = _SQL_MODE_TTF.sub(b"", text)  # a MySQL 8 sql_mode MariaDB has not
         return text
@@ -160,6 +177,22 @@ class Translator:
                 "without that index")
         if tables:
             self.table = _ident(tables[-1].group(1))
+
+    def _unenforced(self, text: bytes) -> bytes:
+        """Drop each unenforced CHECK: it never constrained the source's rows, and enforced by
+        MariaDB it could refuse them or give the constraint another meaning. Its line stays,
+        blank (the client's line numbers stay the dump's)."""
+        tables = list(_CREATE_TABLE.finditer(text))
+
+        def drop(m: re.Match[bytes]) -> bytes:
+            before = [t for t in tables if t.start() < m.start()]
+            table = _ident(before[-1].group(1)) if before else self.table
+            self.notes.append(f"table `{table}`: CHECK constraint `{_ident(m.group(1))}` dropped (NOT ENFORCED "
+                              "in MySQL, so it never constrained the data; MariaDB would enforce it)")
+            return b"\n"
+
+        out = _UNENFORCED.sub(drop, text)
+        return _LAST_COMMA.sub(rb"\1", out) if out != text else out
 
     def _collation(self, m: re.Match[bytes], text: bytes, line: int) -> bytes:
         name = m.group(0)

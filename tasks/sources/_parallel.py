@@ -14,8 +14,9 @@ the end of a line; `DELIMITER` switches it for triggers and routines), so:
 - `LOCK TABLES`/`UNLOCK TABLES` are dropped: a write lock of one connection would
   serialize the others, and the breeder has no other users.
 
-An error names the dump's line of the failing statement; a statement cut short by the
-end of the stream is a truncated file.
+An error names the dump's line where the failing statement broke (its line of a
+multi-line statement, by the server's `at line M`), its byte offset and table; a statement
+cut short by the end of the stream is a truncated file, at the stream's end.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 import pymysql
 
 from phoenix.db import AdminAccess, describe_mysql
+from tasks.sources._position import table_in, within
 
 _QUEUE = 8  # statements waiting per connection; an extended INSERT is ~1 MB
 Statements = Iterator[tuple[int, bytes]]
@@ -36,43 +38,72 @@ _DEADLOCK_RETRIES = 5
 
 
 class StatementError(Exception):
-    def __init__(self, line: int, message: str) -> None:
+    """A statement failed (`line`: where in the dump; `offset`: its byte, `table`: its table,
+    when known), or the stream ended inside one."""
+
+    def __init__(self, line: int, message: str, offset: int | None = None, table: str | None = None,
+                 begun: int | None = None, cut: bool = False) -> None:
         super().__init__(message)
-        self.line, self.message = line, message
+        self.cut = cut  # the stream ended inside the statement
+        self.line, self.message, self.offset, self.table = line, message, offset, table
+        self.begun = line if begun is None else begun  # the statement's first line
+
+
+class Splitter:
+    """Cuts a byte stream into (first line number, statement without its delimiter), counting
+    bytes too: `start(line)` is the offset of a recent statement's first line."""
+
+    _KEEP = 4096  # statements whose start is remembered: more than the queues hold
+
+    def __init__(self) -> None:
+        self.starts: dict[int, int] = {}
+
+    def start(self, line: int) -> int | None:
+        return self.starts.get(line)
+
+    def split(self, blocks: Iterator[bytes]) -> Iterator[tuple[int, bytes]]:
+        delim, buf, start, lineno, rest, pos = b";", [], 0, 0, b"", 0
+        starts = self.starts
+        for block in blocks:
+            if not block:
+                continue
+            lines = (rest + block).split(b"\n")
+            rest = lines.pop()
+            for line in lines:
+                lineno += 1
+                at, pos = pos, pos + len(line) + 1
+                if not buf:
+                    s = line.strip()
+                    if not s or s.startswith((b"--", b"/*M!999999\\- enable the sandbox mode")):
+                        continue  # a comment, or the sandbox line the server would ignore
+                    if s[:10].upper() == b"DELIMITER ":
+                        delim = s.split()[1]
+                        continue
+                    start = lineno
+                    starts[start] = at
+                    if len(starts) > 2 * self._KEEP:  # forget the oldest half, now and then
+                        starts = self.starts = dict(list(starts.items())[-self._KEEP :])
+                buf.append(line)
+                stripped = line.rstrip()
+                if stripped.endswith(delim):
+                    stmt = b"\n".join(buf).rstrip()[: -len(delim)]
+                    buf = []
+                    if stmt.strip():
+                        yield start, stmt
+        if rest.strip():
+            lineno += 1
+            if not buf:
+                start = lineno
+            buf.append(rest)
+        if buf and b"".join(buf).strip():
+            end = pos + len(rest)  # the stream's end: the truncation is here, not where the statement began
+            raise StatementError(lineno, f"inside the statement begun at line {start}", end, table_in(b"\n" + buf[0]),
+                                 start, cut=True)
 
 
 def statements(blocks: Iterator[bytes]) -> Iterator[tuple[int, bytes]]:
     """(first line number, statement without its delimiter) from a byte stream."""
-    delim, buf, start, lineno, rest = b";", [], 0, 0, b""
-    for block in blocks:
-        if not block:
-            continue
-        lines = (rest + block).split(b"\n")
-        rest = lines.pop()
-        for line in lines:
-            lineno += 1
-            if not buf:
-                s = line.strip()
-                if not s or s.startswith((b"--", b"/*M!999999\\- enable the sandbox mode")):
-                    continue  # a comment, or the sandbox line the server would ignore
-                if s[:10].upper() == b"DELIMITER ":
-                    delim = s.split()[1]
-                    continue
-                start = lineno
-            buf.append(line)
-            stripped = line.rstrip()
-            if stripped.endswith(delim):
-                stmt = b"\n".join(buf).rstrip()[: -len(delim)]
-                buf = []
-                if stmt.strip():
-                    yield start, stmt
-    if rest.strip():
-        lineno += 1
-        if not buf:
-            start = lineno
-        buf.append(rest)
-    if buf and b"".join(buf).strip():
-        raise StatementError(start, "the last statement has no end (truncated file?)")
+    return Splitter().split(blocks)
 
 
 def kind(stmt: bytes) -> str:
@@ -87,6 +118,14 @@ def kind(stmt: bytes) -> str:
         s = s[3:].lstrip(b"0123456789").lstrip()
         head = s[:16].upper()
     return "session" if head.startswith((b"SET ", b"USE ")) else "ddl"
+
+
+def _failed(line: int, stmt: bytes, exc: pymysql.MySQLError) -> StatementError:
+    """The error at its own line of a multi-line statement; `offset` from the statement's start
+    (the caller adds the statement's)."""
+    raw = str(exc.args[1]) if len(exc.args) > 1 else ""
+    down, byte = within(raw, stmt)
+    return StatementError(line + down, describe_mysql(exc), byte, table_in(b"\n" + stmt[:512]), line)
 
 
 class _Connection(threading.Thread):
@@ -118,7 +157,7 @@ class _Connection(threading.Thread):
                     try:
                         self._run(stmt)
                     except pymysql.MySQLError as exc:
-                        self.errors.append(StatementError(line, describe_mysql(exc)))
+                        self.errors.append(_failed(line, stmt, exc))
                         self.failed.set()
             finally:
                 self.q.task_done()
@@ -158,9 +197,9 @@ def load(blocks: Iterator[bytes], admin: AdminAccess, database: str | None, jobs
         for c in conns:
             c.q.join()
 
-    count = 0
+    count, splitter = 0, Splitter()
     try:
-        for line, stmt in transform(statements(blocks)):
+        for line, stmt in transform(splitter.split(blocks)):
             if failed.is_set():
                 break
             k = kind(stmt)
@@ -181,5 +220,8 @@ def load(blocks: Iterator[bytes], admin: AdminAccess, database: str | None, jobs
         for c in conns:
             c.close()
     if errors:
-        raise min(errors, key=lambda e: e.line)
+        first = min(errors, key=lambda e: e.line)
+        begun = splitter.start(first.begun)
+        first.offset = None if begun is None or first.offset is None else begun + first.offset
+        raise first
     return count

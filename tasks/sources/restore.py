@@ -18,7 +18,6 @@ import re
 import shutil
 import stat
 import subprocess
-import tempfile
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -28,13 +27,16 @@ from typing import BinaryIO, Protocol
 
 import pymysql
 
-from phoenix.db import AdminAccess, client_binary, quote, redact
+from phoenix.db import AdminAccess, client_binary, quote
 from phoenix.errors import RestoreError, SourceInvalid
-from tasks.sources import live
-from tasks.sources._databases import Databases
+from tasks.sources import _client, live
+from tasks.sources._client import client_error, feed
+from tasks.sources._databases import Databases, Statements
+from tasks.sources._definers import Definers
 from tasks.sources._mysql8 import is_mysql8
 from tasks.sources._mysql8_blocks import BlockTranslator
 from tasks.sources._mysql8_server import Mysql8Restore
+from tasks.sources._position import Position, StreamBroken, Tracker
 
 Progress = Callable[[int, int | None, float, float | None], None]  # done, total, bytes/s, eta s
 _BLOCK = 1 << 20
@@ -59,6 +61,7 @@ class RestoreReport:
     databases: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # system schemas the dump held, not restored
     position: str | None = None  # a live source's binary-log position of the copy (live.Position JSON)
+    notes: list[str] = field(default_factory=list)  # what a translation changed (e.g. a dropped MySQL 8 CHECK)
 
 
 def describe(source: str) -> str:
@@ -154,6 +157,11 @@ class RowRewriter(Protocol):
 
 
 # -- dump files ---------------------------------------------------------------------------
+_CUT = "the file was cut short (truncated file): copy or dump it again"
+_DAMAGED = "the file is damaged or not compressed as its name says: copy or dump it again"
+_SQL = "the dump holds what this server cannot run there: fix it on the source or dump again"
+
+
 def dump_blocks(path: Path | str) -> Iterator[bytes]:
     """The decompressed bytes of a dump file (.sql, .sql.gz, .sql.zst), block by block."""
     with open(path, "rb") as raw:
@@ -172,7 +180,7 @@ def _reader(path: Path, raw: BinaryIO) -> Iterator[bytes]:
                     d = zlib.decompressobj(wbits=31)
                     yield d.decompress(rest)
             if not d.eof:
-                raise RestoreError(f"{path}: gzip stream ends early at byte {raw.tell()} (truncated file)")
+                raise StreamBroken(f"{path}: the gzip stream ends early at byte {raw.tell()}", _CUT)
         elif name.endswith(".zst"):
             import zstandard
 
@@ -182,51 +190,27 @@ def _reader(path: Path, raw: BinaryIO) -> Iterator[bytes]:
                 fed = True
                 yield d.decompress(block)
             if fed and not d.eof:
-                raise RestoreError(f"{path}: zstd stream ends early at byte {raw.tell()} (truncated file)")
+                raise StreamBroken(f"{path}: the zstd stream ends early at byte {raw.tell()}", _CUT)
         elif name.endswith(".sql"):
             while block := raw.read(_BLOCK):
                 yield block
         else:
             raise RestoreError(f"{path}: unknown dump format; expected .sql, .sql.gz or .sql.zst")
     except zlib.error as exc:
-        raise RestoreError(f"{path}: not valid gzip near byte {raw.tell()} ({exc}); wrong compression?") from None
+        raise StreamBroken(f"{path}: not valid gzip near byte {raw.tell()} ({exc})", _DAMAGED) from None
     except gzip.BadGzipFile as exc:
-        raise RestoreError(f"{path}: not valid gzip near byte {raw.tell()} ({exc})") from None
+        raise StreamBroken(f"{path}: not valid gzip near byte {raw.tell()} ({exc})", _DAMAGED) from None
     except Exception as exc:
         if type(exc).__name__ == "ZstdError":
-            raise RestoreError(f"{path}: not valid zstd near byte {raw.tell()} ({exc}); wrong compression?") from None
+            raise StreamBroken(f"{path}: not valid zstd near byte {raw.tell()} ({exc})", _DAMAGED) from None
         raise
-
-
-def _client(admin: AdminAccess, database: str | None) -> subprocess.Popen:
-    args = [client_binary(), *admin.client_args(), "--binary-mode", "--max-allowed-packet=1G",
-            "--init-command=SET SESSION foreign_key_checks=0, unique_checks=0, sql_log_bin=0"]
-    if database:
-        args.append(database)
-    # stderr to a file, not a pipe: a client that reports while we feed its stdin would
-    # otherwise block on a full stderr pipe, and we on its stdin — a deadlock.
-    errfile = tempfile.TemporaryFile()
-    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errfile,
-                            env={**os.environ, **admin.client_env()})
-    proc.errfile = errfile  # type: ignore[attr-defined]
-    return proc
-
-
-def _stderr(proc: subprocess.Popen) -> bytes:
-    proc.errfile.seek(0)  # type: ignore[attr-defined]
-    return proc.errfile.read()  # type: ignore[attr-defined]
-
-
-def _client_error(stderr: bytes) -> str:
-    lines = [ln for ln in stderr.decode(errors="replace").splitlines() if ln.strip()]
-    return redact(lines[-1]) if lines else "the client exited with an error"  # never the value it failed on
 
 
 def _ensure_database(admin: AdminAccess, database: str) -> None:
     res = subprocess.run([client_binary(), *admin.client_args(), "-e", f"CREATE DATABASE IF NOT EXISTS {quote(database)}"],
                          capture_output=True, env={**os.environ, **admin.client_env()})
     if res.returncode != 0:
-        raise RestoreError(f"creating database {database!r} failed: {_client_error(res.stderr)}")
+        raise RestoreError(f"creating database {database!r} failed: {client_error(res.stderr)}")
 
 
 def _restore_dump(path: Path, admin: AdminAccess, database: str, progress: Progress, jobs: int,
@@ -234,7 +218,8 @@ def _restore_dump(path: Path, admin: AdminAccess, database: str, progress: Progr
     total = path.stat().st_size
     t0 = time.monotonic()
     with open(path, "rb") as raw:
-        blocks = _reader(path, raw)
+        track = Tracker(decompressed=not path.name.endswith(".sql"))
+        blocks = track.blocks(_reader(path, raw))
         first = b""
         for block in blocks:  # enough of the head to see whether it names its databases
             first += block
@@ -247,29 +232,62 @@ def _restore_dump(path: Path, admin: AdminAccess, database: str, progress: Progr
         tail = [b""]
         stream = _reporting(raw, total, itertools.chain([first], blocks), progress, t0, tail)
         dumped = _from_dump_tool(first)
-        dbs = Databases()
+        dbs, notes = Databases(), []
         mysql8 = Mysql8Restore(admin, str(path)) if dumped and is_mysql8(first) else None
+        definers = mysql8.definers if mysql8 else Definers(admin) if dumped else None
         try:
-            # A dump that names its databases goes statement by statement: the system schemas are left out.
-            if (jobs > 1 or inline or named) and dumped:
-                _load_parallel(path, stream, admin, target, jobs, inline, dbs, mysql8)
-            else:
-                if mysql8:
-                    stream = BlockTranslator(mysql8.translator).blocks(stream)
-                _load_client(path, raw, dbs.tap(stream) if named else stream, admin, target)
-            if mysql8:
-                mysql8.grant(dbs.names if named else [database])
+            try:
+                # A dump that names its databases goes statement by statement: the system schemas are left out.
+                if (jobs > 1 or inline or named) and dumped:
+                    translate = mysql8.translator.statements if mysql8 else None
+                    _load_parallel(path, stream, admin, target, jobs, inline, dbs, translate, track)
+                else:
+                    lines = BlockTranslator(mysql8.translator).blocks(stream) if mysql8 else stream
+                    _load_client(path, dbs.tap(lines) if named else lines, admin, target, track,
+                                 lambda: dumped and b"-- Dump completed" not in tail[0])
+            except RestoreError as exc:
+                _blame_the_stream(exc, stream, track)
+            if definers:
+                if not mysql8:
+                    definers.of_objects(dbs.names if named else [database])
+                definers.grant(dbs.names if named else [database])
+            notes = mysql8.translator.notes if mysql8 else []
         finally:
-            if mysql8:
-                mysql8.close()
+            if definers:
+                definers.close()
     if dumped and b"-- Dump completed" not in tail[0]:
-        raise RestoreError(f"{path}: the dump has no '-- Dump completed' trailer: it was cut short (truncated file)")
+        raise RestoreError(f"{path}: the dump ends at {track.end()} without its '-- Dump completed' trailer; {_CUT}")
     if named and not dbs.names:
         raise RestoreError(f"{path}: the dump holds no database besides the system schemas "
                            f"({', '.join(dbs.skipped) or 'none'}); dump the application's databases")
     secs = time.monotonic() - t0
     progress(total, total, total / max(secs, 1e-6), 0.0)
-    return RestoreReport(str(path), "dump", total, secs, target, dbs.names if named else [database], dbs.skipped)
+    return RestoreReport(str(path), "dump", total, secs, target, dbs.names if named else [database], dbs.skipped,
+                         notes=notes)
+
+
+def _blame_the_stream(exc: RestoreError, stream: Iterator[bytes], track: Tracker) -> None:
+    """Re-raise a failed restore's error — or, for a compressed dump whose rest does not
+    decompress, that damage: it is the cause (a corrupt block may first decompress to garbage
+    the server fails on)."""
+    if track.decompressed and not isinstance(exc, StreamBroken):
+        for _ in stream:  # raises StreamBroken, with its position, if the file is damaged further on
+            pass
+    raise exc
+
+
+def _load_client(path: Path, stream: Iterator[bytes], admin: AdminAccess, target: str | None, track: Tracker,
+                 cut: Callable[[], bool]) -> None:
+    """One `mariadb` client reads the whole stream; `cut()`: whether the stream, once read,
+    lacked its trailer (a failure at its end is then the truncation)."""
+    failed, complete = feed(stream, admin, target)
+    if failed is None:
+        return
+    if complete and cut():
+        begun = f", inside the statement begun at line {failed.line}" if failed.line else ""
+        raise RestoreError(f"{path}: the dump ends at {track.end()}{begun}; {_CUT}")
+    at = track.locate(failed.line, failed.raw) if failed.line else None
+    raise RestoreError(f"{path}: restore failed{f' at {at}' if at else ''}: {failed.message}; {_SQL}")
 
 
 def _reporting(raw: BinaryIO, total: int, blocks: Iterator[bytes], progress: Progress, t0: float,
@@ -289,15 +307,14 @@ def _reporting(raw: BinaryIO, total: int, blocks: Iterator[bytes], progress: Pro
 
 
 def _load_parallel(path: Path, stream: Iterator[bytes], admin: AdminAccess, target: str | None, jobs: int,
-                   inline: RowRewriter | None, dbs: Databases, mysql8: Mysql8Restore | None) -> None:
+                   inline: RowRewriter | None, dbs: Databases, translate: Callable[[Statements], Statements] | None,
+                   track: Tracker) -> None:
     from tasks.sources._keys import Deferral
-    from tasks.sources._parallel import StatementError, Statements, load
+    from tasks.sources._parallel import StatementError, load
 
-    # A MySQL 8 dump is translated first: everything after it sees MariaDB's syntax.
-    translate = mysql8.translator.statements if mysql8 else (lambda s: s)
-
+    # A MySQL 8 dump is translated first (its definers made): everything after it sees MariaDB's syntax.
     def dump(s: Statements) -> Statements:
-        return dbs.wrap(translate(s))
+        return dbs.wrap(translate(s) if translate else s)
 
     if inline is None:
         deferral = Deferral()
@@ -308,30 +325,14 @@ def _load_parallel(path: Path, stream: Iterator[bytes], admin: AdminAccess, targ
     try:
         load(stream, admin, target, jobs, transform, init)
     except StatementError as exc:
-        raise RestoreError(f"{path}: restore failed at line {exc.line}: {exc.message}") from None
+        at = Position(exc.line, exc.offset, exc.table, track.decompressed)
+        if exc.cut:
+            raise RestoreError(f"{path}: the dump ends at {at}, {exc.message}; {_CUT}") from None
+        raise RestoreError(f"{path}: restore failed at {at}: {exc.message}; {_SQL}") from None
     finally:
         if inline is not None:
             inline.keys_held(deferral.held)
             inline.close()
-
-
-def _load_client(path: Path, raw: BinaryIO, stream: Iterator[bytes], admin: AdminAccess, target: str | None) -> None:
-    """One `mariadb` client reads the whole stream."""
-    proc = _client(admin, target)
-    try:
-        assert proc.stdin is not None
-        for block in stream:
-            proc.stdin.write(block)
-        proc.stdin.close()
-    except BrokenPipeError:
-        proc.wait()
-        raise RestoreError(f"{path}: restore failed near byte {raw.tell()}: {_client_error(_stderr(proc))}") from None
-    except RestoreError:
-        proc.kill()
-        proc.wait()
-        raise
-    if proc.wait() != 0:
-        raise RestoreError(f"{path}: restore failed: {_client_error(_stderr(proc))}")
 
 
 # -- a live server, read with mysqldump ------------------------------------------------------
@@ -352,7 +353,7 @@ def _restore_live(url: str, admin: AdminAccess, database: str, progress: Progres
     _ensure_database(admin, database)
     t0 = time.monotonic()
     dump = subprocess.Popen([*args, src.database], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    client = _client(admin, database)
+    client = _client.client(admin, database)
     done, head = 0, b""
     try:
         assert dump.stdout is not None and client.stdin is not None
@@ -368,9 +369,9 @@ def _restore_live(url: str, admin: AdminAccess, database: str, progress: Progres
     if dump.wait() != 0:
         client.kill()
         client.wait()
-        raise RestoreError(f"source {describe(url)}: mysqldump failed: {_client_error(dump.stderr.read())}")
+        raise RestoreError(f"source {describe(url)}: mysqldump failed: {client_error(dump.stderr.read())}")
     if client.wait() != 0:
-        raise RestoreError(f"source {describe(url)}: restore failed: {_client_error(_stderr(client))}")
+        raise RestoreError(f"source {describe(url)}: restore failed: {client_error(_client.stderr(client))}")
     at = live.position_in_dump(head)
     return RestoreReport(describe(url), "live", done, time.monotonic() - t0, database, [database],
                          position=at.to_json() if at else None)
@@ -390,5 +391,5 @@ def _restore_mydumper(path: Path, admin: AdminAccess, database: str) -> RestoreR
     t0 = time.monotonic()
     res = subprocess.run(args, capture_output=True)
     if res.returncode != 0:
-        raise RestoreError(f"source {path}: myloader failed: {_client_error(res.stderr)}")
+        raise RestoreError(f"source {path}: myloader failed: {client_error(res.stderr)}")
     return RestoreReport(str(path), "mydumper", size, time.monotonic() - t0, database, [database])

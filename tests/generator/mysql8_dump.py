@@ -269,3 +269,42 @@ CREATE TABLE `contacts` (
 
 def functional_index_dump() -> str:
     return HEAD.format(db="shop") + FUNCTIONAL_INDEX + TAIL
+
+
+# MySQL ≥ 8.0.16 writes every CHECK as a table constraint, an unenforced one followed by
+# `/*!80016 NOT ENFORCED */`; the rows break both unenforced checks (MySQL accepted them).
+CHECKS = """
+--
+-- Table structure for table `order_lines`
+--
+
+DROP TABLE IF EXISTS `order_lines`;
+/*!40101 SET @saved_cs_client     = @@character_set_client */;
+/*!50503 SET character_set_client = utf8mb4 */;
+CREATE TABLE `order_lines` (
+  `id` int NOT NULL AUTO_INCREMENT,
+  `order_id` int NOT NULL,
+  `qty` int NOT NULL,
+  `price` decimal(10,2) DEFAULT NULL,
+  PRIMARY KEY (`id`),
+  KEY `order_id` (`order_id`),
+  CONSTRAINT `order_lines_chk_1` CHECK ((`qty` > 0)),
+  CONSTRAINT `price_positive` CHECK ((`price` >= 0)) /*!80016 NOT ENFORCED */,
+  CONSTRAINT `qty_small` CHECK (((`qty` < 100) and (`price` <> 13.00))) /*!80016 NOT ENFORCED */
+) ENGINE=InnoDB AUTO_INCREMENT=4 DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_0900_ai_ci;
+/*!40101 SET character_set_client = @saved_cs_client */;
+
+--
+-- Dumping data for table `order_lines`
+--
+
+LOCK TABLES `order_lines` WRITE;
+/*!40000 ALTER TABLE `order_lines` DISABLE KEYS */;
+INSERT INTO `order_lines` VALUES (1,7,2,9.90),(2,7,500,-1.00),(3,8,1,13.00);
+/*!40000 ALTER TABLE `order_lines` ENABLE KEYS */;
+UNLOCK TABLES;
+"""
+
+
+def checks_dump() -> str:
+    return HEAD.format(db="shop") + CHECKS + TAIL

@@ -13,7 +13,7 @@ import pytest
 from tasks import catalog
 from tasks.sources.restore import RestoreError, restore
 from tests.conftest import run_phoenix
-from tests.generator.mysql8_dump import TRICKY, customer, functional_index_dump, mysql8_dump
+from tests.generator.mysql8_dump import TRICKY, checks_dump, customer, functional_index_dump, mysql8_dump
 
 N = 120
 
@@ -86,6 +86,17 @@ def test_a_functional_index_fails_the_restore_naming_table_and_line(mariadb, tmp
     msg = str(err.value)
     assert msg.startswith(f"{dump}: line {line}: table `contacts` has a functional index `email_lower`"), msg
     assert "generated column" in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize("jobs", [1, 2], ids=["client", "statements"])
+def test_unenforced_checks_are_dropped_so_the_rows_mysql_took_restore(mariadb, tmp_path, jobs):
+    dump = tmp_path / "checks.sql"
+    dump.write_text(checks_dump())
+    report = restore(str(dump), mariadb.admin(), "app", jobs=jobs)
+    assert _query(mariadb, "SELECT COUNT(*) FROM order_lines", db="app") == [(3,)]  # rows breaking both
+    assert _query(mariadb, "SELECT CONSTRAINT_NAME FROM information_schema.CHECK_CONSTRAINTS "
+                           "WHERE CONSTRAINT_SCHEMA = 'app'") == [("order_lines_chk_1",)]  # the enforced one stays
+    assert [n.split(":")[1].split("`")[1] for n in report.notes] == ["price_positive", "qty_small"]
 
 
 def test_a_collation_without_equivalent_fails_with_what_to_do(mariadb, tmp_path):

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pymysql
 import pytest
 import zstandard
@@ -42,11 +44,14 @@ def test_three_connections_restore_exactly_what_one_client_does(mariadb, shop_du
 def test_a_syntax_error_names_the_dump_line(mariadb, shop_dump, tmp_path):
     sql = zstandard.ZstdDecompressor().decompressobj().decompress(shop_dump.read_bytes())
     bad_sql = sql.replace(b"INSERT INTO `orders`", b"INSERT INTO orders VALUES ((", 1)
-    line = bad_sql[: bad_sql.index(b"INSERT INTO orders VALUES ((")].count(b"\n") + 1
+    at = bad_sql.index(b"INSERT INTO orders VALUES ((")
+    line = bad_sql[:at].count(b"\n") + 1
     bad = tmp_path / "bad.sql"
     bad.write_bytes(bad_sql)
-    with pytest.raises(RestoreError, match=rf"at line {line}: ERROR 1064") as err:
+    with pytest.raises(RestoreError, match=rf"at line {line}, byte (\d+), table `orders`: ERROR 1064") as err:
         restore(str(bad), mariadb.admin(), "bad", jobs=2)
+    byte = int(re.search(r"byte (\d+)", str(err.value)).group(1))  # where in that line the server stopped
+    assert at < byte < bad_sql.index(b"\n", at)
     assert str(bad) in str(err.value) and "\n" not in str(err.value)
 
 
@@ -54,7 +59,8 @@ def test_a_dump_cut_inside_a_statement_is_a_truncated_file(mariadb, shop_dump, t
     sql = zstandard.ZstdDecompressor().decompressobj().decompress(shop_dump.read_bytes())
     bad = tmp_path / "cut.sql"
     bad.write_bytes(sql[: len(sql) // 2])
-    with pytest.raises(RestoreError, match=r"at line \d+: the last statement has no end \(truncated file"):
+    with pytest.raises(RestoreError, match=rf"the dump ends at line \d+, byte {len(sql) // 2}, table `\w+`, inside the "
+                                           r"statement begun at line \d+; the file was cut short \(truncated file\)"):
         restore(str(bad), mariadb.admin(), "cut", jobs=2)
 
 

@@ -8,7 +8,7 @@ from phoenix.errors import RestoreError
 from tasks.sources._mysql8 import Translator, is_mysql8, map_collation
 from tasks.sources._mysql8_blocks import BlockTranslator
 from tasks.sources._parallel import statements
-from tests.generator.mysql8_dump import TRICKY, functional_index_dump, mysql8_dump
+from tests.generator.mysql8_dump import TRICKY, checks_dump, functional_index_dump, mysql8_dump
 
 # What MariaDB 10.11 accepts among the names the translation picks.
 KNOWN = {"utf8mb4_uca1400_nopad_ai_ci", "utf8mb4_uca1400_nopad_as_cs", "utf8mb4_uca1400_nopad_as_ci",
@@ -89,3 +89,19 @@ def test_a_functional_index_fails_naming_the_table_and_line():
         msg = str(err.value)
         assert msg.startswith(f"dump.sql: line {line}: table `contacts` has a functional index `email_lower`")
         assert "generated column" in msg
+
+
+def test_unenforced_checks_are_dropped_with_a_note_on_both_paths():
+    dump = checks_dump().encode()
+    want = _by_statements(dump)
+    assert all(_by_blocks(dump, size) == want for size in (1, 13, 200, 1 << 20))
+    create = next(s for s in want if s.startswith(b"CREATE TABLE `order_lines`"))
+    assert b"  KEY `order_id` (`order_id`),\n  CONSTRAINT `order_lines_chk_1` CHECK ((`qty` > 0))\n\n\n) ENGINE" in create, create
+    assert b"NOT ENFORCED" not in create and b"price_positive" not in create and b"qty_small" not in create
+    tr, _ = _translator()
+    list(tr.statements(statements(iter([dump]))))
+    assert tr.notes == [f"table `order_lines`: CHECK constraint `{c}` dropped (NOT ENFORCED in MySQL, so it never "
+                        "constrained the data; MariaDB would enforce it)" for c in ("price_positive", "qty_small")]
+    # the client's line numbers stay the dump's: the constraints' lines are left blank
+    translated = b"".join(BlockTranslator(_translator()[0]).blocks(iter([dump])))
+    assert translated.count(b"\n") == dump.count(b"\n")

@@ -17,7 +17,47 @@ def test_statements_follow_delimiters_and_count_lines():
     assert got[3][1].endswith(b"SET NEW.a = 1; END ")
     with pytest.raises(StatementError) as err:
         list(statements(iter([b"SELECT 1;\nINSERT INTO t VALUES (1),\n(2"])))
-    assert err.value.line == 2
+    assert err.value.cut and err.value.begun == 2
+
+
+def test_a_truncation_is_where_the_stream_ends_not_where_its_statement_began():
+    dump = b"SET NAMES utf8mb4;\nINSERT INTO `people` VALUES (1,'a'),\n(2,'b'),\n(3,'"
+    with pytest.raises(StatementError) as err:
+        list(statements(iter([dump[:25], dump[25:50], dump[50:]])))  # blocks cut mid-line
+    assert (err.value.line, err.value.offset, err.value.table, err.value.begun) == (4, len(dump), "people", 2)
+    assert "inside the statement begun at line 2" in err.value.message
+
+
+def test_a_server_error_is_placed_in_its_line_of_a_multi_line_statement():
+    from tasks.sources._position import Tracker, within
+
+    stmt = b"INSERT INTO `people` VALUES (1,'a'),\n(2,'b' oops),\n(3,'c')"
+    message = "You have an error in your SQL syntax; ... near 'oops),\n(3,'c')' at line 2"
+    assert within(message, stmt) == (1, stmt.index(b"oops"))
+    assert within("You have an error ... near '' at line 3", stmt + b";") == (2, len(stmt))  # at the end
+    assert within("Duplicate entry '…' for key 'PRIMARY'", stmt) == (0, 0)  # no place: the statement's start
+    long = b"INSERT INTO `people` VALUES " + b",".join(b"(%d,'x')" % i for i in range(99)) + b",(99,'y' z),(100,'x')"
+    quoted = long[long.index(b"z),"):][:80].decode() + "..."  # 80 characters, then `...`
+    assert within(f"... near '{quoted}' at line 1", long) == (0, long.index(b"z),"))
+    # The client names the line its statement began on; the tracker finds it in what passed.
+    dump = b"-- head\nCREATE TABLE `people` (\n  `id` int\n);\n" + stmt + b";\nINSERT INTO `other` VALUES (1);\n"
+    track = Tracker(decompressed=True, keep=len(dump) - 16)  # its first block is forgotten
+    for _ in track.blocks(iter([dump[i:i + 16] for i in range(0, len(dump), 16)])):
+        pass
+    at = track.locate(5, message)
+    assert (at.line, at.offset, at.table) == (6, dump.index(b"oops"), "people")
+    assert str(at) == f"line 6, decompressed byte {dump.index(b'oops')}, table `people`"
+    assert str(track.end()) == f"line 8, decompressed byte {len(dump)}, table `other`"
+
+
+def test_the_clients_error_is_its_whole_message_redacted_on_one_line():
+    from tasks.sources._client import failure
+
+    stderr = (b"ERROR 1064 (42000) at line 16: You have an error in your SQL syntax; check the manual near "
+              b"'oops),\n(601,'secret-601'),\n(602,'secret-602' at line 600\n")
+    got = failure(stderr)
+    assert got.line == 16 and "near 'oops)," in got.raw  # to locate it, never shown
+    assert got.message == "ERROR 1064 (42000): You have an error in your SQL syntax; check the manual near '…' at line 600"
 
 
 def test_keys_leave_create_table_and_come_back_after_the_rows():
@@ -39,3 +79,32 @@ def test_keys_leave_create_table_and_come_back_after_the_rows():
     assert out[3] == b"ALTER TABLE `t` ADD " + b", ADD ".join(defs)
     assert out[-1] == b"ALTER TABLE `nomarker` ADD " + b", ADD ".join(defs)  # no marker: at the end
     assert held.held == {(None, "held"): [d.decode() for d in defs]} and not any(b"`held` ADD" in s for s in out)
+
+
+@pytest.mark.parametrize("kind", ["gz", "zst"])
+def test_a_damaged_compressed_dump_names_where_its_decompressed_stream_stopped(tmp_path, kind):
+    import gzip
+    import random
+
+    import zstandard
+
+    from tasks.sources._position import StreamBroken, Tracker
+    from tasks.sources.restore import dump_blocks
+
+    rnd = random.Random(13)
+    sql = b"".join(b"INSERT INTO `t%d` VALUES (1,'%s');\n" % (i // 200, rnd.randbytes(2000).hex().encode())
+                   for i in range(1000))  # 4 MB that do not compress: the damage is past the first block
+    packed = gzip.compress(sql) if kind == "gz" else zstandard.ZstdCompressor(write_checksum=True).compress(sql)
+    cut = tmp_path / f"cut.sql.{kind}"
+    cut.write_bytes(packed[: len(packed) * 3 // 4])
+    bad = bytearray(packed)
+    bad[len(bad) // 2: len(bad) // 2 + 64] = b"\xff" * 64
+    (tmp_path / f"bad.sql.{kind}").write_bytes(bytes(bad))
+    for path, what in ((cut, "stream ends early"), (tmp_path / f"bad.sql.{kind}", "not valid")):
+        track = Tracker(decompressed=True)
+        with pytest.raises(StreamBroken) as err:
+            for _ in track.blocks(dump_blocks(path)):
+                pass
+        assert what in str(err.value) and f", after line {track.end().line}, decompressed byte {track.offset}, table `t" \
+            in str(err.value)
+        assert str(err.value).endswith("copy or dump it again")
