@@ -62,7 +62,7 @@ class AnonymizeReport:
         if self.inlined:
             lines += [
                 "",
-                "Tables whose rows were rewritten during the restore: "
+                "Anonymized on the way in (rows rewritten during the restore): "
                 + ", ".join(f"`{t}`" for t in sorted(self.inlined))
                 + ".",
             ]

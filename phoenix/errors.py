@@ -49,7 +49,7 @@ from __future__ import annotations
 EXIT_CODES: dict[int, str] = {
     0: "ok",
     1: "a failure",
-    2: "bad input (config, names, rules, a source that is not a dump)",
+    2: "bad input (config, names, rules, a source that is not a dump, an unknown flag or a missing argument)",
     3: "another breed cycle is running",
     4: "the GDPR gate failed (in SQL, or the forensic gate found an original in the image's bytes)",
     5: "a CI-triggered flow run did not complete",
