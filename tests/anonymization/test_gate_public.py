@@ -132,3 +132,14 @@ def test_a_full_name_pseudonym_equal_to_another_rows_original_name_is_no_leak(ma
     assert set(fakes) == {n for (n,) in run(mariadb, "app", "SELECT customer_name FROM orders")}
     result = run_gate(mariadb.admin(), "app", rules, KEY, baseline)
     assert result.passed, result.findings
+
+
+def test_an_original_in_another_case_in_a_case_insensitive_column_still_fails(reference, tmp_path):
+    """The column compares "C5@MAIL.TEST" equal to "c5@mail.test" (utf8mb4 *_ci): so does the gate."""
+    rules = rules_file(tmp_path, REFERENCE)
+    baseline = take_baseline(reference.admin(), "app", rules, KEY)
+    anonymize(reference.admin(), "app", rules, KEY)
+    run(reference, "app", "UPDATE regions SET capital = 'C5@MAIL.TEST' WHERE id = 2")
+    findings = run_gate(reference.admin(), "app", rules, KEY, baseline).findings
+    assert any(f.startswith("1 original value(s) survive in regions.capital") for f in findings), findings
+    assert "C5@MAIL" not in str(findings) and "c5@mail" not in str(findings)
