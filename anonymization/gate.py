@@ -249,7 +249,9 @@ def run_gate(admin: AdminAccess, database: str, rules: Rules, key: bytes, baseli
         # (b) surviving originals, searched set-based in SQL, one scan per table, tables in parallel
         result.checked_values = len(baseline.hashes)
         if baseline.hashes:
-            result.findings += _search_originals(admin, database, sch, rules, derive(key, "gate"), baseline)
+            result.findings += _search_originals(
+                admin, database, sch, _collations(conn), rules, derive(key, "gate"), baseline
+            )
         # (c) rows and foreign keys
         counts, orphans = _integrity(admin, database)
         for t, before in baseline.counts.items():
@@ -267,7 +269,13 @@ def run_gate(admin: AdminAccess, database: str, rules: Rules, key: bytes, baseli
 
 
 def _search_originals(
-    admin: AdminAccess, database: str, sch: dict, rules: Rules, gate_key: bytes, baseline: Baseline
+    admin: AdminAccess,
+    database: str,
+    sch: dict,
+    collations: dict[tuple[str, str], str],
+    rules: Rules,
+    gate_key: bytes,
+    baseline: Baseline,
 ) -> list[str]:
     """Every text value of every table, hashed in SQL and looked up among the baseline's:
     identifying originals in every column, single words in their own column (and in the
@@ -278,8 +286,6 @@ def _search_originals(
     text columns of a table are tested in one scan, and tables are searched on two
     connections at once (1 GB: 21.9 s with a join per column, one connection)."""
     crcs = ", ".join(str(c) for c in sorted(set(baseline.crcs.values())))
-    with connect(admin, database) as conn:
-        collations = _collations(conn)
 
     def setup(conn: pymysql.Connection) -> None:
         _q(conn, *set_pads_sql("phx_gate", gate_key))
