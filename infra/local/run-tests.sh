@@ -24,4 +24,5 @@ trap cleanup EXIT INT TERM
 # The fast tier first (pure code and the linters: seconds), then the real parts.
 make --no-print-directory unit VENV="$VENV" || exit 1
 "$VENV/bin/phoenix" stack up --ceph --kubernetes || exit 1
-"$VENV/bin/python" -m pytest -p no:cacheprovider --ignore=tests/unit "$@" tests
+# The slowest tests are listed at the end: where the CI budget goes.
+"$VENV/bin/python" -m pytest -p no:cacheprovider --durations=40 --ignore=tests/unit "$@" tests
