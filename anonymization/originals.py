@@ -1,7 +1,7 @@
 """Original values sampled from the database before anything is rewritten, for the gates:
 random rows by primary key (`sample`), the forensic gate's identifying originals (`needles_of`,
-in clear, in memory only) and the free-text search's full names, e-mails and phones
-(`phrases_of`, likewise). Values the engine itself may write are left out of both."""
+in clear, in memory only) and the free-text search's full names, e-mails, phones and
+streets (`phrases_of`, likewise). Values the engine itself may write are left out of both."""
 
 from __future__ import annotations
 
@@ -110,8 +110,8 @@ def needles_of(conn, sch: dict, rules: Rules, originals: dict[str, str], fakes: 
 
 
 def phrases_of(conn, sch: dict, rules: Rules, originals: dict[str, str], fakes: set[str]) -> Phrases:
-    """A sample of original full names (first + last name columns, `name` columns), e-mails
-    and phones, without values the engine itself may write (as for the needles)."""
+    """A sample of original full names (first + last name columns, `name` columns), e-mails,
+    phones and streets (a full address in a text holds its street), without values the engine itself may write (as for the needles)."""
     out = Phrases()
     own_domain = "@" + rules.email_domain.lower()
     for t, trule in rules.tables.items():
@@ -124,7 +124,7 @@ def phrases_of(conn, sch: dict, rules: Rules, originals: dict[str, str], fakes: 
                 if str(v) not in fakes and not (f in fakes and la in fakes):
                     out.add(str(v), f"{t}.{pair[0]} + {pair[1]}")
         for c, r in trule.columns.items():
-            if r.strategy in ("name", "email", "phone") and c in sch[t]:
+            if r.strategy in ("name", "email", "phone", "street") and c in sch[t]:
                 for (v,) in sample(conn, src, c, sch[t]):
                     text = str(v).strip()
                     if text not in fakes and not text.lower().endswith(own_domain):
@@ -174,6 +174,41 @@ def hashed_sample(
             elif fold(text) not in drawn_here:
                 yield text, f"{t}.{c}"
     yield from _full_names(conn, sch, rules, originals, fakes)
+    yield from _full_addresses(conn, sch, rules, originals, fakes)
+
+
+# How a row's street, postcode and city are written as one value (a shipping label, an
+# order's address column): searched everywhere, whole.
+_ADDRESS_FORMS = ("{s}, {p} {c}", "{s}, {c} {p}", "{s}, {c}", "{s}\n{p} {c}", "{s}\n{c} {p}")
+
+
+def _full_addresses(
+    conn, sch: dict, rules: Rules, originals: dict[str, str], fakes: set[str]
+) -> Iterator[tuple[str, str]]:
+    """A row's street with its postcode and/or city, in the usual one-value forms: identifying
+    as a whole even where the street alone is common (unless all parts are entries the engine
+    draws: a pseudonymized address may be written anywhere)."""
+    for t, trule in rules.tables.items():
+        parts = address_parts(trule)
+        if t not in sch or trule.truncate or not parts or not all(c in sch[t] for c in parts if c):
+            continue
+        street, postcode, city = parts
+        exprs = [f"IFNULL({quote(c)}, '')" if c else "''" for c in parts]
+        rows = sample(conn, originals.get(t, t), street, sch[t], SAMPLE, f"CONCAT_WS(CHAR(0), {', '.join(exprs)})")
+        for (v,) in rows:
+            s, p, c = str(v).split("\0")
+            if not s or all(x in fakes for x in (s, p, c) if x):
+                continue
+            for form in _ADDRESS_FORMS if postcode and city else ("{s}, {p}{c}",):
+                yield form.format(s=s, p=p, c=c), ""
+
+
+def address_parts(trule) -> tuple[str, str, str] | None:
+    """The table's street column with its postcode and/or city columns ("" for one missing)."""
+    by = {r.strategy: c for c, r in reversed(trule.columns.items())}
+    if "street" not in by or not ({"postcode", "city"} & by.keys()):
+        return None
+    return by["street"], by.get("postcode", ""), by.get("city", "")
 
 
 def _full_names(conn, sch: dict, rules: Rules, originals: dict[str, str], fakes: set[str]) -> Iterator[tuple[str, str]]:

@@ -143,3 +143,24 @@ def test_an_original_in_another_case_in_a_case_insensitive_column_still_fails(re
     findings = run_gate(reference.admin(), "app", rules, KEY, baseline).findings
     assert any(f.startswith("1 original value(s) survive in regions.capital") for f in findings), findings
     assert "C5@MAIL" not in str(findings) and "c5@mail" not in str(findings)
+
+
+def test_a_full_postal_address_or_a_street_inside_text_elsewhere_still_fails(mariadb, tmp_path):
+    """A customer's street, postcode and city written as one value in a column without a rule (a
+    shipping label), and the street inside a free text without a rule: both are found."""
+    rules = rules_file(tmp_path, "  customers: {columns: {email: email, street: street, postcode: postcode, city: city}}\n")
+    run(mariadb, "app", "CREATE TABLE customers (id INT PRIMARY KEY, email VARCHAR(80), street VARCHAR(80), "
+        "postcode VARCHAR(12), city VARCHAR(40))")
+    run(mariadb, "app", "INSERT INTO customers VALUES (%s, %s, %s, %s, %s)",
+        [(i + 1, f"c{i}@mail.test", f"{i + 3} Quennell Lane", f"{20000 + i}", "Drenthe") for i in range(30)])
+    run(mariadb, "app", "CREATE TABLE labels (id INT PRIMARY KEY, ship_to VARCHAR(200), body TEXT)")
+    run(mariadb, "app", "INSERT INTO labels VALUES (1, 'desk 4', 'nothing personal here')")
+    baseline = take_baseline(mariadb.admin(), "app", rules, KEY)
+    anonymize(mariadb.admin(), "app", rules, KEY)
+    assert run_gate(mariadb.admin(), "app", rules, KEY, baseline).passed  # no false alarm from the new searches
+    run(mariadb, "app", "UPDATE labels SET ship_to = '7 Quennell Lane, 20004 Drenthe', "
+        "body = 'Please deliver to 9 Quennell Lane after six.' WHERE id = 1")
+    findings = run_gate(mariadb.admin(), "app", rules, KEY, baseline).findings
+    assert any(f.startswith("1 original value(s) survive in labels.ship_to: add a rule") for f in findings), findings
+    assert any("survive inside labels.body" in f for f in findings), findings
+    assert "Quennell" not in str(findings)
