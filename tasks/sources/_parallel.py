@@ -47,19 +47,32 @@ class StatementError(Exception):
         self.cut = cut  # the stream ended inside the statement
         self.line, self.message, self.offset, self.table = line, message, offset, table
         self.begun = line if begun is None else begun  # the statement's first line
+        self.head: int | None = None  # where the failed statement's rows begin, as it ran (see `rows_at`)
 
 
 class Splitter:
     """Cuts a byte stream into (first line number, statement without its delimiter), counting
-    bytes too: `start(line)` is the offset of a recent statement's first line."""
+    bytes too: `in_dump` names a failed statement's byte and table as the dump has them."""
 
     _KEEP = 4096  # statements whose start is remembered: more than the queues hold
 
     def __init__(self) -> None:
         self.starts: dict[int, int] = {}
+        self.heads: dict[int, tuple[int, str | None]] = {}  # a recent INSERT's: where its rows begin, its table
 
-    def start(self, line: int) -> int | None:
-        return self.starts.get(line)
+    def in_dump(self, err: StatementError) -> StatementError:
+        """The failed byte and table as the dump has them: a rewritten statement (an inline
+        anonymizer's) has another head — a column list, a sample table — and the same rows."""
+        begun = self.starts.get(err.begun)
+        head, table = self.heads.get(err.begun, (-1, None))
+        err.table = table or err.table
+        if begun is None or err.offset is None:
+            err.offset = None
+        elif err.head is None or err.head < 0 or head < 0:
+            err.offset = begun + err.offset
+        else:
+            err.offset = begun + max(err.offset - err.head, 0) + head
+        return err
 
     def split(self, blocks: Iterator[bytes]) -> Iterator[tuple[int, bytes]]:
         delim, buf, start, lineno, rest, pos = b";", [], 0, 0, b"", 0
@@ -89,6 +102,11 @@ class Splitter:
                     stmt = b"\n".join(buf).rstrip()[: -len(delim)]
                     buf = []
                     if stmt.strip():
+                        if kind(stmt) == "rows":
+                            heads = self.heads
+                            heads[start] = (rows_at(stmt), table_in(b"\n" + stmt[:512]))
+                            if len(heads) > 2 * self._KEEP:
+                                heads = self.heads = dict(list(heads.items())[-self._KEEP :])
                         yield start, stmt
         if rest.strip():
             lineno += 1
@@ -125,7 +143,15 @@ def _failed(line: int, stmt: bytes, exc: pymysql.MySQLError) -> StatementError:
     (the caller adds the statement's)."""
     raw = str(exc.args[1]) if len(exc.args) > 1 else ""
     down, byte = within(raw, stmt)
-    return StatementError(line + down, describe_mysql(exc), byte, table_in(b"\n" + stmt[:512]), line)
+    err = StatementError(line + down, describe_mysql(exc), byte, table_in(b"\n" + stmt[:512]), line)
+    err.head = rows_at(stmt) if kind(stmt) == "rows" else None
+    return err
+
+
+def rows_at(stmt: bytes) -> int:
+    """Where an INSERT's rows begin (after ` VALUES `), or -1."""
+    at = stmt.find(b" VALUES ", 0, 1 << 16)
+    return at + 8 if at >= 0 else -1
 
 
 class _Connection(threading.Thread):
@@ -220,8 +246,5 @@ def load(blocks: Iterator[bytes], admin: AdminAccess, database: str | None, jobs
         for c in conns:
             c.close()
     if errors:
-        first = min(errors, key=lambda e: e.line)
-        begun = splitter.start(first.begun)
-        first.offset = None if begun is None or first.offset is None else begun + first.offset
-        raise first
+        raise splitter.in_dump(min(errors, key=lambda e: e.line))
     return count

@@ -10,6 +10,8 @@ import os
 
 import pytest
 
+from anonymization import load_rules
+from anonymization.inline import Inline
 from tasks.sources.restore import RestoreError, restore
 
 HEAD = ("-- MariaDB dump 10.19  Distrib 10.11.6-MariaDB, for debian-linux-gnu (x86_64)\n--\n"
@@ -63,3 +65,18 @@ def test_a_broken_dump_names_its_line_byte_and_table(mariadb, tmp_path, jobs):
                                            r"decompressed byte \d+, table `people`; the file is damaged") as err:
         restore(str(tmp_path / "bad.sql.gz"), mariadb.admin(), "gz", jobs=jobs)
     assert "secret-name" not in str(err.value)
+
+
+def test_a_row_rewritten_on_the_way_in_names_the_dumps_byte(mariadb, tmp_path):
+    """Anonymized on the way in, the INSERT runs with another head (its column list): the byte
+    named is still the dump's, on the first line of the statement and on a later one."""
+    (tmp_path / "rules.yaml").write_text("tables:\n  people: {columns: {name: name}}\n")
+    rules = load_rules(tmp_path / "rules.yaml")
+    bad = (HEAD + _rows(1000, bad=600) + TAIL).encode()
+    for form, dump in (("later line", bad), ("first line", bad.replace(b",\n(", b",("))):
+        (tmp_path / "bad.sql").write_bytes(dump)
+        inline = Inline(mariadb.admin(), form.replace(" ", "_"), rules, b"test-key-0123456789abcdef-0123456789")
+        with pytest.raises(RestoreError) as err:
+            restore(str(tmp_path / "bad.sql"), mariadb.admin(), form.replace(" ", "_"), jobs=2, inline=inline)
+        at = dump.index(b"oops")
+        assert f"restore failed at line {_line_of(dump, at)}, byte {at}, table `people`" in str(err.value), form
