@@ -332,14 +332,18 @@ class KubernetesRuntime(Runtime):
             self.storage.detach(image)
 
     def seal(self, name: str, timeout: float = 600.0) -> None:
-        if self._namespace(name) is None:
+        """After the slow shutdown: the pod once more with the environments' redo log size
+        (InnoDB writes a new, empty log instead of the one that recorded the restore), until
+        Ready, then slowly down again. Idempotent, as on the local runtime."""
+        ns_obj = self._namespace(name)
+        if ns_obj is None:
             raise ServerNotFound(f"no server {name!r} in Kubernetes")
-        # Renewing the redo log needs one more start of the stopped breeder with other server
-        # arguments; until the pod path does that, a breed on this runtime fails closed.
-        raise ServerFailed(
-            f"breeder {name!r}: sealing (a fresh redo log before the forensic gate) is not "
-            'available on the kubernetes runtime yet; breed with runtime = "local"'
-        )
+        meta = ns_obj["metadata"]
+        image = (meta.get("annotations") or {}).get(m.ANN_IMAGE, "")
+        role = (meta.get("labels") or {}).get("phoenix.io/role", "breeder")
+        self.start(name, image, profile="environment", labels={"phoenix.io/role": role})
+        self.wait_ready(name, timeout)
+        self.stop(name, timeout)
 
     def _release_volume(self, ns: str) -> None:
         self.api.delete(*_PVC, m.PVC_NAME, ns)
