@@ -50,3 +50,47 @@ def test_ci_spawn_exits_non_zero_when_the_flow_fails(worker, published, unique):
 def test_ci_without_a_prefect_api_is_a_clear_error(unique):
     res = run_phoenix("ci", "teardown", unique, env={"PREFECT_API_URL": ""})
     assert res.returncode == 2 and "PREFECT_API_URL is not set" in res.stderr  # bad config, as the README says
+
+
+MIGRATION = """
+import os, pymysql
+c = pymysql.connect(host=os.environ["DB_HOST"], port=int(os.environ["DB_PORT"]), user=os.environ["DB_USER"],
+                    password=os.environ["DB_PASSWORD"], database=os.environ["DB_NAME"])
+c.cursor().execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INT PRIMARY KEY)")
+c.cursor().execute("INSERT IGNORE INTO schema_migrations VALUES (42)")
+c.commit()
+print("migrated to 42")
+"""
+
+
+def test_the_migrations_hook_runs_against_the_environment_and_a_failure_fails_the_job(worker, published, tmp_path,
+                                                                                       unique):
+    import sys
+
+    published("local")
+    script = tmp_path / "migrate.py"
+    script.write_text(MIGRATION)
+    name, pw = f"{unique}-mig", tmp_path / "db.pw"
+    res = run_phoenix("ci", "spawn", name, "--password-file", str(pw), "--ttl", "1h",
+                      env={"PHOENIX_MIGRATE": f"{sys.executable} {script}"}, timeout=300)
+    assert res.returncode == 0, res.stderr[-1500:]
+    assert "migrated to 42" in res.stdout
+    out = json.loads([line for line in res.stdout.splitlines() if line.startswith("{")][-1])
+    conn = pymysql.connect(host=out["host"], port=out["port"], user=out["user"], password=pw.read_text(),
+                           database=out["database"])
+    with conn.cursor() as cur:
+        cur.execute("SELECT version FROM schema_migrations")
+        assert cur.fetchall() == ((42,),)  # the command reached the environment as its own user
+    conn.close()
+
+    res = run_phoenix("ci", "spawn", name, "--ttl", "1h",
+                      "--migrate", f"{sys.executable} -c \"print('boom: column exists'); raise SystemExit(3)\"",
+                      timeout=300)
+    assert res.returncode == 1, res.stderr[-1500:]
+    assert "boom: column exists" in res.stdout  # the migration's output is the job's
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith("phoenix: error: the migration command exited 3") and out["id"] in last
+    assert "Traceback" not in res.stderr
+    ls = run_phoenix("ls", "--json")
+    assert name in ls.stdout  # it stays for inspection
+    assert run_phoenix("ci", "teardown", name, timeout=300).returncode == 0
