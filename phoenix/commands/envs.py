@@ -97,7 +97,18 @@ def ls(as_json: bool = typer.Option(False, "--json", help="Machine-readable outp
     if as_json:
         print(json.dumps({"generations": gens, "environments": envs}))
         return
-    Console().print(*listing_tables(gens, envs))
+    print_tables(*listing_tables(gens, envs))
+
+
+def print_tables(*tables: Table, file=None) -> None:
+    """To a terminal, as wide as it is (names fold, never cropped); to a pipe or a CI log,
+    which have no width, as wide as the tables are, so every id stays whole on its line
+    (Rich would otherwise assume 80 columns and crop `golden-2026…`)."""
+    console = Console(file=file)
+    if not console.is_terminal:
+        wide = console.options.update_width(10_000)
+        console = Console(file=file, width=max(80, *(console.measure(t, options=wide).maximum for t in tables)))
+    console.print(*tables)
 
 
 def _cells(*values: object) -> list[Text]:
@@ -124,13 +135,14 @@ def relative(iso: str, now: datetime | None = None) -> str:
 def listing_tables(gens: list[dict], envs: list[dict]) -> tuple[Table, Table]:
     """The two tables of `phoenix ls`; every value from the catalog is shown literally."""
     # "UNVERIFIED" is never cropped: it is the column an operator must not miss on a narrow terminal
-    t = Table("generation", "state", "latest", "created", "size", "clones",
+    t = Table(Column("generation", overflow="fold"), "state", "latest", "created", "size", "clones",
               Column("forensic", no_wrap=True, min_width=10), title="generations")
     for g in gens:
         t.add_row(*_cells(g["id"], g["state"], "✓" if g["latest"] else "", g["created"],
                           f"{g['size_bytes'] / 1e6:,.1f} MB", g["clones"]),
                   "passed" if g["verified"] else "[bold red]UNVERIFIED[/]")
-    e = Table("environment", "id", "generation", "address", "state", "expires", "used", title="environments")
+    e = Table(*(Column(c, overflow="fold") for c in ("environment", "id", "generation", "address")),
+              "state", "expires", "used", title="environments")
     for x in envs:
         e.add_row(*_cells(x["name"], x["id"], x["generation"], f"{x['host']}:{x['port']}", x["state"],
                           f"{relative(x['expires_at'])} ({x['expires_at']})" if x["expires_at"] else "",
