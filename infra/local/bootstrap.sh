@@ -59,3 +59,19 @@ done
 echo "$links" > "$site/phoenix_ceph_bindings.pth"
 "$VENV/bin/python" -c 'import rados, rbd' 2>/dev/null \
   || die "the rados/rbd bindings do not import in $VENV: python3-rados/python3-rbd must match $PY's version"
+
+# --- gitlab-ci-local: the tests run the GitLab template through it (tests/ci/test_gitlab_template.py).
+# Pinned: 4.75 crashes on Node 20. Cached outside the repository, keyed by version.
+GCL_VERSION=4.70.1
+GCL_DIR=${PHOENIX_NPM_CACHE:-/var/cache/phoenix/npm}/gitlab-ci-local-$GCL_VERSION
+if [ ! -x "$GCL_DIR/node_modules/.bin/gitlab-ci-local" ]; then
+  if ! command -v npm >/dev/null; then
+    echo "bootstrap: installing Debian packages: nodejs npm"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >>/tmp/phoenix-apt.log 2>&1 \
+      || die "apt-get install nodejs npm failed (see /tmp/phoenix-apt.log)"
+  fi
+  echo "bootstrap: installing gitlab-ci-local $GCL_VERSION into $GCL_DIR"
+  mkdir -p "$GCL_DIR"
+  npm install --prefix "$GCL_DIR" --no-audit --no-fund --loglevel=error "gitlab-ci-local@$GCL_VERSION" \
+    >/tmp/phoenix-npm.log 2>&1 || die "npm install gitlab-ci-local failed (see /tmp/phoenix-npm.log)"
+fi
