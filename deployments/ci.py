@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from phoenix.errors import ConfigError, RunFailed
+from phoenix.errors import ConfigError, InvalidInput, RunFailed
 
 # How often the client asks for the run's state. Prefect's default (5 s) alone cost a CI
 # spawn 2.4 s at the median, against 0.8 s at 1 s (bench/spawn.py --only ci); two GETs a
@@ -43,13 +43,26 @@ def reaching(url: str) -> Iterator[None]:
 
     try:
         yield
+    except PrefectHTTPStatusError as exc:  # it answered (an httpx.HTTPError too: caught first)
+        status = exc.response.status_code if exc.response is not None else "?"
+        detail = _detail(exc)
+        if status in (409, 422) and "Validation failed" in detail:  # the parameter schema refused it: no run
+            raise InvalidInput(f"the deployment refused the run's parameters ({detail}): see "
+                               "`phoenix ci spawn --help` for the accepted forms") from None
+        raise RunFailed(f"the Prefect API at {url} answered HTTP {status}: check PREFECT_API_URL and "
+                        "PREFECT_API_KEY") from exc
     except (httpx.HTTPError, OSError) as exc:
         raise RunFailed(f"the Prefect API at {url} is not reachable ({type(exc).__name__}): "
                         "check PREFECT_API_URL and that the server runs") from exc
-    except PrefectHTTPStatusError as exc:
-        status = exc.response.status_code if exc.response is not None else "?"
-        raise RunFailed(f"the Prefect API at {url} answered HTTP {status}: check PREFECT_API_URL and "
-                        "PREFECT_API_KEY") from exc
+
+
+def _detail(exc) -> str:
+    """The server's reason, on one line and short (it names the parameter and the pattern)."""
+    try:
+        detail = exc.response.json().get("detail", "")
+    except Exception:
+        detail = ""
+    return " ".join(str(detail).split()).removeprefix("Error creating flow run: ")[:300]
 
 
 def run(deployment: str, parameters: dict, timeout: float = 900.0, poll_interval: float = POLL_SECONDS) -> RunOutcome:

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from phoenix.commands.envs import UNVERIFIED_HELP
+from phoenix.commands.envs import UNVERIFIED_HELP, checked_ttl
 from phoenix.errors import MigrationFailed, RunFailed
 from phoenix.proc import write_private
 
@@ -24,7 +24,8 @@ def spawn(
     wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait for the run's final state (default)."),
     dotenv: Path = typer.Option(None, "--dotenv", help="Write a GitLab dotenv report here."),
     generation: str = typer.Option("latest", "--generation"),
-    ttl: str = typer.Option(None, "--ttl", help="Lifetime, e.g. 30m, 8h, 2d (default: the server's default_ttl)."),
+    ttl: str = typer.Option(None, "--ttl", help="Lifetime, e.g. 30m, 8h, 2d (default: the server's default_ttl).",
+                            callback=checked_ttl),
     password_file: Path = typer.Option(None, "--password-file",
                                        help="Write the DB password here (mode 0600); it travels sealed to this job's "
                                             "one-time key, so this works from any machine."),

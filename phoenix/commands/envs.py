@@ -16,6 +16,16 @@ UNVERIFIED_HELP = ("Clone a generation that has not passed the forensic gate (pu
                    "its redo logs may hold production data).")
 
 
+def checked_ttl(value: str | None) -> str | None:
+    """`--ttl` checked before any run starts, in Phoenix's words (the flow's parameter schema
+    refuses it too, but in Prefect's, with a traceback from an in-process run)."""
+    if value is not None:
+        from phoenix.names import parse_ttl
+
+        parse_ttl(value)
+    return value
+
+
 def password_of(eid: str) -> str:
     from phoenix.config import get_settings
     from tasks.runtime.factory import open_runtime
@@ -34,7 +44,8 @@ def _connect_line(info: dict, password: str) -> str:
 def spawn(
     name: str = typer.Argument(..., help="Environment name, e.g. the branch."),
     generation: str = typer.Option("latest", "--generation", help="Generation id, or latest."),
-    ttl: str = typer.Option(None, "--ttl", help="Lifetime, e.g. 30m, 8h, 2d (default: config default_ttl)."),
+    ttl: str = typer.Option(None, "--ttl", help="Lifetime, e.g. 30m, 8h, 2d (default: config default_ttl).",
+                            callback=checked_ttl),
     recreate: bool = typer.Option(False, "--recreate", help="Throw an existing environment away first."),
     as_json: bool = typer.Option(False, "--json", help="Print connection info as JSON (includes the password)."),
     allow_unverified: bool = typer.Option(False, "--allow-unverified", help=UNVERIFIED_HELP),

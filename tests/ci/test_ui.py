@@ -132,3 +132,27 @@ def test_a_ci_job_elsewhere_gets_the_password_and_no_record_holds_it(worker, pub
         assert held == ""
     finally:
         assert run_phoenix("teardown", name).returncode == 0
+
+
+@pytest.mark.parametrize("command", [["spawn"], ["ci", "spawn"]], ids=["spawn", "ci-spawn"])
+def test_a_bad_ttl_on_the_command_line_is_one_line_exit_2_and_starts_no_run(command, unique):
+    """`phoenix spawn --ttl '3 parsecs'` printed Prefect's validation traceback (exit 1), and
+    `phoenix ci spawn` called the server's refusal an unreachable API (exit 5)."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    name = f"{unique}-cli-parsecs"
+    res = run_phoenix(*command, name, "--ttl", "3 parsecs", timeout=120)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    assert res.stderr.strip().splitlines() == ["phoenix: error: ttl '3 parsecs': use a number and a unit, "
+                                               "e.g. 30m, 8h, 2d"]
+    with _client() as client:
+        assert client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[f"spawn/{name}"]))) == []
+
+
+def test_parameters_the_deployment_refuses_are_bad_input_not_an_unreachable_api(worker, unique):
+    from deployments.ci import run
+    from phoenix.errors import InvalidInput
+
+    with pytest.raises(InvalidInput) as err:  # a CI client older than the check, or another field
+        run("spawn/spawn", {"name": f"{unique}-refused", "ttl": "3 parsecs"}, timeout=30)
+    assert err.value.exit_code == 2 and "Validation failed for field 'ttl'" in str(err.value)
