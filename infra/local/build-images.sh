@@ -118,6 +118,26 @@ phoenix_venv() {
   done
 }
 
+# The app image's Debian part, debootstrapped once per package list and kept as a tarball:
+# every commit is a new tree and so a new image, and the debootstrap was most of its build.
+APP_PACKAGES=python3,python3-rados,python3-rbd,mariadb-client,ca-certificates
+app_base() {
+  local root=$1 base
+  base="$CACHE/phoenix-base-bookworm-$(echo "$APP_PACKAGES" | sha256sum | cut -c1-12).tar"
+  mkdir -p "$root"
+  if [ -s "$base.complete" ] && [ -s "$base" ]; then
+    tar -C "$root" -xpf "$base" --numeric-owner
+    return 0
+  fi
+  say "debootstrapping the app image's base (bookworm minbase + $APP_PACKAGES: ~90 s, cached)"
+  debootstrap --variant=minbase --include="$APP_PACKAGES" bookworm "$root" "$MIRROR" \
+    >"$CACHE/debootstrap-app.log" 2>&1 || die "debootstrap failed (see $CACHE/debootstrap-app.log)"
+  rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/* "$root"/usr/share/doc/* "$root"/usr/share/man/* \
+         "$root"/usr/share/locale/*
+  rm -f "$base" "$base.complete"
+  tar -C "$root" -cf "$base.part" . && mv "$base.part" "$base" && echo "$APP_PACKAGES" > "$base.complete"
+}
+
 build_phoenix() {
   [ -n "${PHOENIX_APP_REPO:-}" ] || return 0
   local root="$work/app-rootfs" version tree tar ref c m
@@ -125,13 +145,9 @@ build_phoenix() {
   tree=$(git -C "$PHOENIX_APP_REPO" rev-parse --short=12 'HEAD^{tree}')
   tar="$CACHE/phoenix-$version-$tree.tar"; ref="localhost/phoenix:$version-$tree"
   cached "$tar" && return 0
-  say "building $ref (debootstrap + the project's virtualenv: ~2 min)"
+  say "building $ref (the project's virtualenv on the cached Debian base)"
   mkdir -p "$work"
-  debootstrap --variant=minbase --include=python3,python3-rados,python3-rbd,mariadb-client,ca-certificates \
-    bookworm "$root" "$MIRROR" >"$CACHE/debootstrap-app.log" 2>&1 \
-    || die "debootstrap failed (see $CACHE/debootstrap-app.log)"
-  rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/* "$root"/usr/share/doc/* "$root"/usr/share/man/* \
-         "$root"/usr/share/locale/*
+  app_base "$root"
   phoenix_venv "$root"
   c=$("${B[@]}" from scratch)
   m=$("${B[@]}" mount "$c")
