@@ -24,7 +24,8 @@ from phoenix.errors import RestoreError
 _KEEP = 8 << 20  # what the client may still hold unread when it fails: its statement, the pipe
 _HEADS = (b"\nINSERT ", b"\nREPLACE ", b"\nCREATE TABLE ", b"\nLOCK TABLES ")
 _TABLE = re.compile(rb"\n(?:INSERT (?:IGNORE )?INTO|REPLACE INTO|CREATE TABLE(?: IF NOT EXISTS)?|LOCK TABLES) "
-                    rb"(?:`((?:[^`]|``)+)`|(\w+))")
+                    rb"(?:`((?:[^`\n]|``){1,256})`|(\w{1,64}))")
+_LONGEST = 64  # characters in a MySQL identifier: a longer "name" is damaged data, never quoted
 _WALK = 32  # line starts looked at from a block's end before one search of the whole block
 _NEAR = re.compile(r"near '(.*)' at line (\d+)\s*$", re.S)
 
@@ -54,8 +55,9 @@ class Position:
         return ", ".join(parts)
 
 
-def _name(m: re.Match[bytes]) -> str:
-    return (m.group(1) or m.group(2)).decode("utf-8", "replace").replace("``", "`")
+def _name(m: re.Match[bytes]) -> str | None:
+    name = (m.group(1) or m.group(2)).decode("utf-8", "replace").replace("``", "`")
+    return name if len(name) <= _LONGEST else None
 
 
 def table_in(data: bytes, end: int | None = None) -> str | None:
@@ -64,8 +66,8 @@ def table_in(data: bytes, end: int | None = None) -> str | None:
     at = max(data.rfind(h, 0, end) for h in _HEADS)
     while at >= 0:
         m = _TABLE.match(data, at)
-        if m:
-            return _name(m)
+        if m and (name := _name(m)):
+            return name
         at = max(data.rfind(h, 0, at) for h in _HEADS)
     return None
 
@@ -132,8 +134,8 @@ class Tracker:
             if nl < 0:  # a head at or across the block's first bytes
                 return table_in(self._tail + block[:256])
             m = _TABLE.match(block, nl)
-            if m:
-                return _name(m)
+            if m and (name := _name(m)):
+                return name
             at = nl
         return table_in(block) or table_in(self._tail + block[:256])
 

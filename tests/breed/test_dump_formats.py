@@ -63,7 +63,7 @@ def _objects(admin, db: str) -> dict[str, list[tuple]]:
         with conn.cursor() as cur:
             out = {}
             for table, cols in OBJECTS.items():
-                cur.execute(f"SELECT {cols} FROM information_schema.{table} WHERE {SCHEMA[table]} = %s ORDER BY 1", db)
+                cur.execute(f"SELECT {cols} FROM information_schema.{table} WHERE {SCHEMA[table]} = %s ORDER BY 1", (db,))
                 out[table] = list(cur.fetchall())
             for t in ("notes", "places", "customers"):
                 cur.execute(f"SHOW CREATE TABLE `{db}`.`{t}`")

@@ -108,3 +108,20 @@ def test_a_damaged_compressed_dump_names_where_its_decompressed_stream_stopped(t
         assert what in str(err.value) and f", after line {track.end().line}, decompressed byte {track.offset}, table `t" \
             in str(err.value)
         assert str(err.value).endswith("copy or dump it again")
+
+
+def test_a_damaged_statement_head_is_never_taken_for_a_table_name():
+    """Decompressed garbage can eat a head's closing backquote: the "name" then runs into the
+    rows (seen in CI: `people4437,'ecea…`). No name is longer than 64 characters or crosses a
+    line, so the table is the last head that is whole — and no row reaches the message."""
+    from tasks.sources._position import Tracker, table_in
+
+    damaged = (b"\nINSERT INTO `people` VALUES (1,'a');\nINSERT INTO `peo\xffle4437,'secret-value-"
+               + b"x" * 300 + b"'); INSERT INTO `")
+    assert table_in(damaged) == "people"
+    track = Tracker(decompressed=True)
+    for _ in track.blocks(iter([damaged])):
+        pass
+    assert track.table == "people" and "secret" not in str(track.end())
+    across = b"\nCREATE TABLE `a\nb` (\n"  # a backquote that closes on the next line is no name either
+    assert table_in(b"\nLOCK TABLES `kept` WRITE;" + across) == "kept"
