@@ -105,7 +105,14 @@ phoenix_venv() {
   ln -sfn /usr/bin/python3 "$root$venv/bin/python3"
   cp -a "$PHOENIX_APP_VENV/lib/$py/site-packages/." "$site/"
   rm -f "$site"/__editable__*phoenix* "$site/phoenix_ceph_bindings.pth"
-  git -C "$PHOENIX_APP_REPO" archive HEAD phoenix flows tasks anonymization deployments infra | tar -C "$site" -xf -
+  # The test tier's tools (Kubernetes schemas, the type checker, pip) are not the app's: 180 MB.
+  rm -rf "$site"/kubernetes_validate "$site"/mypy "$site"/mypyc "$site"/*__mypyc*.so "$site"/pip
+  # The project in a directory of its own: the working directory of flow-run Jobs, where the
+  # deployments' entrypoints (flows/spawn.py:spawn) are found (prefect.yaml's k8s pull step).
+  mkdir -p "$root/opt/phoenix/app"
+  git -C "$PHOENIX_APP_REPO" archive HEAD phoenix flows tasks anonymization deployments infra \
+    | tar -C "$root/opt/phoenix/app" -xf -
+  echo /opt/phoenix/app > "$site/phoenix_app.pth"
   mkdir -p "$root/opt/phoenix/ceph-bindings"
   for so in "$root"/usr/lib/python3/dist-packages/rados*.so "$root"/usr/lib/python3/dist-packages/rbd*.so; do
     ln -sfn "${so#"$root"}" "$root/opt/phoenix/ceph-bindings/$(basename "$so")"
@@ -121,7 +128,7 @@ phoenix_venv() {
 # The app image's Debian part, debootstrapped once per package list and kept as a tarball:
 # every commit is a new tree and so a new image (the debootstrap is ~45 s of CPU of each build;
 # most of the rest is buildah copying, committing and pushing the virtualenv).
-APP_PACKAGES=python3,python3-rados,python3-rbd,mariadb-client,ca-certificates
+APP_PACKAGES=python3,python3-rados,python3-rbd,mariadb-client,ca-certificates,btrfs-progs
 app_base() {
   local root=$1 base
   base="$CACHE/phoenix-base-bookworm-$(echo "$APP_PACKAGES" | sha256sum | cut -c1-12).tar"
@@ -154,7 +161,8 @@ build_phoenix() {
   m=$("${B[@]}" mount "$c")
   tar -C "$root" -cf - . | tar -C "$m" -xpf - --numeric-owner
   "${B[@]}" umount "$c" >/dev/null
-  "${B[@]}" config --entrypoint '["/opt/phoenix/venv/bin/phoenix"]' --cmd '["--help"]' \
+  # No entrypoint: Prefect's Kubernetes Jobs pass their command as the container's args.
+  "${B[@]}" config --entrypoint '[]' --cmd '["phoenix", "--help"]' --workingdir /opt/phoenix/app \
     --env PATH=/opt/phoenix/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$c"
   "${B[@]}" commit -q "$c" "$ref" >/dev/null
   rm -f "$CACHE"/phoenix-[0-9]*.tar "$CACHE"/phoenix-[0-9]*.tar.complete  # older trees: one per checkout is enough
