@@ -34,6 +34,8 @@ def spawn(
                                      "DB_PASSWORD in its environment); failing, it fails the job."),
     timeout: float = typer.Option(900, "--timeout", help="Seconds to wait for the run."),
     allow_unverified: bool = typer.Option(False, "--allow-unverified", help=UNVERIFIED_HELP),
+    deployment: str = typer.Option("spawn", "--deployment", envvar="PHOENIX_SPAWN_DEPLOYMENT",
+                                   help="The spawn flow's deployment: `spawn-k8s` runs it as a Kubernetes Job."),
 ) -> None:
     """Run the `spawn` deployment; exit ≠ 0 if the run does not complete."""
     from deployments.ci import run, write_dotenv
@@ -52,10 +54,10 @@ def spawn(
 
         url = api_url()
         with reaching(url):
-            fr = run_deployment(name="spawn/spawn", parameters=params, timeout=0)
+            fr = run_deployment(name=f"spawn/{deployment}", parameters=params, timeout=0)
         print(json.dumps({"flow_run_id": str(fr.id), "name": fr.name}))
         return
-    outcome = run("spawn/spawn", params, timeout=timeout)
+    outcome = run(f"spawn/{deployment}", params, timeout=timeout)
     info = dict(outcome.result)
     sealed = info.pop("sealed_password", None)
     password = keys.open(sealed) if keys and sealed else None
@@ -73,11 +75,16 @@ def spawn(
 
 
 @ci_app.command("teardown")
-def teardown(name: str = typer.Argument(...), timeout: float = typer.Option(600, "--timeout")) -> None:
+def teardown(
+    name: str = typer.Argument(...),
+    timeout: float = typer.Option(600, "--timeout"),
+    deployment: str = typer.Option("teardown", "--deployment", envvar="PHOENIX_TEARDOWN_DEPLOYMENT",
+                                   help="The teardown flow's deployment: `teardown-k8s` runs it as a Kubernetes Job."),
+) -> None:
     """Run the `teardown` deployment; exit ≠ 0 if the run does not complete."""
     from deployments.ci import run
 
-    outcome = run("teardown/teardown", {"name": name}, timeout=timeout)
+    outcome = run(f"teardown/{deployment}", {"name": name}, timeout=timeout)
     _err.print(Text(f"{outcome.name} completed: " + ("removed" if outcome.result.get("removed") else "was not there")))
     print(json.dumps({"flow_run_id": outcome.flow_run_id, **outcome.result}))
 
