@@ -53,7 +53,7 @@ def _pid_file(settings: Settings, daemon: str) -> Path:
     return _dir(settings) / f"{daemon}.pid"
 
 
-def _url(settings: Settings) -> str:
+def server_url(settings: Settings) -> str:
     return f"https://127.0.0.1:{settings.kubernetes.api_port}"
 
 
@@ -78,7 +78,7 @@ def _healthy(settings: Settings, timeout: float = 2.0) -> bool:
     ctx = ssl.create_default_context()
     ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE  # liveness only, no data sent
     try:
-        with urllib.request.urlopen(f"{_url(settings)}/readyz", timeout=timeout, context=ctx) as resp:
+        with urllib.request.urlopen(f"{server_url(settings)}/readyz", timeout=timeout, context=ctx) as resp:
             return resp.status == 200
     except (urllib.error.URLError, OSError, ValueError):  # HTTPError (not ready yet) is a URLError
         return False
@@ -129,7 +129,7 @@ def _write_kubeconfig(settings: Settings, token: str) -> Path:
 kind: Config
 clusters:
 - name: phoenix-local
-  cluster: {{server: "{_url(settings)}", certificate-authority-data: "{ca}"}}
+  cluster: {{server: "{server_url(settings)}", certificate-authority-data: "{ca}"}}
 users:
 - name: phoenix-admin
   user: {{token: "{token}"}}
@@ -183,13 +183,13 @@ def status(settings: Settings) -> dict | None:
     pids = {d: read_pid(_pid_file(settings, d)) for d in _DAEMONS}
     if not all(pid_alive(p) for p in pids.values()):
         return None
-    out = {"kubeconfig": str(kubeconfig_path(settings)), "server": _url(settings),
+    out = {"kubeconfig": str(kubeconfig_path(settings)), "server": server_url(settings),
            "healthy": _healthy(settings), "pids": pids, "log_dir": str(_dir(settings))}
     if _node_wanted(settings):
-        out.update(kube_node.status(_dir(settings), _url(settings)))
+        out.update(kube_node.status(_dir(settings), server_url(settings)))
         out["parts"] = {**{d: {"pid": p} for d, p in pids.items()}, **out["parts"]}
     # What `kubernetes.volumes = "auto"` picks here (tasks/runtime/kubernetes/node.py).
-    csi = kube_host.api(_dir(settings), _url(settings), "GET", f"/apis/storage.k8s.io/v1/csidrivers/{CEPH_CSI}")
+    csi = kube_host.api(_dir(settings), server_url(settings), "GET", f"/apis/storage.k8s.io/v1/csidrivers/{CEPH_CSI}")
     out["volumes"] = "csi" if csi else "local"
     return out
 
@@ -231,7 +231,7 @@ def _control_plane(settings: Settings, bin_dir: Path) -> None:
     _wait(settings, lambda: _port_busy(k.etcd_port), f"etcd on 127.0.0.1:{k.etcd_port}", "etcd")
     spawn_daemon(args["kube-apiserver"], log=d / "kube-apiserver.log",
                  pid_file=_pid_file(settings, "kube-apiserver"), env=env, cwd=d)
-    _wait(settings, lambda: _healthy(settings), f"kube-apiserver on {_url(settings)}", "kube-apiserver")
+    _wait(settings, lambda: _healthy(settings), f"kube-apiserver on {server_url(settings)}", "kube-apiserver")
     _write_kubeconfig(settings, token)
     spawn_daemon(args["kube-controller-manager"], log=d / "kube-controller-manager.log",
                  pid_file=_pid_file(settings, "kube-controller-manager"), env=env, cwd=d)
@@ -254,7 +254,7 @@ def up(settings: Settings, *, node: bool = True) -> dict:
     if node:
         (_dir(settings) / "node.wanted").touch()
         try:
-            kube_node.up(_dir(settings), binaries(lambda m: None), _url(settings),
+            kube_node.up(_dir(settings), binaries(lambda m: None), server_url(settings),
                          kubeconfig_path(settings), node_ip())
         except BaseException:
             down(settings)
@@ -265,7 +265,7 @@ def up(settings: Settings, *, node: bool = True) -> dict:
 def down(settings: Settings) -> None:
     d = _dir(settings)
     if _node_wanted(settings) or (d / "containerd.toml").exists():
-        kube_node.down(d, _url(settings))  # needs the API server: first
+        kube_node.down(d, server_url(settings))  # needs the API server: first
         (d / "node.wanted").unlink(missing_ok=True)
     for daemon in reversed(_DAEMONS):
         stop_pid(read_pid(_pid_file(settings, daemon)), timeout=15)

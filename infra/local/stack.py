@@ -2,7 +2,8 @@
 
 Parts, in start order: btrfs (always), ceph (with --ceph or storage=rbd), prefect
 (always), worker (registers the deployments and polls the work pool), kubernetes
-(with --kubernetes). Each part is a module with `up(settings) -> dict`,
+(with --kubernetes), kube-worker (with --k8s-worker: the Prefect Kubernetes worker in that
+cluster, and the `*-k8s` deployments). Each part is a module with `up(settings) -> dict`,
 `down(settings)`, `status(settings) -> dict | None`, idempotent. `up` stops what it
 started itself if a later part fails, so nothing half-started is left running.
 """
@@ -16,8 +17,9 @@ from types import ModuleType
 from phoenix.config import Settings
 from phoenix.errors import PhoenixError, StackError
 
-PARTS = ("btrfs", "ceph", "prefect", "worker", "kubernetes")
-_MODULES = {"btrfs": "btrfs", "ceph": "ceph", "prefect": "prefect", "worker": "worker", "kubernetes": "kube"}
+PARTS = ("btrfs", "ceph", "prefect", "worker", "kubernetes", "kube-worker")
+_MODULES = {"btrfs": "btrfs", "ceph": "ceph", "prefect": "prefect", "worker": "worker", "kubernetes": "kube",
+            "kube-worker": "kube_worker"}
 
 
 def _part(name: str) -> ModuleType | None:
@@ -29,13 +31,15 @@ def _part(name: str) -> ModuleType | None:
         raise
 
 
-def wanted(settings: Settings, *, ceph: bool = False, kubernetes: bool = False) -> list[str]:
+def wanted(settings: Settings, *, ceph: bool = False, kubernetes: bool = False, k8s_worker: bool = False) -> list[str]:
     parts = ["btrfs"]
     if ceph or settings.storage == "rbd":
         parts.append("ceph")
     parts += ["prefect", "worker"]
-    if kubernetes or settings.runtime == "kubernetes":
+    if kubernetes or k8s_worker or settings.runtime == "kubernetes":
         parts.append("kubernetes")
+    if k8s_worker:
+        parts.append("kube-worker")
     return parts
 
 
@@ -53,12 +57,12 @@ def _preflight(settings: Settings) -> None:
                          "set PHOENIX_HOME to a writable path") from None
 
 
-def up(settings: Settings, *, ceph: bool = False, kubernetes: bool = False,
+def up(settings: Settings, *, ceph: bool = False, kubernetes: bool = False, k8s_worker: bool = False,
        progress=print) -> dict[str, dict | None]:
     _preflight(settings)
     started: list[str] = []
     try:
-        for name in wanted(settings, ceph=ceph, kubernetes=kubernetes):
+        for name in wanted(settings, ceph=ceph, kubernetes=kubernetes, k8s_worker=k8s_worker):
             mod = _part(name)
             if mod is None:
                 continue

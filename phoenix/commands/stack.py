@@ -21,11 +21,12 @@ _err = Console(stderr=True)
 def up(
     ceph: bool = typer.Option(False, "--ceph", help="Also start a single-node Ceph cluster (implied by storage=rbd)."),
     kubernetes: bool = typer.Option(False, "--kubernetes", help="Also start a local single-node Kubernetes cluster: control plane, node and images (builds them the first time)."),
+    k8s_worker: bool = typer.Option(False, "--k8s-worker", help="Also run the Prefect Kubernetes worker in that cluster (the Phoenix image of this checkout) and register the *-k8s deployments: `phoenix ci spawn --deployment spawn-k8s`."),
 ) -> None:
     """Start every part that is not running yet (idempotent)."""
     from infra.local import stack
 
-    stack.up(get_settings(), ceph=ceph, kubernetes=kubernetes, progress=lambda m: _err.print(f"[dim]stack[/] {escape(m)}"))
+    stack.up(get_settings(), ceph=ceph, kubernetes=kubernetes, k8s_worker=k8s_worker, progress=lambda m: _err.print(f"[dim]stack[/] {escape(m)}"))
     _print_status(stack.status(get_settings()))
 
 
