@@ -58,6 +58,10 @@ def transactions(live: Live, start: Position, end: Position, databases: set[str]
     reader = BinLogStreamReader(
         connection_settings=live.settings(), server_id=random.randint(1 << 20, 1 << 31), log_file=start.file,
         log_pos=start.pos, resume_stream=True, blocking=False, enable_logging=False,
+        # Each row event follows its table's map: decoded once per table id, not every time (a
+        # third of the apply's CPU). Safe: DDL ends the cycle (`_query`), a table's id changes
+        # when its definition does, and the reader forgets the ids at each rotation.
+        freeze_schema=True,
         only_events=[QueryEvent, XidEvent, RotateEvent, WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent],
     )
     pending: list[Change] = []
