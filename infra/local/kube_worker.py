@@ -18,20 +18,17 @@ from __future__ import annotations
 import copy
 import json
 import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import yaml
 
 from infra.local import images, kube, kube_host, kube_node
 from infra.local import prefect as local_prefect
+from infra.local.worker import REPO, prefect_cli
 from phoenix.config import Settings
 from phoenix.errors import StackError
 from tasks.runtime.kubernetes.api import Api
 
-REPO = Path(__file__).resolve().parent.parent.parent
 POOL = "phoenix-k8s"  # prefect.yaml's k8s_pool
 NAMESPACE = "phoenix"
 DEPLOYMENTS = ("spawn-k8s", "teardown-k8s", "reset-k8s")
@@ -43,7 +40,7 @@ def _docs(name: str) -> list[dict]:
     return [d for d in yaml.safe_load_all((REPO / "infra" / "k8s" / name).read_text()) if d]
 
 
-def _api_env(settings: Settings) -> list[dict]:
+def api_env(settings: Settings) -> list[dict]:
     # The API server binds 127.0.0.1 (and its certificate names it); the `kubernetes` Service's
     # ClusterIP would be DNATed to that loopback address, which is not routed for a pod.
     return [{"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"},
@@ -56,7 +53,7 @@ def _flow_env(settings: Settings) -> dict[str, str]:
     env |= local_prefect.client_env(settings)
     env |= {"PHOENIX_HOME": str(settings.home_dir), "PHOENIX_STORAGE": "local", "PHOENIX_RUNTIME": "kubernetes",
             "PHOENIX_KUBERNETES__VOLUMES": "local"}
-    env |= {e["name"]: e["value"] for e in _api_env(settings)}
+    env |= {e["name"]: e["value"] for e in api_env(settings)}
     return env
 
 
@@ -71,7 +68,7 @@ def manifests(settings: Settings, ref: str) -> list[dict]:
             c |= {"image": ref, "imagePullPolicy": "Never", "volumeMounts": []}  # no Ceph here
             c["env"] = [e for e in c["env"] if not e["name"].startswith(("PHOENIX_", "PREFECT_API_URL"))]
             c["env"] += [{"name": "PREFECT_API_URL", "value": settings.prefect_url},
-                         {"name": "PREFECT_WORKER_QUERY_SECONDS", "value": "1"}, *_api_env(settings)]
+                         {"name": "PREFECT_WORKER_QUERY_SECONDS", "value": "1"}, *api_env(settings)]
     return docs + [
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
          "metadata": {"name": _NODE_READER, "labels": _LABELS},
@@ -102,23 +99,14 @@ def job_template(settings: Settings) -> dict:
     return template
 
 
-def _prefect(settings: Settings, *args: str, timeout: float = 300) -> None:
-    exe = str(Path(sys.executable).with_name("prefect"))
-    env = {**os.environ, **local_prefect.client_env(settings)}
-    res = subprocess.run([exe, *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=timeout)
-    if res.returncode != 0:
-        detail = (res.stderr or res.stdout).strip().splitlines()
-        raise StackError(f"prefect {' '.join(args[:2])} failed: {detail[-1] if detail else res.returncode}")
-
-
 def _register(settings: Settings, ref: str) -> None:
     path = settings.home_dir / "prefect" / "k8s-job-template.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(job_template(settings)))
-    _prefect(settings, "work-pool", "create", POOL, "--type", "kubernetes", "--base-job-template", str(path),
+    prefect_cli(settings, "work-pool", "create", POOL, "--type", "kubernetes", "--base-job-template", str(path),
              "--overwrite")
     names = [arg for name in DEPLOYMENTS for arg in ("--name", name)]
-    _prefect(settings, "--no-prompt", "deploy", *names)
+    prefect_cli(settings, "--no-prompt", "deploy", *names, timeout=300)
     # prefect.yaml names a registry image and production's settings; `deploy` applies
     # --job-variable to one deployment only, so the local ones are set afterwards.
     from prefect.client.orchestration import get_client

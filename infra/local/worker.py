@@ -27,7 +27,8 @@ def _env(settings: Settings) -> dict[str, str]:
             "PREFECT_WORKER_PREFETCH_SECONDS": "1"}
 
 
-def _prefect(settings: Settings, *args: str, timeout: float = 120) -> str:
+def prefect_cli(settings: Settings, *args: str, timeout: float = 120) -> str:
+    """Prefect's CLI against the stack's server, from the checkout (prefect.yaml is read there)."""
     exe = str(Path(sys.executable).with_name("prefect"))
     res = subprocess.run([exe, *args], capture_output=True, text=True, cwd=REPO, env=_env(settings), timeout=timeout)
     if res.returncode != 0:
@@ -100,10 +101,10 @@ def up(settings: Settings) -> dict:
     pool = settings.prefect.work_pool
     template = settings.home_dir / "prefect" / "job-template.json"
     template.write_text(json.dumps(_job_template()))
-    _prefect(settings, "work-pool", "create", pool, "--type", "process", "--base-job-template", str(template),
+    prefect_cli(settings, "work-pool", "create", pool, "--type", "process", "--base-job-template", str(template),
              "--overwrite")
     names = [arg for name in _local_deployments() for arg in ("--name", name)]
-    _prefect(settings, "--no-prompt", "deploy", *names, timeout=300)
+    prefect_cli(settings, "--no-prompt", "deploy", *names, timeout=300)
     configure_breed(settings)
     exe = str(Path(sys.executable).with_name("prefect"))
     spawn_daemon([exe, "worker", "start", "--pool", pool, "--type", "process", "--limit", "8"],

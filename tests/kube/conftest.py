@@ -43,14 +43,21 @@ def k8s(kube_settings):
 
 
 @pytest.fixture(scope="session")
-def core(kube_cluster):
-    """The core API as an admin of the local cluster (tests read back what happened)."""
+def admin(kube_cluster):
+    """An admin's API client of the local cluster (tests read back what happened)."""
     from kubernetes import client, config
 
     cfg = client.Configuration()
     config.load_kube_config(kube_cluster["kubeconfig"], client_configuration=cfg)
     with client.ApiClient(cfg) as api:
-        yield client.CoreV1Api(api)
+        yield api
+
+
+@pytest.fixture(scope="session")
+def core(admin):
+    from kubernetes import client
+
+    return client.CoreV1Api(admin)
 
 
 @pytest.fixture(scope="module")

@@ -28,20 +28,16 @@ def worker(settings, kube_cluster):
     assert res.returncode == 0, res.stderr[-3000:]
     res = run_phoenix("stack", "status", "--json")
     info = json.loads(res.stdout)["kube-worker"]
-    assert info["pool"] == "phoenix-k8s" and info["ready"] == 1 and info["image"].startswith("localhost/phoenix:")
+    this_checkout = images.app_ref(images.ensure(kube.binaries(lambda m: None), app=True))
+    assert info["pool"] == "phoenix-k8s" and info["ready"] == 1 and info["image"] == this_checkout
     yield info
     kube_worker.down(settings)
     assert kube_worker.status(settings) is None
 
 
 @pytest.fixture(scope="module")
-def batch(kube_cluster):
-    from kubernetes import config
-
-    cfg = client.Configuration()
-    config.load_kube_config(kube_cluster["kubeconfig"], client_configuration=cfg)
-    with client.ApiClient(cfg) as api:
-        yield client.BatchV1Api(api)
+def batch(admin):
+    return client.BatchV1Api(admin)
 
 
 def _job_of(batch, core, flow_run_id: str) -> tuple[client.V1Job, client.V1Pod]:
@@ -73,7 +69,7 @@ def test_spawn_and_teardown_run_as_jobs_of_the_worker_in_the_cluster(
         job, pod = _job_of(batch, core, info["flow_run_id"])
         assert job.status.succeeded == 1
         assert pod.spec.service_account_name == "phoenix-worker"  # the flow's rights were the worker's
-        assert pod.spec.containers[0].image == images.app_ref(images.ensure(kube.binaries(lambda m: None), app=True))
+        assert pod.spec.containers[0].image == worker["image"]
 
         ns = m.namespace_for(node_settings, info["id"])
         (db,) = core.list_namespaced_pod(ns).items
@@ -132,17 +128,15 @@ print(json.dumps(out))
 
 def test_the_workers_account_from_inside_a_pod_can_do_what_the_flows_need_and_no_more(core, worker, settings):
     pod_name = f"rbac-{uuid.uuid4().hex[:8]}"
-    ref = images.app_ref(images.ensure(kube.binaries(lambda m: None), app=True))
     checks = _NEEDED + _REFUSED
     core.create_namespaced_pod(kube_worker.NAMESPACE, client.V1Pod(
         metadata=client.V1ObjectMeta(name=pod_name),
         spec=client.V1PodSpec(
             restart_policy="Never", service_account_name="phoenix-worker", host_network=True,
             containers=[client.V1Container(
-                name="review", image=ref, image_pull_policy="Never",
+                name="review", image=worker["image"], image_pull_policy="Never",
                 command=["python3", "-c", _REVIEW, json.dumps(checks)],
-                env=[client.V1EnvVar(name="KUBERNETES_SERVICE_HOST", value="127.0.0.1"),
-                     client.V1EnvVar(name="KUBERNETES_SERVICE_PORT", value=str(settings.kubernetes.api_port))])])))
+                env=[client.V1EnvVar(**e) for e in kube_worker.api_env(settings)])])))
     try:
         deadline = time.monotonic() + 180
         while (phase := core.read_namespaced_pod(pod_name, kube_worker.NAMESPACE).status.phase) not in (
