@@ -31,11 +31,13 @@ its page: the breeder runs with `innodb_immediate_scrub_data_uncompressed` (task
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pymysql
-from pymysql.constants import CLIENT
+from pymysql.constants import CLIENT, SERVER_STATUS
+from pymysql.converters import escape_string
 
 from anonymization._fk_order import fk_depths
 from anonymization.engine import Engine, set_based
@@ -47,6 +49,8 @@ from phoenix.db import AdminAccess, quote
 from phoenix.errors import AnonymizationError, IncrementalUnsupported
 
 BATCH = 500  # rows per statement
+NUMBER = "_phx_n"  # a staged row's number: the statements read their rows from the stage by it
+Staged = tuple[str, int, int] | None
 WINDOW = 5000  # rows held and grouped before they are written (a commit writes them too)
 
 
@@ -95,6 +99,8 @@ class Applier:
         self._held = 0
         self._depths: dict[str, dict[str, int] | None] = {}
         self._pks: dict[tuple[str, str], list[str]] = {}
+        self._numbered = 0
+        self._fast = _fast_literals(self.conn)
 
     def close(self) -> None:
         """Puts the triggers back (also after a failure: the breeder stays consistent)."""
@@ -196,10 +202,10 @@ class Applier:
 
     def _flush_group(self, db: str, table: str, kind: str, cols: list[str], rows: list) -> None:
         images = [r[1] for r in rows] if kind == "update" else rows
-        self._stage(db, table, cols, images + ([r[0] for r in rows] if kind == "update" else []))
+        staged = self._stage(db, table, cols, images, [r[0] for r in rows] if kind == "update" else [])
         if kind != "delete":
             self._written(db, table, images)
-        {"insert": self._insert, "update": self._update, "delete": self._delete}[kind](db, table, cols, images)
+        {"insert": self._insert, "update": self._update, "delete": self._delete}[kind](db, table, cols, images, staged)
         self.done.count(db, table, kind, len(rows))
 
     def commit(self) -> None:
@@ -209,7 +215,7 @@ class Applier:
     # -- the statements ------------------------------------------------------------------------
     # The rule SQL of a table is long (customers: 260 KB, the dictionaries inline): each statement
     # is prepared once per table, kind and row count, and run with the rows' values as parameters.
-    def _insert(self, db: str, table: str, cols: list[str], rows: list[dict]) -> None:
+    def _insert(self, db: str, table: str, cols: list[str], rows: list[dict], staged: Staged) -> None:
         where = self._kept(db, table)
         select = self._select(db, table, cols, aliased=False)
         self._run(
@@ -218,16 +224,18 @@ class Applier:
             f"SELECT {select} FROM ({{rows}}) t" + (f" WHERE {where}" if where else ""),
             cols,
             rows,
+            staged,
         )
 
-    def _update(self, db: str, table: str, cols: list[str], rows: list[dict]) -> None:
+    def _update(self, db: str, table: str, cols: list[str], rows: list[dict], staged: Staged) -> None:
         pk, where = self._pk(db, table), self._kept(db, table)
         target = f"{quote(db)}.{quote(table)}"
         new = f"SELECT {self._select(db, table, cols)} FROM ({{rows}}) t" + (f" WHERE {where}" if where else "")
         on = " AND ".join(f"x.{quote(k)} = n.{quote(k)}" for k in pk)
         sets = ", ".join(f"x.{quote(c)} = n.{quote(c)}" for c in cols if c not in pk)
         matched = (
-            self._run(("update", db, table), f"UPDATE {target} x JOIN ({new}) n ON {on} SET {sets}", cols, rows)
+            self._run(("update", db, table), f"UPDATE {target} x JOIN ({new}) n ON {on} SET {sets}", cols, rows,
+                      staged)
             if sets
             else len(rows)
         )
@@ -242,16 +250,18 @@ class Applier:
             f"({new}) n LEFT JOIN {target} x ON {on} WHERE x.{quote(pk[0])} IS NULL",
             cols,
             rows,
+            staged,
         )
         gone = f"SELECT {self._select(db, table, pk)} FROM ({{rows}}) t WHERE NOT ({where})"
-        self._run(("update-out", db, table), f"DELETE x FROM {target} x JOIN ({gone}) n ON {on}", cols, rows)
+        self._run(("update-out", db, table), f"DELETE x FROM {target} x JOIN ({gone}) n ON {on}", cols, rows, staged)
 
-    def _delete(self, db: str, table: str, cols: list[str], rows: list[dict]) -> None:
+    def _delete(self, db: str, table: str, cols: list[str], rows: list[dict], staged: Staged) -> None:
         pk = self._pk(db, table)
         keys = f"SELECT {self._select(db, table, pk)} FROM ({{rows}}) t"
         on = " AND ".join(f"x.{quote(k)} = n.{quote(k)}" for k in pk)
         matched = self._run(
-            ("delete", db, table), f"DELETE x FROM {quote(db)}.{quote(table)} x JOIN ({keys}) n ON {on}", cols, rows
+            ("delete", db, table), f"DELETE x FROM {quote(db)}.{quote(table)} x JOIN ({keys}) n ON {on}", cols, rows,
+            staged,
         )
         if not self._kept(db, table):
             self._expect(matched, len(rows), "delete", db, table)
@@ -263,45 +273,65 @@ class Applier:
             self._selects[key] = self.engines[db].select_list(table, self._sql_cols(db, table), out, aliased=aliased)
         return self._selects[key]
 
-    def _run(self, key: tuple, template: str, cols: list[str], rows: list[dict]) -> int:
-        """`template` with `{rows}` for the rows' derived table, in chunks of 2^k rows (a few
-        prepared forms per statement); returns the rows matched."""
+    def _run(self, key: tuple, template: str, cols: list[str], rows: list[dict], staged: Staged) -> int:
+        """`template` with `{rows}` for the rows' derived table; returns the rows matched. Staged
+        rows are read from the stage by their numbers (each value went to the server once);
+        a table without rules gets them as parameters, in chunks of 2^k rows (a few prepared
+        forms per statement)."""
+        if staged is not None:
+            name = self._prepare((key, tuple(cols), "staged"), template.replace("{rows}", staged[0]))
+            return self._exec(f"EXECUTE {name} USING {', '.join(map(str, staged[1:] * template.count('{rows}')))}")
         matched, done = 0, 0
         while done < len(rows):
             n = 1 << (len(rows) - done).bit_length() - 1
-            name = self._prepared.get((key, tuple(cols), n))
-            if name is None:
-                name = f"phx_s{len(self._prepared)}"
-                derived = (
-                    "SELECT "
-                    + ", ".join(f"? AS {quote(c)}" for c in cols)
-                    + "".join(" UNION ALL SELECT " + ", ".join("?" for _ in cols) for _ in range(n - 1))
-                )
-                self._exec(f"PREPARE {name} FROM {self.conn.literal(template.replace('{rows}', derived))}")
-                self._prepared[(key, tuple(cols), n)] = name
+            derived = (
+                "SELECT "
+                + ", ".join(f"? AS {quote(c)}" for c in cols)
+                + "".join(" UNION ALL SELECT " + ", ".join("?" for _ in cols) for _ in range(n - 1))
+            )
+            name = self._prepare((key, tuple(cols), n), template.replace("{rows}", derived))
             args = ", ".join(self._literal(r[c]) for r in rows[done : done + n] for c in cols)
             matched += self._exec(f"EXECUTE {name} USING {args}")
             done += n
         return matched
 
-    def _literals(self, cols: list[str], rows: list[dict]) -> str:
-        first = ", ".join(f"{self._literal(rows[0][c])} AS {quote(c)}" for c in cols)
-        rest = [" UNION ALL SELECT " + ", ".join(self._literal(r[c]) for c in cols) for r in rows[1:]]
-        return "SELECT " + first + "".join(rest)
+    def _prepare(self, key: tuple, sql: str) -> str:
+        name = self._prepared.get(key)
+        if name is None:
+            name = f"phx_s{len(self._prepared)}"
+            self._exec(f"PREPARE {name} FROM {self.conn.literal(sql)}")
+            self._prepared[key] = name
+        return name
+
+    def _values(self, cols: list[str], rows: list[dict], first: int) -> str:
+        """`(n, v1, v2, …), …`: the rows as literals, numbered from `first`."""
+        lit = self._literal
+        return ", ".join(f"({first + i}, " + ", ".join([lit(r[c]) for c in cols]) + ")" for i, r in enumerate(rows))
 
     def _literal(self, v) -> str:
+        fast = self._fast.get(type(v))
+        if fast is not None:
+            return fast(v)
         if isinstance(v, set):
             v = ",".join(sorted(v))
         elif isinstance(v, dict | list):
             v = json.dumps(v)
         return self.conn.literal(v)
 
-    def _stage(self, db: str, table: str, cols: list[str], rows: list[dict]) -> None:
+    def _stage(self, db: str, table: str, cols: list[str], images: list[dict], before: list[dict]) -> Staged:
+        """The rows' originals into the table's stage (the gate's baseline), `images` numbered
+        so that the statements read them from there: (derived table, first, last) — or None
+        for a table without rules (nothing personal to look for: no stage)."""
         if table not in self.engines[db].rules.tables:
-            return  # no rule: nothing personal to look for
+            return None
         self.stage_empty(db, table)
         target = f"{quote(db)}.{quote(sample_table(table))}"
-        self._exec(f"INSERT INTO {target} ({', '.join(map(quote, cols))}) {self._literals(cols, rows)}")
+        names = ", ".join(map(quote, [NUMBER, *cols]))
+        first = self._numbered
+        self._numbered += len(images) + len(before)
+        self._exec(f"INSERT INTO {target} ({names}) VALUES {self._values(cols, images + before, first)}")
+        derived = f"SELECT * FROM {target} WHERE {quote(NUMBER)} BETWEEN ? AND ?"
+        return derived, first, first + len(images) - 1
 
     def stage_empty(self, db: str, table: str) -> None:
         """The (empty) stage of a table's originals, once."""
@@ -309,7 +339,10 @@ class Applier:
         if table not in staged:
             target = f"{quote(db)}.{quote(sample_table(table))}"
             self._exec(f"DROP TABLE IF EXISTS {target}")
-            self._exec(f"CREATE TABLE {target} ENGINE=MyISAM SELECT * FROM {quote(db)}.{quote(table)} LIMIT 0")
+            self._exec(
+                f"CREATE TABLE {target} ({quote(NUMBER)} BIGINT NOT NULL DEFAULT 0, KEY ({quote(NUMBER)})) ENGINE=MyISAM "
+                f"SELECT * FROM {quote(db)}.{quote(table)} LIMIT 0"
+            )
             staged.add(table)
 
     def _written(self, db: str, table: str, rows: list[dict]) -> None:
@@ -381,3 +414,13 @@ class Applier:
                 f"{kind} of {db}.{table} found {matched} of {want} rows in the copy: the last "
                 "golden and the source's binary log diverged; run a full cycle (mode=full)"
             )
+
+
+def _fast_literals(conn: pymysql.Connection) -> dict[type, Callable[[Any], str]]:
+    """pymysql's literals of the common types without its generic dispatch (a third of the
+    apply's CPU went to `Connection.literal`); the same text. Strings only where backslashes
+    escape (the session's sql_mode), as pymysql's `escape_string` then does."""
+    fast: dict[type, Callable[[Any], str]] = {int: int.__str__, type(None): lambda _v: "NULL"}
+    if not conn.server_status & SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES:
+        fast[str] = lambda v: "'" + escape_string(v) + "'"
+    return fast

@@ -122,7 +122,7 @@ def apply_changes(runtime: Runtime, name: str, source: str, databases: list[str]
                   start: str, end: str) -> Changed:
     from anonymization import load_rules
     from anonymization.incremental import Applier
-    from tasks.sources.binlog import transactions
+    from tasks.sources._binlog_apart import transactions
 
     log = get_run_logger()
     rules = load_rules(rules_path).split(databases)
