@@ -12,10 +12,13 @@ by its type only. A parent killed midway takes the child with it (its next write
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
+import queue
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +27,7 @@ from tasks.sources.binlog import Transaction
 from tasks.sources.live import Live, Position
 
 BATCH_ROWS = 1000  # rows per message: a few pipe buffers, and the parent starts early
+QUEUED = 64  # messages received and not yet applied: memory stays bounded
 _ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -33,19 +37,23 @@ def transactions(live: Live, start: Position, end: Position, databases: set[str]
     proc = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, env=env)
     assert proc.stdin is not None and proc.stdout is not None
+    # A thread empties the pipe while the caller applies: the child does not wait for a
+    # statement to end (the apply writes in windows of thousands of rows).
+    received: queue.Queue = queue.Queue(maxsize=QUEUED)
+    pump = threading.Thread(target=_pump, args=(proc.stdout, received), daemon=True, name="binlog-pipe")
     try:
         pickle.dump((live, start, end, sorted(databases)), proc.stdin)
         proc.stdin.close()
+        pump.start()
         while True:
-            try:
-                kind, *body = pickle.load(proc.stdout)
-            except EOFError:
-                raise SourceError(f"the binary-log reader stopped (exit {proc.wait()}) before {end}: "
-                                  "run the cycle again") from None
+            kind, *body = received.get()
             if kind == "batch":
                 yield from body[0]
             elif kind == "end":
                 return
+            elif kind == "eof":
+                raise SourceError(f"the binary-log reader stopped (exit {proc.wait()}) before {end}: "
+                                  "run the cycle again")
             elif kind == "unsupported":
                 raise IncrementalUnsupported(body[0], position=body[1])
             elif kind == "mysql":
@@ -55,8 +63,22 @@ def transactions(live: Live, start: Position, end: Position, databases: set[str]
     finally:
         if proc.poll() is None:
             proc.kill()
+        while pump.is_alive():  # it ends at the pipe's end; what it still holds is dropped
+            with contextlib.suppress(queue.Empty):
+                received.get(timeout=0.1)
         proc.wait()
         proc.stdout.close()
+
+
+def _pump(pipe, received: queue.Queue) -> None:
+    while True:
+        try:
+            message = pickle.load(pipe)
+        except (EOFError, OSError, pickle.UnpicklingError):
+            message = ("eof",)
+        received.put(message)
+        if message[0] != "batch":
+            return
 
 
 def _child() -> None:
