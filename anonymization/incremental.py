@@ -234,8 +234,7 @@ class Applier:
         on = " AND ".join(f"x.{quote(k)} = n.{quote(k)}" for k in pk)
         sets = ", ".join(f"x.{quote(c)} = n.{quote(c)}" for c in cols if c not in pk)
         matched = (
-            self._run(("update", db, table), f"UPDATE {target} x JOIN ({new}) n ON {on} SET {sets}", cols, rows,
-                      staged)
+            self._run(("update", db, table), f"UPDATE {target} x JOIN ({new}) n ON {on} SET {sets}", cols, rows, staged)
             if sets
             else len(rows)
         )
@@ -260,7 +259,10 @@ class Applier:
         keys = f"SELECT {self._select(db, table, pk)} FROM ({{rows}}) t"
         on = " AND ".join(f"x.{quote(k)} = n.{quote(k)}" for k in pk)
         matched = self._run(
-            ("delete", db, table), f"DELETE x FROM {quote(db)}.{quote(table)} x JOIN ({keys}) n ON {on}", cols, rows,
+            ("delete", db, table),
+            f"DELETE x FROM {quote(db)}.{quote(table)} x JOIN ({keys}) n ON {on}",
+            cols,
+            rows,
             staged,
         )
         if not self._kept(db, table):
