@@ -4,6 +4,7 @@ each backend; and the restore profile vs default server settings, side by side.
     .venv/bin/python bench/breed.py --quick     # scale 20 (~45 MB of SQL)
     .venv/bin/python bench/breed.py             # scale 500 (~1 GB of SQL)
     .venv/bin/python bench/breed.py --incremental [--quick]   # incremental vs full cycles (bench/_incremental.py)
+    .venv/bin/python bench/breed.py --incremental --scales 500  # one size only (1 GB)
 
 Goals: the cycle ≤ 1.3× the raw restore (issue 4); the clean-up that leaves no original in
 any byte plus the forensic scan ≤ 10 % of the cycle (issue 11). Own state directory and ports.
@@ -35,6 +36,7 @@ def main() -> None:
     ap.add_argument("--backends", default="local,rbd")
     ap.add_argument("--incremental", action="store_true", help="incremental vs full cycles from a live source")
     ap.add_argument("--changes", type=int, default=0, help="changed customers (default: 1 %% of the smaller size)")
+    ap.add_argument("--scales", default="", help="with --incremental: the sizes, e.g. 500 (1 GB) or 500,2000")
     args = ap.parse_args()
     if args.incremental:
         return _incremental(args)
@@ -90,7 +92,7 @@ def _incremental(args) -> None:
     os.environ.update(local_prefect.client_env(settings))
     if "rbd" in args.backends:
         ceph.up(settings)
-    scales = [20, 80] if args.quick else [500, 2000]
+    scales = [int(x) for x in args.scales.split(",")] if args.scales else [20, 80] if args.quick else [500, 2000]
     run(HOME, scales, args.backends.split(","), args.changes or 10 * scales[0])
 
 
