@@ -92,8 +92,11 @@ def _incremental(args) -> None:
     os.environ.update(local_prefect.client_env(settings))
     if "rbd" in args.backends:
         ceph.up(settings)
-    scales = [int(x) for x in args.scales.split(",")] if args.scales else [20, 80] if args.quick else [500, 2000]
-    run(HOME, scales, args.backends.split(","), args.changes or 10 * scales[0])
+    if args.scales:
+        scales = [int(x) for x in args.scales.split(",")]
+    else:
+        scales = [20, 80] if args.quick else [500, 2000]
+    run(HOME, scales, args.backends.split(","), args.changes or 10 * min(scales))  # 1 % of the customers
 
 
 if __name__ == "__main__":
