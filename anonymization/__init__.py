@@ -7,7 +7,7 @@ run_gate(admin, database, rules, key, baseline).raise_if_failed()
 """
 
 from anonymization.engine import AnonymizeReport, anonymize
-from anonymization.gate import Baseline, GateFailed, GateResult, run_gate, take_baseline
+from anonymization.gate import Baseline, GateFailed, GateResult, run_gate, table_checksums, take_baseline
 from anonymization.rules import Rules, RulesError, load_rules
 
 __all__ = [
@@ -20,5 +20,6 @@ __all__ = [
     "anonymize",
     "load_rules",
     "run_gate",
+    "table_checksums",
     "take_baseline",
 ]

@@ -158,6 +158,26 @@ def _integrity(admin: AdminAccess, database: str) -> tuple[dict[str, int], dict[
     return counts, orphans
 
 
+def table_checksums(admin: AdminAccess, database: str) -> dict[str, int]:
+    """CHECKSUM TABLE of every base table (what a clone must serve unchanged), the largest
+    first, on two sessions: it reads the whole database (1 GB: 2.9 s on one, 1.9 s on two)."""
+    conn = connect(admin, database)
+    try:
+        tables = [
+            t
+            for (t,) in _q(
+                conn,
+                "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
+                "AND TABLE_TYPE = 'BASE TABLE' ORDER BY DATA_LENGTH DESC, TABLE_NAME",
+            )
+        ]
+    finally:
+        conn.close()
+    with _Sessions(admin, database) as sessions:
+        sums = sessions.map(lambda c, t: _q(c, f"CHECKSUM TABLE {quote(t)}")[0][1], tables)
+    return {t: int(s or 0) for t, s in sorted(zip(tables, sums, strict=True))}
+
+
 def _pii_columns(conn, sch) -> dict[tuple[str, str], str]:
     """Columns that look like personal data, by name or by sampled content."""
     found = {}

@@ -14,7 +14,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
-from phoenix.db import connect, database_errors, quote
+from phoenix.db import connect, database_errors
 from phoenix.errors import GateFailed
 from tasks.runtime.base import Runtime
 
@@ -93,13 +93,14 @@ def anonymize_breeder(runtime: Runtime, name: str, databases: list[str], rules_p
 def gate(runtime: Runtime, name: str, rules: dict, key: bytes, baselines: Baselines) -> Gated:
     """The SQL gate of every database (GateFailed, exit 4, with all their findings); then
     what the next steps need."""
-    from anonymization import GateResult, run_gate
+    from anonymization import GateResult, run_gate, table_checksums
     from anonymization.forensic import unscannable_tables
 
     admin = runtime.admin(name)
     databases = list(rules)
     result = GateResult()
     with database_errors("GDPR gate"):
+        _flush_while_reading(admin)
         for db, db_rules in rules.items():
             one = run_gate(admin, db, db_rules, key, baselines.per.get(db))
             result.checked_values += one.checked_values
@@ -110,24 +111,27 @@ def gate(runtime: Runtime, name: str, rules: dict, key: bytes, baselines: Baseli
         exc.markdown = result.to_markdown()  # type: ignore[attr-defined]  # for the failed cycle's report
         raise
     checksums: dict[str, int] = {}
-    unscannable: list[str] = []
-    for db in databases:
-        conn = connect(admin, db)
+    with database_errors("GDPR gate"):
+        for db in databases:
+            checksums.update({_named(databases, db, t): c for t, c in table_checksums(admin, db).items()})
+        conn = connect(admin, databases[0])
         try:
-            checksums.update({_named(databases, db, t): c for t, c in _checksums(conn).items()})
-            if db == databases[0]:
-                unscannable = unscannable_tables(conn, databases)
+            unscannable = unscannable_tables(conn, databases)
         finally:
             conn.close()
     return Gated(result.to_markdown(), checksums, unscannable)
 
 
-def _checksums(conn) -> dict[str, int]:
-    with conn.cursor() as cur:
-        cur.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
-                    "AND TABLE_TYPE = 'BASE TABLE' ORDER BY 1")
-        tables = [t for (t,) in cur.fetchall()]
-        if not tables:
-            return {}
-        cur.execute("CHECKSUM TABLE " + ", ".join(quote(t) for t in tables))
-        return {t.split(".", 1)[1]: int(c or 0) for t, c in cur.fetchall()}
+def _flush_while_reading(admin) -> None:
+    """The page cleaner writes every dirty page while the gate reads, instead of the slow
+    shutdown after it: an incremental apply dirties pages all over the tables (1 GB, 53 k
+    rows: stop 3.7 s; 20 k rows changed by hand: 2.0 s, 0.2 s with this). The default
+    io_capacity (200 pages/s) would leave them to the shutdown."""
+    conn = connect(admin, None)
+    try:
+        with conn.cursor() as cur:
+            for var, value in (("innodb_io_capacity_max", 100000), ("innodb_io_capacity", 100000),
+                               ("innodb_max_dirty_pages_pct", 0)):
+                cur.execute(f"SET GLOBAL {var} = {value}")
+    finally:
+        conn.close()
