@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -28,6 +28,7 @@ from phoenix.errors import ForensicFailed
 
 MIN_BYTES = 6  # shorter values ("Anna", "Rome") are words, not identifying on their own
 _MAX_FINDINGS = 50
+_DFA_MAX = 20_000  # originals searched with a DFA (~8 kB of memory each); more: the NFA
 
 
 class Needles:
@@ -232,6 +233,31 @@ def scan(extents: Iterable, needles: Needles, target: str = "", threads: int = 0
     return result
 
 
+_ZERO_RUN = 1 << 14  # an InnoDB page
+
+
+def _runs(ext) -> Iterator[tuple[int, int, bytes | None]]:
+    """(offset, size, bytes) of the extent's runs, None for a run of whole zero blocks (memcmp
+    by `startswith`: ~0.1 s per GB, where the automaton reads zeros at ~550 MB/s)."""
+    data, n, zeros = ext.data, len(ext.data), bytes(_ZERO_RUN)
+    start = i = 0
+    while i + _ZERO_RUN <= n:
+        if not data.startswith(zeros, i):
+            i += _ZERO_RUN
+            continue
+        j = i + _ZERO_RUN
+        while j + _ZERO_RUN <= n and data.startswith(zeros, j):
+            j += _ZERO_RUN
+        if i > start:
+            yield ext.offset + start, i - start, data[start:i]
+        yield ext.offset + i, j - i, None
+        start = i = j
+    if start == 0:
+        yield ext.offset, n, data  # no zero run: the extent itself, not a copy
+    elif start < n:
+        yield ext.offset + start, n - start, data[start:]
+
+
 @dataclass
 class _Chunk:
     place: str
@@ -248,21 +274,34 @@ class _Search:
     one automaton made it ~4× slower on text, for hits that are rare."""
 
     def __init__(self, patterns: list[bytes], allowed: list[bytes]) -> None:
-        self.needles = ahocorasick_rs.BytesAhoCorasick(patterns, matchkind=ahocorasick_rs.MATCHKIND_LEFTMOST_LONGEST)
+        # A DFA searches ~2x faster than the crate's default NFA (336 vs 151 MB/s on one core
+        # here, 5,200 originals) for ~8 kB of memory per original: worth it for a sample.
+        fast = {"implementation": ahocorasick_rs.Implementation.DFA} if len(patterns) <= _DFA_MAX else {}
+        self.needles = ahocorasick_rs.BytesAhoCorasick(
+            patterns, matchkind=ahocorasick_rs.MATCHKIND_LEFTMOST_LONGEST, **fast
+        )
         self.allowed = Cover(allowed)
         # A seam's hit, or one that waited for the next chunk, has its whole left context in the buffer.
         self.keep = max(len(p) for p in patterns) + 2 * self.allowed.longest
         self._deferred: list[tuple[str, int, int, int]] = []  # (place, start, stop, needle) awaiting bytes
         self._last: _Chunk | None = None
+        # No value holds a NUL byte, so no match (nor a written pseudonym around one) can touch
+        # a run of zeros: those runs are passed over, not searched (a fresh redo log, free pages).
+        self.skip_zeros = not any(b"\0" in p for p in (*patterns, *allowed))
 
     def chunks(self, extents: Iterable):
         place, end, tail = None, 0, b""
         for ext in extents:
-            if ext.place != place or ext.offset != end:
-                place, tail = ext.place, b""
-            buf = tail + ext.data
-            yield _Chunk(ext.place, ext.offset - len(tail), buf, len(tail), len(ext.data))
-            end, tail = ext.offset + len(ext.data), buf[-self.keep :]
+            for offset, size, data in _runs(ext) if self.skip_zeros else ((ext.offset, len(ext.data), ext.data),):
+                if data is None:  # zeros: counted as read, and the next bytes follow a gap
+                    yield _Chunk(ext.place, offset, b"", 0, size)
+                    place, tail = None, b""
+                    continue
+                if ext.place != place or offset != end:
+                    place, tail = ext.place, b""
+                buf = tail + data
+                yield _Chunk(ext.place, offset - len(tail), buf, len(tail), len(data))
+                end, tail = offset + len(data), buf[-self.keep :]
 
     def hits(self, chunk: _Chunk) -> list[tuple[int, int, int]]:
         """(needle, start, stop) in buf of the matches that end in this chunk's own bytes."""

@@ -118,3 +118,37 @@ def test_the_result_counts_the_places_it_read():
     extents = [Extent("a", 0, b"x" * 10), Extent("a", 10, b"y" * 10), Extent("b", 0, b"z"), Extent("c", 0, b"")]
     result = scan(extents, _needles("ada.derek@example.org"), threads=2)
     assert (result.places, result.bytes_scanned) == (3, 21)
+
+
+def test_runs_of_zeros_are_passed_over_and_what_borders_them_is_found():
+    """Whole zero pages are not searched (no value holds a NUL), yet are counted as read; a
+    value that ends where zeros start, or starts where they end, is found at its offset."""
+    import random
+
+    from anonymization import forensic
+
+    rnd = random.Random(3)
+    values = [f"someone{i:03d}@example.org" for i in range(40)]
+    page, parts = forensic._ZERO_RUN, []
+    for i in range(60):
+        v = values[i % len(values)].encode()
+        filler = bytes(rnd.randrange(32, 127) for _ in range(rnd.randint(0, 3 * page)))
+        parts += [filler, v, b"\0" * (page * rnd.randint(0, 3) + rnd.randint(0, 50)), v]
+    data = b"".join(parts)
+    expected = sorted(i for v in {v.encode() for v in values} for i in _all(data, v))
+    n = _needles(*values)
+    for size in (40_000, 3 * page, len(data)):
+        extents = [Extent("f", i, data[i : i + size]) for i in range(0, len(data), size)]
+        result = scan(extents, n, threads=2)
+        assert sorted(f.offset for f in result.findings) == expected[: len(result.findings)]
+        assert len(result.findings) + result.more == len(expected) and result.bytes_scanned == len(data)
+    chunks = list(forensic._runs(Extent("f", 100, b"x" * 10 + bytes(2 * page) + b"y")))
+    assert [(o, s, d is None) for o, s, d in chunks] == [(100, page, False), (100 + page, page, True),
+                                                         (100 + 2 * page, 11, False)]
+
+
+def _all(data: bytes, value: bytes):
+    i = data.find(value)
+    while i >= 0:
+        yield i
+        i = data.find(value, i + 1)
