@@ -14,7 +14,7 @@ import pymysql
 from anonymization.forensic import Needles
 from anonymization.freetext import EMAIL_RE, IBAN_RE, PHONE_RE, Phrases, name_pair
 from anonymization.rules import ColumnRule, Rules
-from anonymization.strategies import Dictionaries, drawn_for
+from anonymization.strategies import Dictionaries, drawn_for, may_write
 from phoenix.db import quote
 
 SAMPLE = 200  # rows per column for the keyed-hash sample and the phrases
@@ -178,6 +178,8 @@ def hashed_sample(
                 yield from ((m, "") for rx in _WHOLE for m in rx.findall(text))
             elif len(text) < 4:
                 continue
+            elif may_write(crule, text):
+                continue  # another row's pseudonym may be this very value
             elif everywhere or any(rx.fullmatch(text) for rx in _WHOLE):
                 if fold(text) not in drawn_any:
                     yield text, ""

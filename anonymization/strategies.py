@@ -69,6 +69,17 @@ def drawn_for(rule: ColumnRule | None, dicts: Dictionaries) -> list[str]:
     return out
 
 
+IP_RANGES = ("10.", "2001:db8:")  # what the `ip` strategy writes: 10.0.0.0/8, 2001:db8::/32
+
+
+def may_write(rule: ColumnRule | None, value: str) -> bool:
+    """Whether `rule` may write `value` (a range it draws from, not a dictionary): an original
+    equal to it may be another row's pseudonym, so the gate does not search for it."""
+    if rule is None:
+        return False
+    return any(r.strategy == "ip" and value.lower().startswith(IP_RANGES) for r in (rule, *rule.paths.values()))
+
+
 def family(strategy: str) -> str | None:
     if strategy.startswith("faker:"):
         return "faker_" + strategy.split(":", 1)[1]
