@@ -39,7 +39,6 @@ import pymysql
 from pymysql.constants import CLIENT, SERVER_STATUS
 from pymysql.converters import escape_string
 
-from anonymization._delta import Delta
 from anonymization._fk_order import fk_depths
 from anonymization.engine import Engine, set_based
 from anonymization.freetext import capture_columns, has_scrub
@@ -73,11 +72,8 @@ class Applied:
 class Applier:
     """One session on the breeder that applies changes in order (`apply`, then `commit`)."""
 
-    def __init__(
-        self, admin: AdminAccess, rules: dict[str, Rules], key: bytes, *, raw: bool = False, track: bool = False
-    ) -> None:
-        """`raw`: fault injection only — rows go in as they came (the gate must stop them).
-        `track`: keep what the table checksums' difference needs (`checksums`)."""
+    def __init__(self, admin: AdminAccess, rules: dict[str, Rules], key: bytes, *, raw: bool = False) -> None:
+        """`raw`: fault injection only — rows go in as they came (the gate must stop them)."""
         self.conn = pymysql.connect(
             **admin.pymysql_kwargs(),
             charset="utf8mb4",
@@ -105,7 +101,6 @@ class Applier:
         self._pks: dict[tuple[str, str], list[str]] = {}
         self._numbered = 0
         self._fast = _fast_literals(self.conn)
-        self.delta = Delta(self, list(rules)) if track else None
 
     def close(self) -> None:
         """Puts the triggers back (also after a failure: the breeder stays consistent)."""
@@ -208,8 +203,6 @@ class Applier:
     def _flush_group(self, db: str, table: str, kind: str, cols: list[str], rows: list) -> None:
         images = [r[1] for r in rows] if kind == "update" else rows
         staged = self._stage(db, table, cols, images, [r[0] for r in rows] if kind == "update" else [])
-        if self.delta is not None:
-            self.delta.before(db, table, kind, cols, images, staged)
         if kind != "delete":
             self._written(db, table, images)
         {"insert": self._insert, "update": self._update, "delete": self._delete}[kind](db, table, cols, images, staged)
@@ -376,11 +369,6 @@ class Applier:
             )
             out[t] = f"{lhs} IN ({', '.join(vals)})"
         return out
-
-    def checksums(self, golden: dict[str, int], named: Callable[[str, str], str]) -> dict[str, int]:
-        """After the last commit: the checksum of every table that follows from the last golden's
-        `golden` (named by `named(db, table)`) without reading the table whole (`_delta`)."""
-        return self.delta.finish(golden, named) if self.delta is not None else {}
 
     def drop_staged(self) -> None:
         for db, tables in self.done.staged.items():

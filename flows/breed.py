@@ -98,4 +98,4 @@ def breed(source: str | None = None, rules: str | None = None,
     return {"golden": report.golden, "steps": report.steps, "rows": report.rows, "removed": report.removed,
             "forensic": report.forensic, "checksums": report.checksums, "databases": report.databases,
             "skipped": report.skipped, "mode": report.mode, "reason": report.reason, "applied": report.applied,
-            "positions": report.positions, "lag": round(report.lag, 1), "checksums_read": report.checksums_read}
+            "positions": report.positions, "lag": round(report.lag, 1)}

@@ -33,7 +33,6 @@ class Meta(StrEnum):
     DATABASES = "phoenix.databases"  # golden: JSON list of the databases it holds, the first the main one
     SOURCE = "phoenix.source"  # golden: the source it was bred from, as it may be shown (no password)
     POSITION = "phoenix.position"  # golden: a live source's binary-log position of its copy (JSON)
-    CHECKSUMS = "phoenix.checksums"  # golden: JSON of its tables' CHECKSUM TABLE (the next incremental cycle's start)
     RECIPE = "phoenix.recipe"  # golden: keyed digest of the rules file and key its pseudonyms follow from
     ENV = "phoenix.env"  # env: the name the user gave
     GENERATION = "phoenix.generation"  # env: the golden it was cloned from

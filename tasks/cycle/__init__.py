@@ -114,8 +114,7 @@ def _zero_free(c: Cycle) -> None:
 
 Step = tuple[str, Callable[[Cycle], Any]]
 _CHECKED: tuple[Step, ...] = (  # steps 4-10: the same for both kinds of cycle
-    ("gate", lambda c: s.gate(c.runtime, c.breeder, c.anonymized.rules, c.key, c.anonymized.baseline,
-                              getattr(c.results.get("apply"), "checksums", None))),
+    ("gate", lambda c: s.gate(c.runtime, c.breeder, c.anonymized.rules, c.key, c.anonymized.baseline)),
     ("stop_server", lambda c: s.stop_server(c.runtime, c.breeder)),
     ("seal", lambda c: s.seal(c.runtime, c.breeder)),
     ("zero_free", _zero_free),
@@ -125,7 +124,7 @@ _CHECKED: tuple[Step, ...] = (  # steps 4-10: the same for both kinds of cycle
     ("snapshot_breeder", lambda c: s.snapshot_breeder(c.storage, c.breeder)),
     ("clone_golden", lambda c: s.clone_golden(c.storage, c.breeder, c.golden, c.results["forensic_gate"].bytes_scanned,
                                               c.databases, describe(c.source), c.position,
-                                              c.recipe, c.results["gate"].checksums)),
+                                              c.recipe)),
     ("publish", lambda c: s.publish(c.storage, c.golden, c.breeder)),
     ("remove_breeder", lambda c: s.remove_breeder(c.storage, c.runtime, c.breeder)),
     ("retire", lambda c: s.retire(c.storage, c.settings.keep_generations)),
@@ -142,7 +141,7 @@ INCREMENTAL_PLAN: tuple[Step, ...] = (
     ("clone_breeder", lambda c: inc.clone_breeder(c.storage, c.plan.base, c.breeder)),
     ("start_server", lambda c: s.start_server(c.runtime, c.breeder)),
     ("apply", lambda c: inc.apply_changes(c.runtime, c.breeder, c.source, c.databases, c.rules_path, c.key,
-                                          c.plan.start, c.plan.end, c.plan.checksums)),
+                                          c.plan.start, c.plan.end)),
     *_CHECKED,
 )
 STEPS = tuple(name for name, _ in PLAN)
@@ -201,7 +200,7 @@ def report(c: Cycle, error: BaseException | None = None, removed: list[str] | No
     if "anonymize" in r or "apply" in r:
         rep.anonymize_md, rep.rows = c.anonymized.markdown, c.anonymized.rows
     if "gate" in r:
-        rep.gate_md, rep.checksums, rep.checksums_read = r["gate"].markdown, r["gate"].checksums, r["gate"].read
+        rep.gate_md, rep.checksums = r["gate"].markdown, r["gate"].checksums
     elif error is not None and hasattr(error, "markdown"):
         rep.gate_md = error.markdown
     forensic = r.get("forensic_gate") or getattr(error, "result", None)

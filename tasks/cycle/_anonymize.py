@@ -44,7 +44,6 @@ class Gated:
     markdown: str
     checksums: dict[str, int]  # what a clone must serve unchanged after the seal
     unscannable: list[str]  # tables the forensic gate could not read (it fails on them by name)
-    read: list[str] = field(default_factory=list)  # tables whose checksum was read whole (the rest: given)
 
 
 def _named(databases: list[str], db: str, table: str) -> str:
@@ -93,11 +92,9 @@ def anonymize_breeder(runtime: Runtime, name: str, databases: list[str], rules_p
 
 
 @_step(name="4 GDPR gate")
-def gate(runtime: Runtime, name: str, rules: dict, key: bytes, baselines: Baselines,
-         known: dict[str, int] | None = None) -> Gated:
+def gate(runtime: Runtime, name: str, rules: dict, key: bytes, baselines: Baselines) -> Gated:
     """The SQL gate of every database (GateFailed, exit 4, with all their findings); then
-    what the next steps need. `known`: table checksums that need no reading (an incremental
-    apply's, by difference)."""
+    what the next steps need."""
     from anonymization import GateResult, run_gate
     from anonymization.forensic import unscannable_tables
 
@@ -108,7 +105,7 @@ def gate(runtime: Runtime, name: str, rules: dict, key: bytes, baselines: Baseli
     with database_errors("GDPR gate"), ThreadPoolExecutor(1) as pool:
         _flush_while_reading(admin)
         # The checksums read every table while the checks run (both mostly wait on the server).
-        summing = pool.submit(_checksums, admin, databases, known or {})
+        summing = pool.submit(_checksums, admin, databases)
         for db, db_rules in rules.items():
             one = run_gate(admin, db, db_rules, key, baselines.per.get(db))
             result.checked_values += one.checked_values
@@ -126,20 +123,17 @@ def gate(runtime: Runtime, name: str, rules: dict, key: bytes, baselines: Baseli
             unscannable = unscannable_tables(conn, databases)
         finally:
             conn.close()
-    read = sorted(set(checksums) - set(known or {}))
-    get_run_logger().info(f"GDPR gate passed in {time.monotonic() - t0:.1f} s (SQL checks {checks:.1f} s); table "
-                          f"checksums: {len(read)} read whole, {len(checksums) - len(read)} from the apply")
-    return Gated(result.to_markdown(), checksums, unscannable, read)
+    get_run_logger().info(f"GDPR gate passed in {time.monotonic() - t0:.1f} s (SQL checks {checks:.1f} s, "
+                          f"table checksums alongside)")
+    return Gated(result.to_markdown(), checksums, unscannable)
 
 
-def _checksums(admin, databases: list[str], known: dict[str, int]) -> dict[str, int]:
+def _checksums(admin, databases: list[str]) -> dict[str, int]:
     from anonymization import table_checksums
 
     out: dict[str, int] = {}
     for db in databases:
-        prefix = "" if len(databases) == 1 else f"{db}."  # as _named names them
-        given = {n[len(prefix):]: c for n, c in known.items() if n.startswith(prefix)}
-        out.update({_named(databases, db, t): c for t, c in table_checksums(admin, db, given).items()})
+        out.update({_named(databases, db, t): c for t, c in table_checksums(admin, db).items()})
     return out
 
 

@@ -30,7 +30,7 @@ from phoenix.errors import IncrementalUnsupported
 from phoenix.proc import die_at
 from tasks import catalog
 from tasks.catalog import BREEDER
-from tasks.cycle._anonymize import Anonymized, Baselines, _named
+from tasks.cycle._anonymize import Anonymized, Baselines
 from tasks.runtime.base import Runtime
 from tasks.schema import BASE_SNAPSHOT, Meta
 from tasks.sources import live
@@ -51,7 +51,6 @@ class Plan:
     start: str | None = None  # live.Position JSON
     end: str | None = None
     observed: float = 0.0  # when `end` was the source's position (time.time())
-    checksums: str | None = None  # the base golden's table checksums (JSON), if it recorded them
 
 
 def recipe(rules_path: str, key: bytes) -> str:
@@ -97,7 +96,7 @@ def _incremental_plan(storage: Storage, source: str, recipe: str) -> tuple[str, 
         return f"the source cannot be read ({type(exc).__name__}: {str(exc)[:120]})", None
     databases = json.loads(storage.get_meta(base, Meta.DATABASES) or "[]") or [src.database]
     return "", Plan("incremental", f"changes since {start}", base, databases, start.to_json(), end.to_json(),
-                    time.time(), storage.get_meta(base, Meta.CHECKSUMS))
+                    time.time())
 
 
 @_step(name="1 clone the last golden to the breeder")
@@ -116,12 +115,11 @@ class Changed(Anonymized):
     applied: dict[str, dict[str, int]] = field(default_factory=dict)
     transactions: int = 0
     seconds: float = 0.0
-    checksums: dict[str, int] = field(default_factory=dict)  # tables' checksums the gate need not read
 
 
 @_step(name="2b apply the source's changes, anonymized")
 def apply_changes(runtime: Runtime, name: str, source: str, databases: list[str], rules_path: str, key: bytes,
-                  start: str, end: str, golden_checksums: str | None = None) -> Changed:
+                  start: str, end: str) -> Changed:
     from anonymization import load_rules
     from anonymization.incremental import Applier
     from tasks.sources._binlog_apart import transactions
@@ -134,8 +132,7 @@ def apply_changes(runtime: Runtime, name: str, source: str, databases: list[str]
     into = {src.database: databases[0]}  # the source's database is restored under the configured name
     t0, n, pending = time.monotonic(), 0, 0
     raw = "apply_rules" in get_settings().fault_skip.split(",")  # fault injection only
-    golden = json.loads(golden_checksums) if golden_checksums else None
-    with database_errors("apply"), Applier(runtime.admin(name), rules, key, raw=raw, track=golden is not None) as applier:
+    with database_errors("apply"), Applier(runtime.admin(name), rules, key, raw=raw) as applier:
         for txn in transactions(src, first, last, set(into)):
             for ch in txn.changes:
                 applier.apply(into[ch.database], ch.table, ch.kind, ch.rows)
@@ -150,12 +147,11 @@ def apply_changes(runtime: Runtime, name: str, source: str, databases: list[str]
         seconds = time.monotonic() - t0
         total = sum(sum(k.values()) for k in applier.done.rows.values())
         log.info(f"applied {n:,} transactions, {total:,} rows, {first} → {last} in {seconds:.1f} s")
-        known = applier.checksums(golden or {}, functools.partial(_named, list(rules)))
         baselines = _baselines(runtime, name, rules, key, applier)
         applier.drop_staged()
     md = _markdown(applier.done.rows, n, first, last, seconds)
     rows = {t: sum(k.values()) for t, k in applier.done.rows.items()}
-    return Changed(rules, baselines, md, rows, applier.done.rows, n, seconds, known)
+    return Changed(rules, baselines, md, rows, applier.done.rows, n, seconds)
 
 
 def _baselines(runtime: Runtime, name: str, rules: dict, key: bytes, applier) -> Baselines:

@@ -26,7 +26,6 @@ class CycleReport:
     forensic_md: str = ""
     forensic: dict = field(default_factory=dict)
     checksums: dict[str, int] = field(default_factory=dict)
-    checksums_read: list[str] = field(default_factory=list)  # tables read whole for them (the rest: derived)
     removed: list[str] = field(default_factory=list)
     databases: list[str] = field(default_factory=list)  # what the restore filled
     skipped: list[str] = field(default_factory=list)  # system schemas in the dump, not restored

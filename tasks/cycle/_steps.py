@@ -153,15 +153,12 @@ def snapshot_breeder(storage: Storage, name: str) -> None:
 
 @_step(name="7 clone + flatten golden")
 def clone_golden(storage: Storage, breeder: str, golden: str, scanned: int, databases: list[str], source: str,
-                 position: str | None, recipe: str, checksums: dict[str, int] | None = None) -> None:
+                 position: str | None, recipe: str) -> None:
     """`position`: where in a live source's binary log this copy stands (the next incremental
-    cycle starts there); `recipe`: what its pseudonyms follow from (_incremental.recipe);
-    `checksums`: its tables' (the next incremental cycle derives its own from them)."""
+    cycle starts there); `recipe`: what its pseudonyms follow from (_incremental.recipe)."""
     if not storage.exists(golden):
         storage.clone(breeder, BREEDER_SNAPSHOT, golden)
     storage.set_meta(golden, Meta.DATABASES, json.dumps(databases))
-    if checksums:
-        storage.set_meta(golden, Meta.CHECKSUMS, json.dumps(checksums, sort_keys=True))
     storage.set_meta(golden, Meta.SOURCE, source)
     storage.set_meta(golden, Meta.RECIPE, recipe)
     if position:

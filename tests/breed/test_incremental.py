@@ -131,9 +131,6 @@ def test_an_incremental_golden_equals_a_full_one_and_erased_customers_are_gone(s
     full = _bred(source, "full", backend)  # the same source state, restored whole
     assert full["mode"] == "full"
     assert second["checksums"] == full["checksums"]
-    # The incremental gate read no changed table whole: their checksums follow from the first golden's.
-    assert full["checksums_read"] == sorted(full["checksums"])
-    assert not set(second["checksums_read"]) & {"customers", "addresses", "orders", "order_items", "login_events"}
     assert second["rows"] and set(second["checksums"]) >= {"customers", "orders", "addresses"}
 
     # The erased customers' originals and pseudonyms: not in any byte of the new golden.
