@@ -172,9 +172,10 @@ def sql_expr(rule: ColumnRule, v: str, hash_sql: str, var: str, domain: str, dic
             f"LPAD({sql_bucket(h, 0, 1000)}, 3, '0'), ' ', LPAD({sql_bucket(h, 8, 100000000)}, 8, '0'))"
         )
     elif s == "ip":
+        v4, v6 = IP_RANGES  # the gate's exclusion (`may_write`) follows the same prefixes
         expr = (
-            f"IF({v} LIKE '%:%', CONCAT('2001:db8:', SUBSTR({h}, 1, 4), ':', SUBSTR({h}, 5, 4), '::', "
-            f"SUBSTR({h}, 9, 4)), CONCAT('10.', CONV(SUBSTR({h}, 1, 2), 16, 10), '.', "
+            f"IF({v} LIKE '%:%', CONCAT('{v6}', SUBSTR({h}, 1, 4), ':', SUBSTR({h}, 5, 4), '::', "
+            f"SUBSTR({h}, 9, 4)), CONCAT('{v4}', CONV(SUBSTR({h}, 1, 2), 16, 10), '.', "
             f"CONV(SUBSTR({h}, 3, 2), 16, 10), '.', CONV(SUBSTR({h}, 5, 2), 16, 10)))"
         )
     elif s in ("birth_date", "date_shift"):
