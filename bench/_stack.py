@@ -3,17 +3,31 @@ ports (so a benchmark never touches the demo's or the tests' stack), and its tea
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from pathlib import Path
 
+_HELD = contextlib.ExitStack()  # the home's lock, for the life of the process
 
-def isolate(home: Path, prefect_port: int, mon_port: int) -> None:
-    """Call before importing anything that reads the settings."""
-    for key, value in {"PHOENIX_HOME": str(home), "PHOENIX_PREFECT__PORT": str(prefect_port),
-                       "PHOENIX_RBD__MON_PORT": str(mon_port), "PHOENIX_RBD__POOL": "bench",
-                       "PHOENIX_RBD__OSD_SIZE": "12G", "PHOENIX_ANON_KEY": "bench-key-0123456789abcdef",
-                       "PHOENIX_IMAGE_SIZE": "8G"}.items():
-        os.environ.setdefault(key, value)
+
+def isolate(home: Path, prefect_port: int, mon_port: int, from_shell: bool = False) -> None:
+    """Call before importing anything that reads the settings. The home, ports and key are the
+    benchmark's whatever the shell holds (a shell set up for the tests would otherwise run it
+    in the tests' home with their key), unless `from_shell`; sizes can always be raised there."""
+    own = {"PHOENIX_HOME": str(home), "PHOENIX_PREFECT__PORT": str(prefect_port),
+           "PHOENIX_RBD__MON_PORT": str(mon_port), "PHOENIX_RBD__POOL": "bench",
+           "PHOENIX_ANON_KEY": "bench-key-0123456789abcdef"}
+    for key, value in {**own, "PHOENIX_RBD__OSD_SIZE": "12G", "PHOENIX_IMAGE_SIZE": "8G"}.items():
+        if from_shell or key not in own:
+            os.environ.setdefault(key, value)
+        else:
+            os.environ[key] = value
+    from phoenix.locks import file_lock
+
+    if not _HELD.enter_context(file_lock(Path(os.environ["PHOENIX_HOME"]) / "bench.lock", wait=False)):
+        # a second benchmark in the same home would share (and remove) the first one's servers
+        sys.exit(f"phoenix: error: another benchmark runs in {os.environ['PHOENIX_HOME']}: wait for it to end")
 
 
 def percentile(xs: list[float], p: float) -> float:

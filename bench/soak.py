@@ -22,7 +22,7 @@ import pymysql
 from _stack import isolate, rss_mb, stop  # noqa: E402
 
 HOME = Path(os.environ.get("PHOENIX_HOME", "/var/tmp/phoenix-soak"))
-isolate(HOME, prefect_port=4241, mon_port=6741)
+isolate(HOME, prefect_port=4241, mon_port=6741, from_shell=True)
 
 from infra.local import btrfs  # noqa: E402
 from infra.local import prefect as local_prefect  # noqa: E402
