@@ -30,16 +30,14 @@ its page: the breeder runs with `innodb_immediate_scrub_data_uncompressed` (task
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 import pymysql
-from pymysql.constants import CLIENT, SERVER_STATUS
-from pymysql.converters import escape_string
+from pymysql.constants import CLIENT
 
 from anonymization._fk_order import fk_depths
+from anonymization._literals import Literals
 from anonymization.engine import Engine, set_based
 from anonymization.freetext import capture_columns, has_scrub
 from anonymization.inline import sample_table
@@ -100,7 +98,7 @@ class Applier:
         self._depths: dict[str, dict[str, int] | None] = {}
         self._pks: dict[tuple[str, str], list[str]] = {}
         self._numbered = 0
-        self._fast = _fast_literals(self.conn)
+        self._literal = Literals(self.conn)
 
     def close(self) -> None:
         """Puts the triggers back (also after a failure: the breeder stays consistent)."""
@@ -301,24 +299,9 @@ class Applier:
         name = self._prepared.get(key)
         if name is None:
             name = f"phx_s{len(self._prepared)}"
-            self._exec(f"PREPARE {name} FROM {self.conn.literal(sql)}")
+            self._exec(f"PREPARE {name} FROM {self.conn.escape(sql)}")
             self._prepared[key] = name
         return name
-
-    def _values(self, cols: list[str], rows: list[dict], first: int) -> str:
-        """`(n, v1, v2, …), …`: the rows as literals, numbered from `first`."""
-        lit = self._literal
-        return ", ".join(f"({first + i}, " + ", ".join([lit(r[c]) for c in cols]) + ")" for i, r in enumerate(rows))
-
-    def _literal(self, v) -> str:
-        fast = self._fast.get(type(v))
-        if fast is not None:
-            return fast(v)
-        if isinstance(v, set):
-            v = ",".join(sorted(v))
-        elif isinstance(v, dict | list):
-            v = json.dumps(v)
-        return self.conn.literal(v)
 
     def _stage(self, db: str, table: str, cols: list[str], images: list[dict], before: list[dict]) -> Staged:
         """The rows' originals into the table's stage (the gate's baseline), `images` numbered
@@ -331,7 +314,7 @@ class Applier:
         names = ", ".join(map(quote, [NUMBER, *cols]))
         first = self._numbered
         self._numbered += len(images) + len(before)
-        self._exec(f"INSERT INTO {target} ({names}) VALUES {self._values(cols, images + before, first)}")
+        self._exec(f"INSERT INTO {target} ({names}) VALUES {self._literal.rows(cols, images + before, first)}")
         derived = f"SELECT * FROM {target} WHERE {quote(NUMBER)} BETWEEN ? AND ?"
         return derived, first, first + len(images) - 1
 
@@ -416,13 +399,3 @@ class Applier:
                 f"{kind} of {db}.{table} found {matched} of {want} rows in the copy: the last "
                 "golden and the source's binary log diverged; run a full cycle (mode=full)"
             )
-
-
-def _fast_literals(conn: pymysql.Connection) -> dict[type, Callable[[Any], str]]:
-    """pymysql's literals of the common types without its generic dispatch (a third of the
-    apply's CPU went to `Connection.literal`); the same text. Strings only where backslashes
-    escape (the session's sql_mode), as pymysql's `escape_string` then does."""
-    fast: dict[type, Callable[[Any], str]] = {int: int.__str__, type(None): lambda _v: "NULL"}
-    if not conn.server_status & SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES:
-        fast[str] = lambda v: "'" + escape_string(v) + "'"
-    return fast
