@@ -10,7 +10,9 @@ changed rows/s.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import resource
 import shutil
 import subprocess
 import time
@@ -63,6 +65,41 @@ def _cycle(url: str, mode: str) -> tuple[float, dict]:
     return time.monotonic() - t0, result
 
 
+@contextlib.contextmanager
+def _apply_cpu(into: dict):
+    """CPU between the Applier's start and end: this process, its finished children (the
+    binlog reader) and the whole machine (the breeder's server is the rest)."""
+    from anonymization.incremental import Applier
+
+    def now() -> tuple[float, ...]:
+        me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        with open("/proc/stat") as f:
+            busy = sum(int(x) for x in f.readline().split()[1:4]) / os.sysconf("SC_CLK_TCK")
+        return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime, busy
+
+    enter, exit_ = Applier.__enter__, Applier.__exit__
+
+    def started(self):
+        into["start"] = now()
+        return enter(self)
+
+    def ended(self, *exc):
+        into["end"] = now()
+        return exit_(self, *exc)
+
+    Applier.__enter__, Applier.__exit__ = started, ended  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Applier.__enter__, Applier.__exit__ = enter, exit_  # type: ignore[method-assign]
+
+
+def _cpu_per_row(cpu: dict, rows: int) -> str:
+    me, reader, busy = (b - a for a, b in zip(cpu["start"], cpu["end"], strict=True))
+    us = [1e6 * x / max(rows, 1) for x in (me, reader, busy - me - reader)]
+    return f"CPU per row {sum(us):.0f} µs: the reader {us[1]:.0f} · this process {us[0]:.0f} · the rest (server) {us[2]:.0f}"
+
+
 def _steps(result: dict) -> str:
     return " · ".join(f"{k} {v:.1f}" for k, v in result["steps"].items())
 
@@ -94,7 +131,9 @@ def run(home: Path, scales: list[int], backends: list[str], changes: int) -> Non
                     done = churn(conn, changes / customers, seed=scale)
                 finally:
                     conn.close()
-                inc_s, inc = _cycle(url, "incremental")
+                cpu: dict = {}
+                with _apply_cpu(cpu):
+                    inc_s, inc = _cycle(url, "incremental")
                 full_s, full = _cycle(url, "full")
                 rows = sum(sum(k.values()) for k in inc["applied"].values())
                 apply_s = inc["steps"].get("apply", 0.0)
@@ -102,7 +141,8 @@ def run(home: Path, scales: list[int], backends: list[str], changes: int) -> Non
                 differ = sorted(t for t in full["checksums"] if inc["checksums"].get(t) != full["checksums"][t])
                 same = "yes" if not differ else "NO, in " + ", ".join(differ)
                 print(f"  {backend}: {sum(done.counts.values()):,} changes ({changes:,} customers of {customers:,}) "
-                      f"→ {rows:,} rows applied in {apply_s:.1f} s ({rows / max(apply_s, 1e-9):,.0f} rows/s)")
+                      f"→ {rows:,} rows applied in {apply_s:.1f} s ({rows / max(apply_s, 1e-9):,.0f} rows/s); "
+                      f"{_cpu_per_row(cpu, rows)}")
                 print(f"  {backend}: incremental {inc_s:.1f} s vs full {full_s:.1f} s = {100 * inc_s / full_s:.1f} % "
                       f"(checksums equal: {same})")
                 print(f"    incremental: {_steps(inc)}")

@@ -19,6 +19,7 @@ from tasks.cycle import _incremental as inc
 from tasks.cycle import _steps as s
 from tasks.cycle._faults import checkpoint, plant
 from tasks.cycle._incremental import Plan, choose
+from tasks.cycle._read_ahead import read_ahead
 from tasks.cycle._report import CycleReport
 from tasks.cycle._steps import remove_leftovers
 from tasks.runtime.base import Runtime
@@ -112,6 +113,12 @@ def _zero_free(c: Cycle) -> None:
     s.zero_free(c.storage, c.breeder)
 
 
+def _apply(c: Cycle):
+    with read_ahead(c.storage, c.breeder):  # the fresh clone's pages, in memory while the apply needs them
+        return inc.apply_changes(c.runtime, c.breeder, c.source, c.databases, c.rules_path, c.key,
+                                 c.plan.start, c.plan.end)
+
+
 Step = tuple[str, Callable[[Cycle], Any]]
 _CHECKED: tuple[Step, ...] = (  # steps 4-10: the same for both kinds of cycle
     ("gate", lambda c: s.gate(c.runtime, c.breeder, c.anonymized.rules, c.key, c.anonymized.baseline)),
@@ -140,8 +147,7 @@ PLAN: tuple[Step, ...] = (
 INCREMENTAL_PLAN: tuple[Step, ...] = (
     ("clone_breeder", lambda c: inc.clone_breeder(c.storage, c.plan.base, c.breeder)),
     ("start_server", lambda c: s.start_server(c.runtime, c.breeder)),
-    ("apply", lambda c: inc.apply_changes(c.runtime, c.breeder, c.source, c.databases, c.rules_path, c.key,
-                                          c.plan.start, c.plan.end)),
+    ("apply", lambda c: _apply(c)),
     *_CHECKED,
 )
 STEPS = tuple(name for name, _ in PLAN)
