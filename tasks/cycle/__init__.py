@@ -147,7 +147,7 @@ PLAN: tuple[Step, ...] = (
 INCREMENTAL_PLAN: tuple[Step, ...] = (
     ("clone_breeder", lambda c: inc.clone_breeder(c.storage, c.plan.base, c.breeder)),
     ("start_server", lambda c: s.start_server(c.runtime, c.breeder)),
-    ("apply", lambda c: _apply(c)),
+    ("apply", _apply),
     *_CHECKED,
 )
 STEPS = tuple(name for name, _ in PLAN)
