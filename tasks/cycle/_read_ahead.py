@@ -11,7 +11,9 @@ find them there too.
 
 A thread asks for the files largest first, a slice at a time, and stops at the next slice
 when the apply ends: it holds no file open past the step (a breeder removed after a
-failure must unmount).
+failure must unmount). The redo log and the temporary tablespace are left out: the server
+writes them and never reads them back after a clean shutdown (the golden's redo log alone
+is 128 MB, ~13 % of the files at 1 GB).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 from tasks.storage import Storage
 
 SLICE = 128 << 10  # bytes per request: the kernel reads at most a readahead window (128 kB by default) per call
+_WRITTEN_ONLY = ("ib_logfile", "ibtmp")  # file-name prefixes the server does not read back
 
 
 @contextlib.contextmanager
@@ -46,6 +49,8 @@ def _ask(root: Path, stop: threading.Event) -> None:
     files = []
     for top, _dirs, names in os.walk(root):  # errors (a directory removed meanwhile) are passed over
         for name in names:
+            if name.startswith(_WRITTEN_ONLY):
+                continue
             path = Path(top, name)
             with contextlib.suppress(OSError):
                 if path.is_file() and not path.is_symlink():
