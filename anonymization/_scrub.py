@@ -13,6 +13,7 @@ import pymysql
 
 from anonymization import _dictionary, freetext
 from anonymization._dictionary import Stored
+from anonymization._texts import joined_texts
 from anonymization.rules import ColumnRule, Rules
 from anonymization.strategies import Dictionaries
 from phoenix.db import quote
@@ -80,18 +81,13 @@ class TextScrub:
         self._drop_captures()
 
     def _words(self) -> freetext.Words:
-        """The words of every text the scrub reads (`TextDictionary.within`), streamed row by
-        row: these are originals, and a page query (_texts.py) would have the server copy them
-        into an on-disk temporary table (a text column) inside the breeder first."""
+        """The words of every text the scrub reads (`TextDictionary.within`), pages at a time."""
         words = freetext.Words()
         for t, trule in self.rules.tables.items():
             for c, r in trule.columns.items():
                 if r.strategy == "scrub" and not trule.truncate and c in self.schema.get(t, {}):
-                    with self.conn.cursor(pymysql.cursors.SSCursor) as cur:
-                        cur.execute(f"SELECT {quote(c)} FROM {quote(t)}")
-                        for (text,) in cur:
-                            if text is not None:
-                                words.add(text)
+                    for page in joined_texts(self.conn, t, c, []):
+                        words.add(page)
         return words
 
     def _scrub(self, t: str, col: str, tmp: str, progress: Progress) -> int:
