@@ -344,10 +344,8 @@ def anonymize(
     inlined: Inlined | None = None,
     before: Callable[[], object] | None = None,
 ) -> AnonymizeReport:
-    """`before` runs before any table is rewritten and before the side session's key builds
-    start: the gate's baseline must still see the originals, and reads the schema from
-    information_schema, where a table whose ALTER is being renamed into place is missing
-    for a moment (a clean-clone run failed so: "table 'addresses' does not exist")."""
+    """`before` runs once the side session's key builds have started and before any table
+    is rewritten: the gate's baseline, which must still see the originals, overlaps them."""
     progress = progress or (lambda *_: None)
     # One session per core: a table's rows are written as slices in parallel.
     conns = [connect(admin, database) for _ in range(workers or min(4, os.cpu_count() or 1))]
@@ -360,12 +358,12 @@ def anonymize(
         side = [r for r in rules.tables.values() if eng.keys_only(r)]
         main = [r for r in rules.tables.values() if not eng.keys_only(r)]
         try:
-            if before is not None:
-                before()
             with ThreadPoolExecutor(1) as pool:
                 if side:
                     conns.append(connect(admin, database))
                     background = pool.submit(_tables, eng.sibling(conns[-1]), side, report, progress)
+                if before is not None:
+                    before()
                 eng.read_texts()  # the tables are not rewritten yet (the side session only adds keys)
                 _tables(eng, main, report, progress)
                 if side:

@@ -67,7 +67,7 @@ def anonymize_breeder(runtime: Runtime, name: str, databases: list[str], rules_p
     written: set[str] = set()
     parts, rows = [], {}
     for db, db_rules in rules.items():
-        def take(db=db, db_rules=db_rules) -> None:  # before any rewrite and the held-key builds
+        def take(db=db, db_rules=db_rules) -> None:  # before any rewrite, beside the held-key builds
             samples = inline.samples_in(db) if inline else set()
             baselines.per[db] = take_baseline(
                 admin, db, db_rules, key, originals(samples) if samples else None, drawn=drawn
