@@ -13,7 +13,6 @@ import pymysql
 
 from anonymization import _dictionary, freetext
 from anonymization._dictionary import Stored
-from anonymization._texts import joined_texts
 from anonymization.rules import ColumnRule, Rules
 from anonymization.strategies import Dictionaries
 from phoenix.db import quote
@@ -76,19 +75,8 @@ class TextScrub:
                 skip_names=os.environ.get("PHOENIX_FAULT_SCRUB_SKIP_NAMES") == "1",
                 stored=Stored(self.inlined.text_keys, self.inlined.keys),
             )
-            self.texts.within(self._words())
             self.texts_seconds = time.monotonic() - t0
         self._drop_captures()
-
-    def _words(self) -> freetext.Words:
-        """The words of every text the scrub reads (`TextDictionary.within`), pages at a time."""
-        words = freetext.Words()
-        for t, trule in self.rules.tables.items():
-            for c, r in trule.columns.items():
-                if r.strategy == "scrub" and not trule.truncate and c in self.schema.get(t, {}):
-                    for page in joined_texts(self.conn, t, c, []):
-                        words.add(page)
-        return words
 
     def _scrub(self, t: str, col: str, tmp: str, progress: Progress) -> int:
         """Fill `tmp` with (pk, new text) for the rows of `t` whose `col` changes; returns how many.

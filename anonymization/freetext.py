@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 
 import ahocorasick_rs
 
@@ -36,7 +36,6 @@ EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 PHONE_RE = re.compile(r"\+[0-9]{1,3} [0-9]{2,4} [0-9]{4,10}")
 IBAN_RE = re.compile(r"\b[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}\b")
 MIN_CHARS = 4  # shorter values are words ("Li", "Bo"), not worth a false replacement
-WORD = re.compile(r"\w+")  # a maximal run of word characters: `_word`'s, exactly (str.isalnum or "_")
 
 
 def capture_table(table: str) -> str:
@@ -106,63 +105,16 @@ class _Automaton:
                 pos = s - neg
 
 
-class Words:
-    """The words of some texts and, hashed, the pairs of words that follow one another there.
-
-    In a word-bounded match (`_bounded`) each maximal run of word characters of the value is
-    one of the text's, and the value's runs follow one another there as they do in the value:
-    a value whose runs are not all words of the texts, or whose neighbouring runs are not a
-    pair of them, occurs in none of the texts. Pairs across two texts only keep more values."""
-
-    __slots__ = ("words", "pairs")
-
-    def __init__(self) -> None:
-        self.words: set[str] = set()
-        self.pairs: set[int] = set()
-
-    def add(self, text: str) -> None:
-        runs = WORD.findall(text)
-        self.words.update(runs)
-        self.pairs.update(map(hash, zip(runs, runs[1:], strict=False)))
-
-    def may_hold(self, values: Iterable[str]) -> list[str]:
-        """The `values` that may occur in the texts, in their order: one loop, not a call per
-        value (1.35 M originals at 1 GB; 1.0 s against 2.5 s as a method per value)."""
-        findall, words, pairs = WORD.findall, self.words, self.pairs
-        out = []
-        for v in values:
-            runs = findall(v)
-            n = len(runs)
-            if n == 1:
-                if runs[0] in words:
-                    out.append(v)
-            elif n == 0:
-                out.append(v)
-            elif hash((runs[0], runs[1])) in pairs and (
-                n == 2 or pairs.issuperset(map(hash, zip(runs[1:], runs[2:], strict=False)))
-            ):
-                out.append(v)
-        return out
-
-
 class TextDictionary:
     """original -> pseudonym for one run, and the pseudonyms written into texts so far."""
 
-    __slots__ = ("_map", "_auto", "_values", "_words", "written")
+    __slots__ = ("_map", "_auto", "_values", "written")
 
     def __init__(self) -> None:
         self._map: dict[str, str] = {}
         self._auto: _Automaton | None = None
         self._values: list[str] = []
-        self._words: Words | None = None
         self.written: set[str] = set()  # pseudonyms, not personal data: the gates exclude them
-
-    def within(self, words: Words) -> None:
-        """Search only for the originals that `words`, those of every text that will be
-        searched, may hold (`Words.may_hold`). At 1 GB the automaton of all 1.35 M
-        originals took 8-15 s to build; the tickets name a small part of them."""
-        self._words = words
-        self._auto = None
 
     def add(self, original: str, pseudonym: str) -> None:
         """The first pseudonym of an original wins (pairs are added before `name` columns)."""
@@ -196,8 +148,7 @@ class TextDictionary:
         """`text` with every known original replaced by its pseudonym; the pieces between
         go through `rest` (the regex scrub), so nothing is replaced twice."""
         if self._auto is None:
-            words = self._words
-            patterns = list(self._map) if words is None else words.may_hold(self._map)
+            patterns = list(self._map)
             self._values = [self._map[p] for p in patterns]
             self._auto = _Automaton(patterns)
         out, pos = [], 0
