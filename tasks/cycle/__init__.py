@@ -14,8 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from prefect.utilities.annotations import quote as unwalked
-
 from phoenix.config import Settings, parse_size
 from tasks.cycle import _incremental as inc
 from tasks.cycle import _steps as s
@@ -123,13 +121,11 @@ def _apply(c: Cycle):
 
 Step = tuple[str, Callable[[Cycle], Any]]
 _CHECKED: tuple[Step, ...] = (  # steps 4-10: the same for both kinds of cycle
-    # The baselines go in `unwalked`: Prefect would otherwise visit each of their values (the
-    # pseudonyms written into texts: 326 k at 1 GB) before every call, ~3-5 s each time.
-    ("gate", lambda c: s.gate(c.runtime, c.breeder, c.anonymized.rules, c.key, unwalked(c.anonymized.baseline))),
+    ("gate", lambda c: s.gate(c.runtime, c.breeder, c.anonymized.rules, c.key, c.anonymized.baseline)),
     ("stop_server", lambda c: s.stop_server(c.runtime, c.breeder)),
     ("seal", lambda c: s.seal(c.runtime, c.breeder)),
     ("zero_free", _zero_free),
-    ("forensic_gate", lambda c: s.forensic_gate(c.storage, c.breeder, unwalked(c.anonymized.baseline),
+    ("forensic_gate", lambda c: s.forensic_gate(c.storage, c.breeder, c.anonymized.baseline,
                                                 c.results["gate"].unscannable, str(c.settings.home_dir),
                                                 c.plan.base if c.plan.mode == "incremental" else None)),
     ("snapshot_breeder", lambda c: s.snapshot_breeder(c.storage, c.breeder)),
