@@ -23,7 +23,6 @@ import pymysql
 from pymysql.converters import escape_string
 
 from anonymization._sessions import _Sessions
-from anonymization._texts import joined_texts
 from anonymization.engine import _TEXT_TYPES, EMAIL_RE, IBAN_RE, PHONE_RE, connect, dictionaries, may_hold_pii, schema
 from anonymization.forensic import Needles
 from anonymization.freetext import Phrases
@@ -400,16 +399,18 @@ def _everywhere(h: str, baseline: Baseline) -> bool:
 def _surviving_in_text(conn, t: str, c: str, gate_key: bytes, baseline: Baseline) -> tuple[int, int]:
     """Originals inside free text: (regex matches that are sampled originals, sampled
     phrases found). Without phrases only texts that can hold a regex match leave the
-    server; pages of texts arrive as one string each (_texts.py); each distinct regex match
-    is tested once, by its keyed CRC first (the HMAC only on a CRC match); the phrases are
-    searched for all at once (Aho–Corasick)."""
+    server; each distinct regex match is tested once, by its keyed CRC first (the HMAC
+    only on a CRC match); the phrases are searched for all at once (Aho–Corasick)."""
     pad_crc, crcs = zlib.crc32(pads(gate_key)[0]), set(baseline.crcs.values())
     known: dict[str, bool] = {}
     n = named = 0
     phrases = baseline.phrases
     scoped = (baseline.scope or {}).get(t)
     conds = [w for w in ("" if len(phrases) else may_hold_pii(c), scoped or "") if w]
-    for text in joined_texts(conn, t, c, conds):
+    where = " WHERE " + " AND ".join(f"({w})" for w in conds) if conds else ""
+    for (text,) in _q(conn, f"SELECT {quote(c)} FROM {quote(t)}{where}"):
+        if text is None:
+            continue
         if len(phrases):
             named += phrases.count(text, baseline.written)
         for rx in (EMAIL_RE, PHONE_RE, IBAN_RE):
