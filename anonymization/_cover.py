@@ -4,8 +4,6 @@ the pseudonyms (str or bytes, `ahocorasick-rs`)."""
 
 from __future__ import annotations
 
-import bisect
-import itertools
 from typing import Any
 
 import ahocorasick_rs
@@ -22,24 +20,6 @@ class Cover:
         else:
             self._auto = ahocorasick_rs.AhoCorasick(patterns) if patterns else None
         self.longest = max((len(p) for p in patterns), default=0)
-
-    @classmethod
-    def around(cls, candidates: list[Any], needles: Any) -> Cover:
-        """A Cover of only the `candidates` that hold a needle: no other can stand around a
-        needle's hit. `needles`: their automaton (standard match kind; str or bytes, as the
-        candidates), searched once over the candidates joined, overlapping; a match counts
-        only inside one candidate. On the 1 GB shop an automaton of all 326 k written
-        pseudonyms took 3-10 s to build (per search, on a loaded machine); few hold a needle."""
-        if not candidates or needles is None:
-            return cls([])
-        ends = list(itertools.accumulate(len(c) + 1 for c in candidates))  # candidate k: [ends[k-1], ends[k] - 1)
-        hay = (b"\n" if isinstance(candidates[0], bytes) else "\n").join(candidates)
-        keep = set()
-        for _i, s, e in needles.find_matches_as_indexes(hay, overlapping=True):
-            k = bisect.bisect_right(ends, s)
-            if e < ends[k]:
-                keep.add(k)
-        return cls([candidates[k] for k in sorted(keep)])
 
     def __bool__(self) -> bool:
         return self._auto is not None

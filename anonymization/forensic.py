@@ -280,7 +280,7 @@ class _Search:
         self.needles = ahocorasick_rs.BytesAhoCorasick(
             patterns, matchkind=ahocorasick_rs.MATCHKIND_LEFTMOST_LONGEST, **fast
         )
-        self.allowed = Cover.around(allowed, ahocorasick_rs.BytesAhoCorasick(patterns))
+        self.allowed = Cover(allowed)
         # A seam's hit, or one that waited for the next chunk, has its whole left context in the buffer.
         self.keep = max(len(p) for p in patterns) + 2 * self.allowed.longest
         self._deferred: list[tuple[str, int, int, int]] = []  # (place, start, stop, needle) awaiting bytes

@@ -197,7 +197,7 @@ class Phrases:
         if self._auto is None:
             self._auto = _Automaton(list(self._values))
         if self._for != (id(exclude), len(exclude)):
-            self._cover = Cover.around([w for w in exclude if len(w) >= MIN_CHARS], self._auto._ac)
+            self._cover = Cover([w for w in exclude if len(w) >= MIN_CHARS])
             self._for = (id(exclude), len(exclude))
         patterns = self._auto._patterns
         return sum(
